@@ -1,0 +1,283 @@
+"""Reading uploaded tables (CSV, Parquet, NPZ) and profiling them for the model builder.
+
+Pure pandas/numpy: the API profiles at upload, and the worker child reads the
+same file back through `load_training_frame` so both see identical columns.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.errors import ProblemError
+
+FORMATS = ("csv", "parquet", "npz")
+EXTENSIONS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+MISSING_TOKEN = "[missing]"
+MAX_CATEGORIES = 256  # rarer categories fall into the out-of-vocabulary bucket
+MAX_CLASSES = 1000
+CLASSIFICATION_MAX_DISTINCT_INTS = 20
+NPZ_TARGET = "y"
+
+
+class DatasetError(ProblemError):
+    def __init__(self, detail: str, *, field: str = "file") -> None:
+        super().__init__(
+            422,
+            detail,
+            title="Invalid dataset",
+            errors=[{"loc": ["body", field], "msg": detail, "type": "dataset"}],
+        )
+
+
+@dataclass
+class Profile:
+    rows: int
+    rows_dropped: int
+    task: str
+    classes: list[Any] | None
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    target_missing: int = 0
+
+    @property
+    def features(self) -> int:
+        """Width after encoding: one per number, one-hot plus an OOV slot per category."""
+        return sum(1 if c["kind"] == "numeric" else len(c["vocabulary"]) + 1 for c in self.columns)
+
+
+def detect_format(filename: str | None, head: bytes) -> str:
+    """The format the name claims, checked against the content's magic bytes."""
+    suffix = Path(filename or "").suffix.lower()
+    claimed = EXTENSIONS.get(suffix)
+    sniffed = (
+        "parquet" if head.startswith(b"PAR1") else "npz" if head.startswith(b"PK\x03\x04") else None
+    )
+    if claimed is None:
+        if suffix:
+            raise DatasetError(f"unsupported file type {suffix!r}; upload .csv, .parquet or .npz")
+        return sniffed or "csv"
+    if claimed == "csv" and sniffed is None and b"\x00" in head:
+        raise DatasetError("the file is named .csv but is binary, not text")
+    if claimed != "csv" and sniffed != claimed or claimed == "csv" and sniffed is not None:
+        raise DatasetError(
+            f"the file is named {suffix} but its content is "
+            f"{'not ' + claimed if sniffed is None else sniffed}"
+        )
+    return claimed
+
+
+def read_table(path: Path, fmt: str, *, max_unpacked_bytes: int) -> pd.DataFrame:
+    """Read a stored upload; every parse failure becomes a 422 naming the problem."""
+    if fmt == "csv":
+        return _read_csv(path)
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for corrupt files
+            raise DatasetError(f"not a readable Parquet file: {exc}") from exc
+    if fmt == "npz":
+        return _read_npz(path, max_unpacked_bytes)
+    raise DatasetError(f"unsupported format {fmt!r}")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        # No compression inference: a .csv is read as the plain text it claims to be.
+        return pd.read_csv(path, compression=None, encoding="utf-8", skipinitialspace=True)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetError("the CSV file is empty") from exc
+    except pd.errors.ParserError as exc:
+        raise DatasetError(f"malformed CSV: {str(exc).strip()}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"the CSV file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+    except ValueError as exc:
+        raise DatasetError(f"malformed CSV: {exc}") from exc
+
+
+def _read_npz(path: Path, max_unpacked_bytes: int) -> pd.DataFrame:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > max_unpacked_bytes:
+            raise DatasetError(
+                f"the NPZ archive unpacks to {unpacked} bytes, "
+                f"over the limit of {max_unpacked_bytes}"
+            )
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("x", "y") if k not in archive.files]
+            if missing:
+                raise DatasetError(
+                    f"the NPZ file needs arrays 'x' and 'y'; "
+                    f"missing {missing}, found {archive.files}"
+                )
+            x, y = archive["x"], archive["y"]
+    except DatasetError:
+        raise
+    except ValueError as exc:
+        # numpy refuses object arrays when allow_pickle=False.
+        raise DatasetError(f"the NPZ file cannot be loaded safely: {exc}") from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DatasetError(f"not a readable NPZ file: {exc}") from exc
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2:
+        raise DatasetError(f"'x' must be a 2-D array of rows, got shape {list(x.shape)}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise DatasetError(f"'y' must be a 1-D array, got shape {list(y.shape)}")
+    if len(x) != len(y):
+        raise DatasetError(f"'x' has {len(x)} rows but 'y' has {len(y)}")
+    if x.dtype.kind not in "biuf":
+        raise DatasetError(f"'x' must be numeric, got dtype {x.dtype}")
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    frame[NPZ_TARGET] = y
+    return frame
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _check_finite(series: pd.Series, column: str) -> None:
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.argmax(infinite))
+        raise DatasetError(
+            f"column {column!r} has {int(infinite.sum())} infinite value(s), first at row {row + 1}"
+        )
+
+
+def _check_unparseable(series: pd.Series, column: str) -> None:
+    """A text column that is nearly all numbers holds typos, not categories."""
+    present = series.dropna().astype(str)
+    if present.empty:
+        return
+    parsed = pd.to_numeric(present, errors="coerce")
+    bad = parsed.isna()
+    if bad.any() and (~bad).mean() >= 0.9:
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DatasetError(
+            f"column {column!r} is numeric but has unparseable value(s), e.g. "
+            f"{present.iloc[row]!r} at row {present.index[row] + 1}"
+        )
+
+
+def category_strings(series: pd.Series) -> pd.Series:
+    """Categories as strings, missing values as their own category (the model sees the same)."""
+    return series.astype("object").where(series.notna(), MISSING_TOKEN).astype(str)
+
+
+def _vocabulary(series: pd.Series) -> list[str]:
+    counts = category_strings(series).value_counts(sort=False)
+    # Most frequent first, ties by name, so the vocabulary is deterministic.
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [name for name, _ in ordered[:MAX_CATEGORIES]]
+
+
+def _infer_task(target: pd.Series) -> str:
+    if not _is_numeric(target):
+        return "classification"
+    values = target.to_numpy(dtype="float64")
+    integral = bool(np.all(np.mod(values, 1) == 0))
+    if integral and target.nunique() <= CLASSIFICATION_MAX_DISTINCT_INTS:
+        return "classification"
+    return "regression"
+
+
+def class_label(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def profile_frame(frame: pd.DataFrame, target: str, task: str | None) -> Profile:
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise DatasetError(
+            "the file has no data rows" if frame.shape[1] else "the file has no columns"
+        )
+    frame.columns = [str(c) for c in frame.columns]
+    if len(set(frame.columns)) != len(frame.columns):
+        raise DatasetError("column names must be unique")
+    if target not in frame.columns:
+        raise DatasetError(
+            f"target column {target!r} is not in the file; columns: {list(frame.columns)}",
+            field="target",
+        )
+    inputs = [c for c in frame.columns if c != target]
+    if not inputs:
+        raise DatasetError("the file has no input columns besides the target")
+
+    target_series = frame[target]
+    target_missing = int(target_series.isna().sum())
+    kept = frame[target_series.notna()]
+    if kept.empty:
+        raise DatasetError(f"target column {target!r} has no values", field="target")
+    y = kept[target]
+    if _is_numeric(y):
+        _check_finite(y, target)
+
+    if task is None:
+        task = _infer_task(y)
+    if task == "regression" and not _is_numeric(y):
+        raise DatasetError(f"regression needs a numeric target; {target!r} is not", field="task")
+    classes: list[Any] | None = None
+    if task == "classification":
+        uniques = pd.unique(y)
+        classes = sorted((class_label(v) for v in uniques), key=lambda v: (str(type(v)), v))
+        if len(classes) < 2:
+            raise DatasetError(f"target {target!r} has a single class: {classes}", field="target")
+        if len(classes) > MAX_CLASSES:
+            raise DatasetError(
+                f"target {target!r} has {len(classes)} classes (max {MAX_CLASSES}); "
+                "for a continuous target use task=regression",
+                field="target",
+            )
+
+    columns: list[dict[str, Any]] = []
+    for name in inputs:
+        series = kept[name]
+        missing = int(frame[name].isna().sum())
+        if _is_numeric(series):
+            _check_finite(series, name)
+            if series.isna().all():
+                raise DatasetError(f"column {name!r} has no values")
+            columns.append({"name": name, "kind": "numeric", "missing": missing})
+        else:
+            _check_unparseable(series, name)
+            columns.append(
+                {
+                    "name": name,
+                    "kind": "categorical",
+                    "missing": missing,
+                    "vocabulary": _vocabulary(series),
+                }
+            )
+    return Profile(
+        rows=len(kept),
+        rows_dropped=target_missing,
+        task=task,
+        classes=classes,
+        columns=columns,
+        target_missing=target_missing,
+    )
+
+
+def load_training_frame(
+    path: Path, fmt: str, target: str, *, max_unpacked_bytes: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows a search trains on: inputs and target, rows without a target dropped."""
+    frame = read_table(path, fmt, max_unpacked_bytes=max_unpacked_bytes)
+    frame.columns = [str(c) for c in frame.columns]
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    return frame.drop(columns=[target]), frame[target]

@@ -1,0 +1,102 @@
+"""Engine and session factory; SQLite is tuned for concurrent readers and writers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling issues BEGIN lazily (only before DML),
+    # which makes `BEGIN IMMEDIATE` impossible; take control of BEGIN ourselves.
+    # See the SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL".
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        # A session may ask for a write lock up front (the queue's claim does)
+        # by setting execution option sqlite_begin="IMMEDIATE".
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, *, application_name: str = "tuner-service") -> Engine:
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"application_name": application_name},
+    )
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str, application_name: str = "tuner-service") -> Engine:
+    return make_engine(url, application_name=application_name)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_session(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """A session in one transaction that commits on success and rolls back on error.
+
+    `immediate=True` takes SQLite's write lock at BEGIN, so a read-then-write
+    (a queue claim) cannot interleave with another writer.
+    """
+    bind = engine.execution_options(sqlite_begin="IMMEDIATE") if immediate else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def upsert(
+    session: Session,
+    table: Any,
+    values: dict[str, Any],
+    *,
+    conflict: list[str],
+    update: list[str],
+    returning: Any = None,
+) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE on SQLite and PostgreSQL alike."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=conflict, set_={name: stmt.excluded[name] for name in update}
+    )
+    if returning is not None:
+        return session.execute(stmt.returning(returning)).scalar_one()
+    session.execute(stmt)
+    return None

@@ -1,0 +1,58 @@
+"""The FastAPI application. Never imports TensorFlow (a test checks sys.modules)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from app.db import make_engine
+from app.deps import SessionDep
+from app.errors import ProblemError, install_error_handlers
+from app.routes import datasets, jobs
+from app.schemas import Health
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="tuner-service",
+        version="0.1.0",
+        description="Hyperparameter search as a service, built on KerasTuner. Upload a dataset, "
+        "submit a search, and watch every trial and epoch land in SQL.",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url, application_name="api")
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(datasets.router)
+    api.include_router(jobs.router)
+    app.include_router(api)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz(session: SessionDep) -> Health:
+        """Liveness and database reachability."""
+        try:
+            session.execute(text("SELECT 1"))
+        except Exception as exc:
+            logger.warning("database unreachable", extra={"error": str(exc)})
+            raise ProblemError(503, "the database is unreachable", title="Unavailable") from exc
+        return Health(status="ok", database="ok")
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` builds the app on first access, so importing this
+    # module (the import-boundary test does) needs no settings or database.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)

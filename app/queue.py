@@ -1,0 +1,189 @@
+"""Every piece of queue SQL: claim, heartbeat, finish, requeue, cancel.
+
+Functions take the session as a keyword argument and never commit: the caller's
+transaction does. Worker-side writes are fenced on (lease_owner, attempt), so a
+worker that lost its lease (it stalled, another worker took over) changes nothing.
+
+On PostgreSQL the claim is SELECT ... FOR UPDATE SKIP LOCKED followed by a guarded
+UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
+(`app.db.write_session(immediate=True)`), which serializes claims outright.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Job, JobStatus, utcnow
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    attempt: int
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    held: bool
+    cancel_requested: bool = False
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    # Queued jobs, and running jobs whose worker stopped heartbeating (they resume).
+    return or_(
+        Job.status == JobStatus.QUEUED,
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    )
+
+
+def _fenced(job_id: str, worker_id: str, attempt: int):  # type: ignore[no-untyped-def]
+    return and_(
+        Job.id == job_id,
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == worker_id,
+        Job.attempt == attempt,
+    )
+
+
+def reap_exhausted(*, session: Session, max_attempts: int, now: datetime | None = None) -> int:
+    """Fail expired jobs that already used every attempt; cancel expired ones asked to stop."""
+    now = now or utcnow()
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    cancelled = session.execute(
+        update(Job)
+        .where(expired, Job.cancel_requested.is_(True))
+        .values(
+            status=JobStatus.CANCELLED, lease_owner=None, lease_expires_at=None, finished_at=now
+        )
+    ).rowcount
+    failed = session.execute(
+        update(Job)
+        .where(expired, Job.attempt >= max_attempts)
+        .values(
+            status=JobStatus.FAILED,
+            error=f"the worker running this job stopped {max_attempts} time(s); giving up",
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+        )
+    ).rowcount
+    return (cancelled or 0) + (failed or 0)
+
+
+def claim_job(
+    *, session: Session, worker_id: str, lease_s: float, now: datetime | None = None
+) -> Claim | None:
+    """Take the oldest claimable job and lease it to `worker_id`; None when the queue is empty."""
+    now = now or utcnow()
+    candidate = session.execute(
+        select(Job.id)
+        .where(_claimable(now))
+        .order_by(Job.created_at, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if candidate is None:
+        return None
+    row = session.execute(
+        update(Job)
+        # Re-check the condition: on PostgreSQL another transaction may have won
+        # the row between our SELECT and UPDATE if it was not locked.
+        .where(Job.id == candidate, _claimable(now))
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            heartbeat_at=now,
+            attempt=Job.attempt + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            error=None,
+        )
+        .returning(Job.id, Job.attempt)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claim(job_id=row.id, attempt=row.attempt, worker_id=worker_id)
+
+
+def heartbeat(
+    *, session: Session, claim: Claim, lease_s: float, now: datetime | None = None
+) -> Heartbeat:
+    """Extend the lease; reports whether it is still ours and whether cancel was asked."""
+    now = now or utcnow()
+    row = session.execute(
+        update(Job)
+        .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
+        .returning(Job.cancel_requested)
+    ).one_or_none()
+    if row is None:
+        return Heartbeat(held=False)
+    return Heartbeat(held=True, cancel_requested=bool(row.cancel_requested))
+
+
+def holds_lease(*, session: Session, claim: Claim) -> bool:
+    return (
+        session.execute(
+            select(Job.id).where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
+        ).first()
+        is not None
+    )
+
+
+def finish_job(
+    *,
+    session: Session,
+    claim: Claim,
+    status: JobStatus,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Record the outcome; False when the lease was lost (someone else owns the job now)."""
+    assert status.is_finished()
+    now = now or utcnow()
+    result = session.execute(
+        update(Job)
+        .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
+        .values(
+            status=status, error=error, lease_owner=None, lease_expires_at=None, finished_at=now
+        )
+    )
+    return bool(result.rowcount)
+
+
+def requeue_job(*, session: Session, claim: Claim, reason: str | None = None) -> bool:
+    """Hand the job back to the queue (graceful shutdown, a crashed child with attempts left)."""
+    result = session.execute(
+        update(Job)
+        .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
+        .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, error=reason)
+    )
+    return bool(result.rowcount)
+
+
+def request_cancel(
+    *, session: Session, job_id: str, now: datetime | None = None
+) -> JobStatus | None:
+    """Cancel a queued job at once, flag a running one.
+
+    Returns the status after the call, or None when the job had already finished.
+    """
+    now = now or utcnow()
+    queued = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now)
+    ).rowcount
+    if queued:
+        return JobStatus.CANCELLED
+    running = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(cancel_requested=True)
+    ).rowcount
+    return JobStatus.RUNNING if running else None

@@ -1,0 +1,115 @@
+"""Dataset upload, listing, reading and deletion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from sqlalchemy import func, select
+
+from app.datasets import NPZ_TARGET, DatasetError, detect_format, profile_frame, read_table
+from app.deps import SessionDep, SettingsDep
+from app.errors import NotFound, ProblemError
+from app.models import Dataset, Job
+from app.schemas import DatasetRead, Page
+from app.uploads import dataset_path, keep, stream_to_temp
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=201, response_model=DatasetRead)
+def upload_dataset(
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ (arrays x and y)")],
+    target: Annotated[str | None, Form(description="target column (NPZ: y)")] = None,
+    name: Annotated[str | None, Form(max_length=255)] = None,
+    task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
+) -> DatasetRead:
+    """Upload a table and profile it: columns, missing values, task, seeded unit range."""
+    max_bytes = settings.max_upload_mb << 20
+    upload = stream_to_temp(file.file, settings.datasets_dir, max_bytes=max_bytes)
+    try:
+        if upload.size == 0:
+            raise DatasetError("the file is empty")
+        fmt = detect_format(file.filename, upload.head)
+        if fmt == "npz":
+            target = target or NPZ_TARGET
+        elif not target:
+            raise DatasetError("name the target column in the `target` form field", field="target")
+        frame = read_table(upload.temp_path, fmt, max_unpacked_bytes=8 * max_bytes)
+        if len(frame) > settings.max_rows:
+            raise DatasetError(f"{len(frame)} rows is over the limit of {settings.max_rows}")
+        if frame.shape[1] > settings.max_columns:
+            raise DatasetError(
+                f"{frame.shape[1]} columns is over the limit of {settings.max_columns}"
+            )
+        profile = profile_frame(frame, target, task)
+        keep(upload, dataset_path(settings.datasets_dir, upload.sha256, fmt))
+    finally:
+        upload.temp_path.unlink(missing_ok=True)
+
+    dataset = Dataset(
+        name=name or Path(file.filename or "dataset").name[:255],
+        format=fmt,
+        sha256=upload.sha256,
+        size_bytes=upload.size,
+        rows=profile.rows,
+        rows_dropped=profile.rows_dropped,
+        target=target,
+        task=profile.task,
+        columns=profile.columns,
+        classes=profile.classes,
+        features=profile.features,
+    )
+    with session.begin():
+        session.add(dataset)
+    return DatasetRead.of(dataset)
+
+
+@router.get("", response_model=Page[DatasetRead])
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[DatasetRead]:
+    """List datasets, newest first."""
+    total = session.scalar(select(func.count(Dataset.id))) or 0
+    rows = session.scalars(
+        select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset)
+    ).all()
+    return Page(items=[DatasetRead.of(d) for d in rows], total=total, limit=limit, offset=offset)
+
+
+def get_dataset_or_404(session: SessionDep, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound("dataset", dataset_id)
+    return dataset
+
+
+@router.get("/{dataset_id}", response_model=DatasetRead)
+def read_dataset(session: SessionDep, dataset_id: str) -> DatasetRead:
+    """One dataset with its column profile."""
+    return DatasetRead.of(get_dataset_or_404(session, dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204)
+def delete_dataset(session: SessionDep, settings: SettingsDep, dataset_id: str) -> Response:
+    """Delete a dataset no job refers to (409 otherwise: its jobs' results would be orphaned)."""
+    with session.begin():
+        dataset = get_dataset_or_404(session, dataset_id)
+        jobs = session.scalar(select(func.count(Job.id)).where(Job.dataset_id == dataset_id)) or 0
+        if jobs:
+            raise ProblemError(
+                409, f"dataset {dataset_id!r} is used by {jobs} job(s)", title="Dataset in use"
+            )
+        session.delete(dataset)
+        session.flush()
+        shared = session.scalar(
+            select(func.count(Dataset.id)).where(Dataset.sha256 == dataset.sha256)
+        )
+    if not shared:
+        dataset_path(settings.datasets_dir, dataset.sha256, dataset.format).unlink(missing_ok=True)
+    return Response(status_code=204)

@@ -1,0 +1,122 @@
+"""Jobs: submit, list, read, cancel; and their trials and best trial."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from app.deps import SessionDep
+from app.errors import NotFound, ProblemError
+from app.models import Dataset, Job, JobStatus
+from app.queue import request_cancel
+from app.results import TrialOrder, best_trial, find_trial, job_read, trial_detail, trial_page
+from app.schemas import JobRead, Page, TrialDetail, TrialRead
+from app.spec import JobCreate, resolve_spec
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def get_job_or_404(session: SessionDep, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+@router.post("", status_code=202, response_model=JobRead)
+def submit_job(session: SessionDep, body: JobCreate) -> JobRead:
+    """Queue a search; every field but dataset_id has a default derived from the dataset."""
+    with session.begin():
+        dataset = session.get(Dataset, body.dataset_id)
+        if dataset is None:
+            raise ProblemError(
+                422,
+                f"dataset_id: dataset {body.dataset_id!r} does not exist",
+                title="Invalid input",
+                errors=[{"loc": ["body", "dataset_id"], "msg": "unknown dataset", "type": "value"}],
+            )
+        spec, space, planned = resolve_spec(body, task=dataset.task, features=dataset.features)
+        job = Job(
+            dataset_id=dataset.id,
+            status=JobStatus.QUEUED,
+            spec=spec,
+            search_space=space,
+            trials_planned=planned,
+        )
+        session.add(job)
+    return job_read(session, job)
+
+
+@router.get("", response_model=Page[JobRead])
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[JobRead]:
+    """List jobs, newest first, optionally by status."""
+    where = [Job.status == status] if status else []
+    total = session.scalar(select(func.count(Job.id)).where(*where)) or 0
+    jobs = session.scalars(
+        select(Job)
+        .where(*where)
+        .order_by(Job.created_at.desc(), Job.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return Page(items=[job_read(session, j) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobRead)
+def read_job(session: SessionDep, job_id: str) -> JobRead:
+    """Status, live progress, best so far and the effective search space."""
+    return job_read(session, get_job_or_404(session, job_id))
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobRead)
+def cancel_job(session: SessionDep, job_id: str) -> JobRead:
+    """Cancel: a queued job at once, a running one at the end of its current epoch."""
+    with session.begin():
+        job = get_job_or_404(session, job_id)
+        if request_cancel(session=session, job_id=job_id) is None:
+            raise ProblemError(
+                409, f"job {job_id!r} has already finished ({job.status})", title="Job finished"
+            )
+    session.refresh(job)
+    return job_read(session, job)
+
+
+@router.get("/{job_id}/trials", response_model=Page[TrialRead])
+def list_trials(
+    session: SessionDep,
+    job_id: str,
+    order: TrialOrder = "started",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[TrialRead]:
+    """Trials with hyperparameters, status, score, epochs and early stopping."""
+    job = get_job_or_404(session, job_id)
+    items, total = trial_page(session, job, order=order, limit=limit, offset=offset)
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}/trials/{trial_id}", response_model=TrialDetail)
+def read_trial(session: SessionDep, job_id: str, trial_id: str) -> TrialDetail:
+    """One trial with its per-epoch metrics."""
+    job = get_job_or_404(session, job_id)
+    trial = find_trial(session, job, trial_id)
+    if trial is None:
+        raise NotFound("trial", trial_id)
+    return trial_detail(session, trial)
+
+
+@router.get("/{job_id}/best", response_model=TrialDetail)
+def read_best(session: SessionDep, job_id: str) -> TrialDetail:
+    """The best completed trial so far, with its per-epoch metrics."""
+    job = get_job_or_404(session, job_id)
+    trial = best_trial(session, job)
+    if trial is None:
+        raise ProblemError(404, f"job {job_id!r} has no completed trial yet", title="No best trial")
+    return trial_detail(session, trial)

@@ -1,0 +1,147 @@
+"""Response bodies (the request bodies live in app.spec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from app.models import Dataset, JobStatus, TrialStatus
+from app.search_space import recommended_units, units_range
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class ColumnRead(BaseModel):
+    name: str
+    kind: str = Field(description="numeric or categorical")
+    missing: int
+    categories: int | None = Field(default=None, description="vocabulary size (categorical)")
+
+
+class DatasetRead(BaseModel):
+    id: str
+    name: str
+    format: str
+    rows: int
+    rows_dropped: int = Field(description="rows without a target value, left out")
+    input_columns: list[str]
+    columns: list[ColumnRead]
+    features: int = Field(description="input width after encoding")
+    target: str
+    task: str
+    classes: list[Any] | None
+    missing: dict[str, int] = Field(description="missing values per column, target included")
+    sha256: str
+    size_bytes: int
+    recommended_units: int
+    units_range: tuple[int, int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, ds: Dataset) -> DatasetRead:
+        missing = {c["name"]: c["missing"] for c in ds.columns}
+        missing[ds.target] = ds.rows_dropped
+        return cls(
+            id=ds.id,
+            name=ds.name,
+            format=ds.format,
+            rows=ds.rows,
+            rows_dropped=ds.rows_dropped,
+            input_columns=[c["name"] for c in ds.columns],
+            columns=[
+                ColumnRead(
+                    name=c["name"],
+                    kind=c["kind"],
+                    missing=c["missing"],
+                    categories=len(c["vocabulary"]) if c["kind"] == "categorical" else None,
+                )
+                for c in ds.columns
+            ],
+            features=ds.features,
+            target=ds.target,
+            task=ds.task,
+            classes=ds.classes,
+            missing=missing,
+            sha256=ds.sha256,
+            size_bytes=ds.size_bytes,
+            recommended_units=recommended_units(ds.features),
+            units_range=units_range(ds.features),
+            created_at=ds.created_at,
+        )
+
+
+class TrialRead(BaseModel):
+    trial_id: str
+    status: TrialStatus
+    hyperparameters: dict[str, Any]
+    score: float | None
+    best_epoch: int | None
+    epochs_run: int
+    stopped_early: bool
+    duration_s: float | None
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class EpochRead(BaseModel):
+    model_config = {"extra": "allow"}
+
+    epoch: int
+    loss: float | None
+    val_loss: float | None
+    learning_rate: float | None
+
+
+class TrialDetail(TrialRead):
+    metrics: list[EpochRead]
+
+
+class CurrentTrial(BaseModel):
+    trial_id: str
+    epochs_run: int
+    hyperparameters: dict[str, Any]
+    started_at: datetime
+
+
+class Progress(BaseModel):
+    trials_completed: int
+    trials_planned: int
+    current_trial: CurrentTrial | None
+    epochs_run: int = Field(description="epochs recorded over all trials")
+
+
+class BestSoFar(BaseModel):
+    trial_id: str
+    score: float
+    hyperparameters: dict[str, Any]
+
+
+class JobRead(BaseModel):
+    id: str
+    status: JobStatus
+    dataset_id: str
+    spec: dict[str, Any]
+    search_space: dict[str, Any]
+    progress: Progress
+    best: BestSoFar | None
+    error: str | None
+    attempt: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+    database: str

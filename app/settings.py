@@ -1,0 +1,41 @@
+"""Settings, read once from the environment (prefix TUNER_) and `.env`."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNER_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///./var/tuner.db"
+    data_dir: Path = Path("./var")
+    workers: int = Field(default=1, ge=0, description="worker supervisors started by `serve`")
+    api_keys: str | None = None
+    max_upload_mb: int = Field(default=200, ge=1)
+    max_rows: int = Field(default=2_000_000, ge=1)
+    max_columns: int = Field(default=2_000, ge=1)
+
+    # Queue timings: a lease is renewed every `heartbeat_s`; a job whose lease
+    # is older than `lease_s` belongs to a dead worker and may be claimed again.
+    lease_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    poll_s: float = Field(default=1.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

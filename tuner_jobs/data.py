@@ -1,0 +1,150 @@
+"""Training data for a search: the split, the preprocessing model, the encoded arrays.
+
+Preprocessing is a Keras model (Normalization for numbers, StringLookup one-hot
+for categories) built once per search from training-split statistics, then applied
+once: every trial trains on the same dense float32 matrix, and the same
+preprocessor can be put in front of the best model so that it takes raw rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from app.datasets import category_strings, class_label, load_training_frame
+
+
+@dataclass
+class Head:
+    """The output layer and loss for the task."""
+
+    units: int
+    activation: str | None
+    loss: str
+    metrics: tuple[str, ...]
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+
+@dataclass
+class TrainingData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    preprocessor: keras.Model
+    head: Head
+    numeric_fill: dict[str, float]
+
+
+def _split(rows: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(rows)
+    n_val = min(rows - 1, max(1, round(rows * validation_split)))
+    if n_val < 1:
+        raise ValueError(f"{rows} row(s) is too few to hold out a validation set")
+    return order[n_val:], order[:n_val]
+
+
+def build_preprocessor(
+    columns: list[dict[str, Any]], train: pd.DataFrame
+) -> tuple[keras.Model, dict[str, float]]:
+    """Inputs: one float vector of the numeric columns, one string input per category column."""
+    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
+    inputs: dict[str, keras.KerasTensor] = {}
+    encoded = []
+    fill: dict[str, float] = {}
+    if numeric:
+        values = train[numeric].to_numpy(dtype="float64")
+        with warnings.catch_warnings():  # a column with no value in the training split
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
+        fill = {name: float(m) for name, m in zip(numeric, medians, strict=True)}
+        filled = np.where(np.isnan(values), medians, values)
+        mean, variance = filled.mean(axis=0), filled.var(axis=0)
+        inputs["numeric"] = keras.Input(shape=(len(numeric),), dtype="float32", name="numeric")
+        encoded.append(
+            keras.layers.Normalization(mean=mean, variance=np.maximum(variance, 1e-12))(
+                inputs["numeric"]
+            )
+        )
+    for index, column in enumerate(c for c in columns if c["kind"] == "categorical"):
+        # Keras layer names cannot hold '/', so inputs are numbered; column order is kept.
+        key = f"category_{index}"
+        inputs[key] = keras.Input(shape=(1,), dtype="string", name=key)
+        lookup = keras.layers.StringLookup(
+            vocabulary=column["vocabulary"], num_oov_indices=1, output_mode="one_hot"
+        )
+        encoded.append(lookup(inputs[key]))
+    output = encoded[0] if len(encoded) == 1 else keras.layers.Concatenate()(encoded)
+    return keras.Model(inputs=inputs, outputs=output, name="preprocessing"), fill
+
+
+def model_inputs(
+    columns: list[dict[str, Any]], frame: pd.DataFrame, fill: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Raw rows -> the preprocessor's inputs (missing numbers take the training median)."""
+    inputs: dict[str, np.ndarray] = {}
+    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
+    if numeric:
+        values = frame[numeric].to_numpy(dtype="float64")
+        medians = np.array([fill[n] for n in numeric])
+        inputs["numeric"] = np.where(np.isnan(values), medians, values).astype("float32")
+    for index, column in enumerate(c for c in columns if c["kind"] == "categorical"):
+        strings = category_strings(frame[column["name"]]).to_numpy(dtype=object)
+        inputs[f"category_{index}"] = strings.reshape(-1, 1)
+    return inputs
+
+
+def _encode_target(
+    y: pd.Series, task: str, classes: list[Any] | None, train_idx: np.ndarray
+) -> tuple[np.ndarray, Head]:
+    if task == "classification":
+        assert classes is not None
+        index = {label: i for i, label in enumerate(classes)}
+        encoded = np.array([index[class_label(v)] for v in y.tolist()])
+        if len(classes) == 2:
+            return encoded.astype("float32"), Head(
+                1, "sigmoid", "binary_crossentropy", ("accuracy",)
+            )
+        return encoded.astype("int32"), Head(
+            len(classes), "softmax", "sparse_categorical_crossentropy", ("accuracy",)
+        )
+    values = y.to_numpy(dtype="float64")
+    mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
+    # The network predicts a standardized target; a Rescaling layer maps it back.
+    return values.astype("float32"), Head(1, None, "mse", ("mae",), mean, std)
+
+
+def prepare(
+    *,
+    path: Path,
+    fmt: str,
+    target: str,
+    task: str,
+    classes: list[Any] | None,
+    columns: list[dict[str, Any]],
+    validation_split: float,
+    seed: int,
+    max_unpacked_bytes: int,
+) -> TrainingData:
+    features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
+    train_idx, val_idx = _split(len(features), validation_split, seed)
+    preprocessor, fill = build_preprocessor(columns, features.iloc[train_idx])
+    x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features, fill)))
+    x = x.astype("float32")
+    y_encoded, head = _encode_target(y, task, classes, train_idx)
+    return TrainingData(
+        x_train=x[train_idx],
+        y_train=y_encoded[train_idx],
+        x_val=x[val_idx],
+        y_val=y_encoded[val_idx],
+        preprocessor=preprocessor,
+        head=head,
+        numeric_fill=fill,
+    )

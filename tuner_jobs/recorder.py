@@ -1,0 +1,139 @@
+"""Writes trials and epochs to SQL as the search runs (one short transaction per event).
+
+Every write is fenced on the job's lease: a search whose worker lost the job
+(it stalled and another worker took over) raises LeaseLost instead of writing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras_tuner as kt
+from sqlalchemy import Engine, delete, update
+
+from app.db import upsert, write_session
+from app.models import Trial, TrialEpoch, TrialStatus, utcnow
+from app.queue import Claim, holds_lease
+
+
+class LeaseLost(kt.errors.FatalError):
+    """This worker no longer holds the job; nothing more may be written for it.
+
+    A FatalError, so KerasTuner ends the search instead of failing one trial.
+    """
+
+
+def finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class TrialRecorder:
+    def __init__(self, engine: Engine, claim: Claim) -> None:
+        self.engine = engine
+        self.claim = claim
+        self._trial_pks: dict[str, int] = {}
+
+    def _session(self):  # type: ignore[no-untyped-def]
+        return write_session(self.engine)
+
+    def _check_lease(self, session: Any) -> None:
+        if not holds_lease(session=session, claim=self.claim):
+            raise LeaseLost(f"job {self.claim.job_id} is no longer held by {self.claim.worker_id}")
+
+    def trial_started(self, trial_id: str, hyperparameters: dict[str, Any]) -> None:
+        with self._session() as session:
+            self._check_lease(session)
+            pk = upsert(
+                session,
+                Trial,
+                {
+                    "job_id": self.claim.job_id,
+                    "trial_id": trial_id,
+                    "status": TrialStatus.RUNNING,
+                    "hyperparameters": hyperparameters,
+                    "score": None,
+                    "best_epoch": None,
+                    "epochs_run": 0,
+                    "stopped_early": False,
+                    "message": None,
+                    "started_at": utcnow(),
+                    "finished_at": None,
+                    "duration_s": None,
+                },
+                conflict=["job_id", "trial_id"],
+                update=[
+                    "status",
+                    "hyperparameters",
+                    "score",
+                    "best_epoch",
+                    "epochs_run",
+                    "stopped_early",
+                    "message",
+                    "started_at",
+                    "finished_at",
+                    "duration_s",
+                ],
+                returning=Trial.id,
+            )
+            # A trial that reruns after a resume starts its curve afresh.
+            session.execute(delete(TrialEpoch).where(TrialEpoch.trial_pk == pk))
+        self._trial_pks[trial_id] = pk
+
+    def epoch_ended(
+        self, trial_id: str, epoch: int, logs: dict[str, Any], learning_rate: float | None
+    ) -> None:
+        pk = self._trial_pks[trial_id]
+        metrics = {k: finite(v) for k, v in logs.items() if k != "learning_rate"}
+        with self._session() as session:
+            self._check_lease(session)
+            upsert(
+                session,
+                TrialEpoch,
+                {
+                    "trial_pk": pk,
+                    "epoch": epoch,
+                    "loss": metrics.get("loss"),
+                    "val_loss": metrics.get("val_loss"),
+                    "learning_rate": finite(learning_rate),
+                    "metrics": metrics,
+                    "recorded_at": utcnow(),
+                },
+                conflict=["trial_pk", "epoch"],
+                update=["loss", "val_loss", "learning_rate", "metrics", "recorded_at"],
+            )
+            session.execute(
+                update(Trial).where(Trial.id == pk).values(epochs_run=Trial.epochs_run + 1)
+            )
+
+    def trial_ended(
+        self,
+        trial_id: str,
+        *,
+        status: str,
+        score: float | None,
+        best_epoch: int | None,
+        stopped_early: bool,
+        message: str | None,
+        duration_s: float,
+    ) -> None:
+        pk = self._trial_pks.pop(trial_id)
+        with self._session() as session:
+            self._check_lease(session)
+            session.execute(
+                update(Trial)
+                .where(Trial.id == pk)
+                .values(
+                    status=status,
+                    score=finite(score),
+                    best_epoch=best_epoch,
+                    stopped_early=stopped_early,
+                    message=message,
+                    finished_at=utcnow(),
+                    duration_s=duration_s,
+                )
+            )

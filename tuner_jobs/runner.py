@@ -1,0 +1,150 @@
+"""Runs one job's KerasTuner search: data, hyperparameters, tuner, callbacks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+
+from app.models import Dataset, Job
+from app.settings import Settings
+from app.uploads import dataset_path
+from tuner_jobs.data import TrainingData, prepare
+from tuner_jobs.hyperparameters import build_hyperparameters
+from tuner_jobs.model_builder import DenseHyperModel
+from tuner_jobs.recorder import TrialRecorder
+from tuner_jobs.tuners import TUNERS, RecordingTuner, SearchStopped, StopSignal
+
+logger = logging.getLogger(__name__)
+
+# Too many failed trials in a row means the setup is broken, not unlucky.
+MAX_CONSECUTIVE_FAILED_TRIALS = 3
+
+
+def job_dir(settings: Settings, job_id: str) -> Path:
+    return settings.jobs_dir / job_id
+
+
+def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = []
+    config = spec["callbacks"]
+    if config.get("early_stopping"):
+        es = config["early_stopping"]
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=es["monitor"],
+                patience=es["patience"],
+                min_delta=es["min_delta"],
+                restore_best_weights=es["restore_best_weights"],
+            )
+        )
+    if config.get("reduce_lr_on_plateau"):
+        rl = config["reduce_lr_on_plateau"]
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=rl["monitor"],
+                factor=rl["factor"],
+                patience=rl["patience"],
+                min_lr=rl["min_lr"],
+                min_delta=rl["min_delta"],
+            )
+        )
+    if config.get("tensorboard"):
+        # KerasTuner gives each trial its own subdirectory and writes HParams.
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
+    return callbacks
+
+
+def make_tuner(
+    job: Job, data: TrainingData, directory: Path, recorder: TrialRecorder, stop: StopSignal
+) -> RecordingTuner:
+    spec = job.spec
+    tuner_spec = spec["tuner"]
+    algorithm = tuner_spec["algorithm"]
+    objective = kt.Objective(spec["objective"]["name"], direction=spec["objective"]["direction"])
+    common: dict[str, Any] = {
+        "hypermodel": DenseHyperModel(
+            input_width=data.x_train.shape[1], head=data.head, seed=tuner_spec["seed"]
+        ),
+        "objective": objective,
+        "hyperparameters": build_hyperparameters(job.search_space),
+        "tune_new_entries": False,
+        "allow_new_entries": False,
+        "seed": tuner_spec["seed"],
+        "executions_per_trial": tuner_spec["executions_per_trial"],
+        "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILED_TRIALS,
+        "directory": str(directory),
+        "project_name": "keras_tuner",
+        # Reload the project if it exists: a resumed job keeps its finished trials.
+        "overwrite": False,
+        "recorder": recorder,
+        "stop": stop,
+    }
+    cls = TUNERS[algorithm]
+    if algorithm == "hyperband":
+        tuner = cls(
+            max_epochs=tuner_spec["max_epochs"],
+            factor=tuner_spec["factor"],
+            hyperband_iterations=tuner_spec["hyperband_iterations"],
+            **common,
+        )
+        if tuner_spec.get("max_trials"):
+            # HyperbandOracle takes no max_trials, but the base Oracle honours the cap.
+            tuner.oracle.max_trials = tuner_spec["max_trials"]
+        return tuner
+    return cls(max_trials=tuner_spec["max_trials"], **common)
+
+
+def run_search(
+    *,
+    settings: Settings,
+    job: Job,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+) -> None:
+    """Run the search to the end, or until `stop` is set (raises SearchStopped)."""
+    spec = job.spec
+    keras.utils.set_random_seed(spec["tuner"]["seed"] or 0)
+    data = prepare(
+        path=dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
+        fmt=dataset.format,
+        target=dataset.target,
+        task=dataset.task,
+        classes=dataset.classes,
+        columns=dataset.columns,
+        validation_split=spec["training"]["validation_split"],
+        seed=spec["tuner"]["seed"] or 0,
+        max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
+    )
+    directory = job_dir(settings, job.id)
+    directory.mkdir(parents=True, exist_ok=True)
+    tuner = make_tuner(job, data, directory, recorder, stop)
+    logger.info(
+        "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
+    )
+    try:
+        tuner.search(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=spec["training"]["epochs"],
+            callbacks=make_callbacks(spec, directory / "tensorboard"),
+            verbose=0,
+        )
+    except SearchStopped:
+        tuner.record_interrupted()
+        raise
+    _check_outcome(tuner)
+
+
+def _check_outcome(tuner: RecordingTuner) -> None:
+    trials = tuner.oracle.trials.values()  # type: ignore[attr-defined]
+    if trials and not any(t.status == "COMPLETED" for t in trials):
+        last = [t.message for t in trials if t.message][-1:] or ["no trial completed"]
+        raise RuntimeError(
+            f"every trial failed; the last error: {last[0].strip().splitlines()[-1]}"
+        )

@@ -1,0 +1,115 @@
+"""KerasTuner tuners that report every trial and epoch to SQL through KerasTuner's own hooks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import keras
+import keras_tuner as kt
+from keras_tuner.src.engine import trial as trial_module
+
+from tuner_jobs.hyperparameters import active_values
+from tuner_jobs.recorder import TrialRecorder
+
+
+class StopSignal(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class SearchStopped(kt.errors.FatalError):
+    """Raised at an epoch boundary when the supervisor asks the search to stop."""
+
+
+class RecordingTuner:
+    """Mixin for a KerasTuner tuner: on_trial_begin / on_epoch_end / on_trial_end hooks.
+
+    KerasTuner keeps no per-epoch history; these hooks (called by its TunerCallback,
+    which runs after the user's callbacks) write each epoch as it ends.
+    """
+
+    def __init__(
+        self, *args: Any, recorder: TrialRecorder, stop: StopSignal, **kwargs: Any
+    ) -> None:
+        self.recorder = recorder
+        self.stop = stop
+        self._started: dict[str, float] = {}
+        self._stopped_early: dict[str, bool] = {}
+        super().__init__(*args, **kwargs)
+
+    def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_begin(trial)  # type: ignore[misc]
+        self._started[trial.trial_id] = time.monotonic()
+        self._stopped_early[trial.trial_id] = False
+        self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))
+
+    def on_epoch_end(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
+        logs = dict(logs or {})
+        # EarlyStopping ran just before this hook in the same epoch; if it asked
+        # training to stop, this trial ends early.
+        if model.stop_training:
+            self._stopped_early[trial.trial_id] = True
+        learning_rate = keras.ops.convert_to_numpy(model.optimizer.learning_rate)
+        self.recorder.epoch_ended(trial.trial_id, epoch, logs, float(learning_rate))
+        if self.stop.is_set():
+            raise SearchStopped("the search was asked to stop")
+
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_end(trial)  # type: ignore[misc]  # the oracle scores it and saves state
+        done = self.oracle.get_trial(trial.trial_id)  # type: ignore[attr-defined]
+        self.recorder.trial_ended(
+            trial.trial_id,
+            status=done.status,
+            score=done.score,
+            best_epoch=done.best_step,
+            stopped_early=self._stopped_early.pop(trial.trial_id, False),
+            message=_last_line(done.message),
+            duration_s=time.monotonic() - self._started.pop(trial.trial_id),
+        )
+
+    def record_interrupted(self, status: str = trial_module.TrialStatus.STOPPED) -> None:
+        """Close the trial that was running when the search stopped."""
+        for trial_id, started in list(self._started.items()):
+            self.recorder.trial_ended(
+                trial_id,
+                status=status,
+                score=None,
+                best_epoch=None,
+                stopped_early=False,
+                message="the search stopped during this trial",
+                duration_s=time.monotonic() - started,
+            )
+            self._started.pop(trial_id)
+
+
+def _last_line(message: str | None) -> str | None:
+    """KerasTuner stores a whole traceback; keep it, but lead with the error itself."""
+    if not message:
+        return None
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return f"{lines[-1]}\n\n{message}" if lines else message
+
+
+class RecordingRandomSearch(RecordingTuner, kt.RandomSearch):
+    pass
+
+
+class RecordingHyperband(RecordingTuner, kt.Hyperband):
+    pass
+
+
+class RecordingBayesian(RecordingTuner, kt.BayesianOptimization):
+    pass
+
+
+class RecordingGridSearch(RecordingTuner, kt.GridSearch):
+    pass
+
+
+TUNERS: dict[str, type[RecordingTuner]] = {
+    "random_search": RecordingRandomSearch,
+    "hyperband": RecordingHyperband,
+    "bayesian": RecordingBayesian,
+    "grid": RecordingGridSearch,
+}
