@@ -1,0 +1,110 @@
+"""Plain factory functions for test data and API calls."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def customers_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A small real-world-looking table: numbers, categories, gaps, awkward column names."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 12, rows).round()
+    income = rng.normal(52_000, 15_000, rows).round(2)
+    city = rng.choice(["Lisbon", "Porto", "Faro"], rows)
+    plan = rng.choice(["basic", "pro"], rows)
+    score = 0.04 * (age - 40) + (income - 52_000) / 15_000 + np.where(plan == "pro", 0.8, -0.4)
+    frame = pd.DataFrame(
+        {
+            "age (years)": age,
+            "income/yr": income,
+            "home city": city,
+            "plan": plan,
+            "churned": np.where(score + rng.normal(0, 0.5, rows) > 0, "yes", "no"),
+        }
+    )
+    frame.loc[frame.index % 17 == 3, "age (years)"] = np.nan
+    frame.loc[frame.index % 23 == 5, "home city"] = None
+    return frame
+
+
+def regression_frame(rows: int = 240, features: int = 3, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame["target value"] = x @ rng.normal(size=features) * 10 + 100 + rng.normal(0, 1, rows)
+    return frame
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def upload(
+    api: httpx.Client,
+    content: bytes,
+    *,
+    filename: str = "data.csv",
+    target: str | None = None,
+    **form: str,
+) -> httpx.Response:
+    data = dict(form)
+    if target is not None:
+        data["target"] = target
+    return api.post("/api/v1/datasets", files={"file": (filename, content)}, data=data)
+
+
+def upload_ok(api: httpx.Client, frame: pd.DataFrame, target: str) -> dict[str, Any]:
+    response = upload(api, csv_bytes(frame), target=target)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def submit(api: httpx.Client, dataset_id: str, **spec: Any) -> dict[str, Any]:
+    response = api.post("/api/v1/jobs", json={"dataset_id": dataset_id, **spec})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for_job(
+    api: httpx.Client, job_id: str, *, statuses: set[str] = FINISHED, timeout: float = 240
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = api.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+        time.sleep(0.25)
+
+
+def assert_problem(response: httpx.Response, status: int, *needles: str) -> dict[str, Any]:
+    """A problem+json error with the given status whose detail mentions each needle."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    text = (body["detail"] + " " + str(body.get("errors", ""))).lower()
+    for needle in needles:
+        assert needle.lower() in text, f"{needle!r} not in {body}"
+    return body
