@@ -22,8 +22,8 @@ class Settings(BaseSettings):
 
     # Queue timings: a lease is renewed every `heartbeat_s`; a job whose lease
     # is older than `lease_s` belongs to a dead worker and may be claimed again.
-    lease_s: float = Field(default=60.0, gt=0)
-    heartbeat_s: float = Field(default=10.0, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=2.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
 
