@@ -1,0 +1,59 @@
+"""What can be checked of the Dockerfile and compose file without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from app.cli import build_parser
+from tests.conftest import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+COMPOSE = (ROOT / "docker-compose.yml").read_text()
+
+
+def _stages() -> dict[str, str]:
+    parts = re.split(r"^FROM\s+\S+\s+AS\s+(\w+)\s*$", DOCKERFILE, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_path_the_dockerfile_copies_exists() -> None:
+    sources = [
+        src
+        for line in DOCKERFILE.splitlines()
+        if line.startswith("COPY ")
+        for src in shlex.split(line)[1:-1]
+        if not src.startswith("--")
+    ]
+    assert sources, "the Dockerfile copies the project in"
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY {src}: no such path"
+
+
+def test_api_image_has_no_tensorflow_and_worker_image_has_it() -> None:
+    stages = _stages()
+    assert {"base", "api", "worker"} <= stages.keys()
+    assert "pip install ." in stages["api"] and "[worker]" not in stages["api"]
+    assert "[worker]" in stages["worker"]
+    for stage in ("api", "worker"):
+        assert "USER tuner" in stages[stage] and "HEALTHCHECK" in stages[stage]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        *[m for m in re.findall(r'CMD \["tuner-service", "(\w+)"\]', DOCKERFILE)],
+        *[m for m in re.findall(r'command: \["tuner-service", "(\w+)"\]', COMPOSE)],
+    ],
+)
+def test_container_commands_are_real_subcommands(command: str) -> None:
+    assert build_parser().parse_args([command]).command == command
+
+
+def test_compose_has_the_four_services_and_a_healthchecked_database() -> None:
+    services = re.findall(r"^  (\w+):\s*$", COMPOSE.split("\nvolumes:")[0], flags=re.MULTILINE)
+    assert services == ["db", "migrate", "api", "worker"]
+    assert "pg_isready" in COMPOSE and "service_completed_successfully" in COMPOSE
+    assert "postgresql+psycopg://" in COMPOSE
