@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -56,24 +55,21 @@ def make_engine(url: str, *, application_name: str = "tuner-service") -> Engine:
     )
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str, application_name: str = "tuner-service") -> Engine:
-    return make_engine(url, application_name=application_name)
+def for_writing(engine: Engine) -> Engine:
+    """The engine whose transactions take SQLite's write lock at BEGIN (BEGIN IMMEDIATE).
 
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    In WAL mode a deferred transaction that reads and then writes fails at once
+    with "database is locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another
+    connection committed in between. Taking the lock up front makes writers queue
+    on the busy timeout instead. PostgreSQL ignores the option.
+    """
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 @contextmanager
-def write_session(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
-    """A session in one transaction that commits on success and rolls back on error.
-
-    `immediate=True` takes SQLite's write lock at BEGIN, so a read-then-write
-    (a queue claim) cannot interleave with another writer.
-    """
-    bind = engine.execution_options(sqlite_begin="IMMEDIATE") if immediate else engine
-    with Session(bind, expire_on_commit=False) as session, session.begin():
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session in one write transaction that commits on success and rolls back on error."""
+    with Session(for_writing(engine), expire_on_commit=False) as session, session.begin():
         yield session
 
 

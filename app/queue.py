@@ -6,7 +6,7 @@ worker that lost its lease (it stalled, another worker took over) changes nothin
 
 On PostgreSQL the claim is SELECT ... FOR UPDATE SKIP LOCKED followed by a guarded
 UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
-(`app.db.write_session(immediate=True)`), which serializes claims outright.
+(`app.db.write_session`), which serializes claims outright.
 """
 
 from __future__ import annotations

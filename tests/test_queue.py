@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from datetime import timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from app.db import make_engine, write_session
 from app.models import Dataset, Job, JobStatus, utcnow
@@ -52,7 +53,7 @@ def insert_jobs(engine: Engine, count: int) -> list[str]:
 
 
 def _claim(engine: Engine, worker: str, lease_s: float = 30) -> Claim | None:
-    with write_session(engine, immediate=True) as session:
+    with write_session(engine) as session:
         return claim_job(session=session, worker_id=worker, lease_s=lease_s)
 
 
@@ -155,3 +156,38 @@ def test_cancel_queued_running_and_finished(engine: Engine) -> None:
         # The running job's worker learns of it on its next heartbeat.
         assert heartbeat(session=session, claim=claim, lease_s=30).cancel_requested is True
     assert _claim(engine, "c") is None  # a cancelled job is never claimed
+
+
+def test_concurrent_read_then_write_transactions_wait_instead_of_failing(engine: Engine) -> None:
+    """The recorder (check lease, then write) beside the heartbeat (write) never errors.
+
+    On SQLite a deferred transaction that read before another connection committed
+    fails at once with "database is locked"; write sessions must BEGIN IMMEDIATE.
+    """
+    (job_id,) = insert_jobs(engine, 1)
+    claim = _claim(engine, "a")
+    errors: list[BaseException] = []
+
+    def recorder() -> None:
+        try:
+            for _ in range(150):
+                with write_session(engine) as session:
+                    assert holds_lease(session=session, claim=claim)
+                    session.execute(update(Job).where(Job.id == job_id).values(error="recording"))
+        except BaseException as exc:  # collected for the main thread
+            errors.append(exc)
+
+    def heartbeats() -> None:
+        try:
+            for _ in range(150):
+                with write_session(engine) as session:
+                    assert heartbeat(session=session, claim=claim, lease_s=30).held
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=recorder), threading.Thread(target=heartbeats)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

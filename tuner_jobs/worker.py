@@ -74,7 +74,7 @@ class Worker:
         self.engine.dispose()
 
     def claim(self) -> Claim | None:
-        with write_session(self.engine, immediate=True) as session:
+        with write_session(self.engine) as session:
             reap_exhausted(session=session, max_attempts=self.settings.max_attempts)
             return claim_job(
                 session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s

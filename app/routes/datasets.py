@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.datasets import NPZ_TARGET, DatasetError, detect_format, profile_frame, read_table
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, WriteSessionDep
 from app.errors import NotFound, ProblemError
 from app.models import Dataset, Job
 from app.schemas import DatasetRead, Page
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 @router.post("", status_code=201, response_model=DatasetRead)
 def upload_dataset(
-    session: SessionDep,
+    session: WriteSessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ (arrays x and y)")],
     target: Annotated[str | None, Form(description="target column (NPZ: y)")] = None,
@@ -82,7 +83,7 @@ def list_datasets(
     return Page(items=[DatasetRead.of(d) for d in rows], total=total, limit=limit, offset=offset)
 
 
-def get_dataset_or_404(session: SessionDep, dataset_id: str) -> Dataset:
+def get_dataset_or_404(session: Session, dataset_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFound("dataset", dataset_id)
@@ -96,7 +97,7 @@ def read_dataset(session: SessionDep, dataset_id: str) -> DatasetRead:
 
 
 @router.delete("/{dataset_id}", status_code=204)
-def delete_dataset(session: SessionDep, settings: SettingsDep, dataset_id: str) -> Response:
+def delete_dataset(session: WriteSessionDep, settings: SettingsDep, dataset_id: str) -> Response:
     """Delete a dataset no job refers to (409 otherwise: its jobs' results would be orphaned)."""
     with session.begin():
         dataset = get_dataset_or_404(session, dataset_id)

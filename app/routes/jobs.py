@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from app.deps import SessionDep
+from app.deps import SessionDep, WriteSessionDep
 from app.errors import NotFound, ProblemError
 from app.models import Dataset, Job, JobStatus
 from app.queue import request_cancel
@@ -18,7 +19,7 @@ from app.spec import JobCreate, resolve_spec
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def get_job_or_404(session: SessionDep, job_id: str) -> Job:
+def get_job_or_404(session: Session, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound("job", job_id)
@@ -26,7 +27,7 @@ def get_job_or_404(session: SessionDep, job_id: str) -> Job:
 
 
 @router.post("", status_code=202, response_model=JobRead)
-def submit_job(session: SessionDep, body: JobCreate) -> JobRead:
+def submit_job(session: WriteSessionDep, body: JobCreate) -> JobRead:
     """Queue a search; every field but dataset_id has a default derived from the dataset."""
     with session.begin():
         dataset = session.get(Dataset, body.dataset_id)
@@ -76,7 +77,7 @@ def read_job(session: SessionDep, job_id: str) -> JobRead:
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobRead)
-def cancel_job(session: SessionDep, job_id: str) -> JobRead:
+def cancel_job(session: WriteSessionDep, job_id: str) -> JobRead:
     """Cancel: a queued job at once, a running one at the end of its current epoch."""
     with session.begin():
         job = get_job_or_404(session, job_id)
