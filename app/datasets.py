@@ -79,10 +79,15 @@ def read_table(path: Path, fmt: str, *, max_unpacked_bytes: int) -> pd.DataFrame
         try:
             return pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for corrupt files
-            raise DatasetError(f"not a readable Parquet file: {exc}") from exc
+            raise DatasetError(f"not a readable Parquet file: {_reason(exc, path)}") from exc
     if fmt == "npz":
         return _read_npz(path, max_unpacked_bytes)
     raise DatasetError(f"unsupported format {fmt!r}")
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """The reader's message without the server's temp path in it."""
+    return str(exc).replace(str(path), "the upload")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -124,7 +129,7 @@ def _read_npz(path: Path, max_unpacked_bytes: int) -> pd.DataFrame:
         # numpy refuses object arrays when allow_pickle=False.
         raise DatasetError(f"the NPZ file cannot be loaded safely: {exc}") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DatasetError(f"not a readable NPZ file: {exc}") from exc
+        raise DatasetError(f"not a readable NPZ file: {_reason(exc, path)}") from exc
     if x.ndim == 1:
         x = x.reshape(-1, 1)
     if x.ndim != 2:

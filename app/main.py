@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -10,16 +12,25 @@ from sqlalchemy import text
 from app.db import make_engine
 from app.deps import SessionDep
 from app.errors import ProblemError, install_error_handlers
-from app.routes import datasets, jobs
+from app.predictor import Predictor
+from app.routes import artifacts, datasets, exports, jobs
 from app.schemas import Health
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.predictor.close()
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="tuner-service",
         version="0.1.0",
         description="Hyperparameter search as a service, built on KerasTuner. Upload a dataset, "
@@ -27,12 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, application_name="api")
+    app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api/v1")
     api.include_router(datasets.router)
     api.include_router(jobs.router)
+    api.include_router(artifacts.router)
+    api.include_router(exports.router)
     app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -161,6 +161,9 @@ class Trial(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Computed from the curve when the trial ends (app.overfitting).
+    overfit_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    generalization_gap: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="trials")
     epochs: Mapped[list[TrialEpoch]] = relationship(

@@ -88,6 +88,14 @@ class TrialRead(BaseModel):
     epochs_run: int
     stopped_early: bool
     duration_s: float | None
+    overfit_epoch: int | None = Field(
+        default=None,
+        description="last epoch before validation loss rose for `patience` epochs in a row "
+        "while training loss fell (the job's EarlyStopping patience, else 5); null if never",
+    )
+    generalization_gap: float | None = Field(
+        default=None, description="val_loss - loss at the best epoch"
+    )
     message: str | None = None
     started_at: datetime
     finished_at: datetime | None
@@ -137,6 +145,9 @@ class JobRead(BaseModel):
     error: str | None
     attempt: int
     cancel_requested: bool
+    disk_bytes: int = Field(
+        default=0, description="size of the job's files: KerasTuner project, best model, logs"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from app.errors import ProblemError
 
 Sampling = Literal["linear", "log"]
+MAX_STEPS = 100_000  # values one stepped range may list
 Scalar = int | float | str | bool
+# Whole numbers a float holds exactly: past that, range arithmetic overflows.
+Int53 = Annotated[int, Field(ge=-(2**53), le=2**53)]
 
 
 class _Param(BaseModel):
@@ -24,11 +27,11 @@ class _Param(BaseModel):
 
 class IntParam(_Param):
     type: Literal["int"]
-    min: int
-    max: int
-    step: int | None = Field(default=None, gt=0)
+    min: Int53
+    max: Int53
+    step: Int53 | None = Field(default=None, gt=0)
     sampling: Sampling = "linear"
-    default: int | None = None
+    default: Int53 | None = None
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
@@ -56,9 +59,9 @@ class Pow2Param(_Param):
     """Powers of two from min to max; bounds omitted are seeded from the dataset."""
 
     type: Literal["pow2"]
-    min: int | None = None
-    max: int | None = None
-    default: int | None = None
+    min: Int53 | None = None
+    max: Int53 | None = None
+    default: Int53 | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Pow2Param:
@@ -70,6 +73,10 @@ class Pow2Param(_Param):
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         if self.default is not None and not is_power_of_two(self.default):
             raise ValueError(f"default={self.default} is not a power of two")
+        # KerasTuner takes an out-of-range default as is, so the first trial would leave the range.
+        bounded = self.min is not None and self.max is not None
+        if self.default is not None and bounded and not self.min <= self.default <= self.max:
+            raise ValueError(f"default {self.default} is outside [{self.min}, {self.max}]")
         return self
 
 
@@ -83,7 +90,8 @@ class ChoiceParam(_Param):
         kinds = {_kind(v) for v in self.values}
         if len(kinds) > 1:
             raise ValueError("all values of a choice must have the same type")
-        if len({repr(v) for v in self.values}) != len(self.values):
+        # By value within a kind: 0 and 0.0 are one value (a float knob casts both to 0.0).
+        if len({(_kind(v), v) for v in self.values}) != len(self.values):
             raise ValueError("choice values must be unique")
         if self.default is not None and self.default not in self.values:
             raise ValueError(f"default {self.default!r} is not one of the values")
@@ -118,6 +126,11 @@ def _check_range(
         raise ValueError("with log sampling, step is a multiplier and must be > 1")
     if default is not None and not lo <= default <= hi:
         raise ValueError(f"default {default} is outside [{lo}, {hi}]")
+    if step is not None:
+        # A grid lists every step: a tiny one would hang the API and the worker.
+        steps = math.log(hi / lo, step) if sampling == "log" else (hi - lo) / step
+        if steps >= MAX_STEPS:
+            raise ValueError(f"step {step} gives more than {MAX_STEPS} values; use a larger step")
 
 
 def _kind(value: Any) -> str:
@@ -256,6 +269,9 @@ def _check_rule(name: str, param: Any) -> str | None:
         else:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return f"{name} takes numbers, got {value!r}"
+            # NaN passes every range check and is not JSON; a huge int overflows float().
+            if isinstance(value, int) and abs(value) > 2**53 or not math.isfinite(value):
+                return f"{name} takes finite numbers, got {value!r}"
             if rule.kind == "int" and not float(value).is_integer():
                 return f"{name} takes whole numbers, got {value!r}"
             if rule.lo is not None and value < rule.lo:
@@ -264,6 +280,31 @@ def _check_rule(name: str, param: Any) -> str | None:
                 bound = "<" if rule.hi_exclusive else "<="
                 return f"{name} must be {bound} {rule.hi}, got {value!r}"
     return None
+
+
+def _seed_pow2(name: str, param: Pow2Param, features: int) -> Pow2Param:
+    """Fill omitted bounds (validated again: a default must fall inside the seeded range)."""
+    seeded_low, seeded_high = SEEDED_POW2.get(name, units_range(features))
+    lo = param.min if param.min is not None else min(seeded_low, param.max or seeded_low)
+    hi = param.max if param.max is not None else max(seeded_high, lo)
+    return Pow2Param(type="pow2", min=lo, max=hi, default=param.default)
+
+
+def _as_json(name: str, param: Any) -> dict[str, Any]:
+    """The entry with its numbers cast to the hyperparameter's kind.
+
+    JSON writes 0.0 as 0, and KerasTuner's Choice refuses a mix of ints and floats
+    (dropout [0, 0.2, 0.5] would fail in the worker).
+    """
+    entry = param.model_dump(exclude_none=True)
+    cast = {"int": int, "float": float}.get(RULES[name].kind)
+    if cast is not None and isinstance(param, ChoiceParam | FixedParam):
+        for key in ("value", "default"):
+            if key in entry:
+                entry[key] = cast(entry[key])
+        if "values" in entry:
+            entry["values"] = [cast(v) for v in entry["values"]]
+    return entry
 
 
 def effective_search_space(
@@ -289,6 +330,8 @@ def effective_search_space(
             continue
         try:
             param = _param_adapter.validate_python(raw)
+            if isinstance(param, Pow2Param):
+                param = _seed_pow2(name, param, features)
         except ValidationError as exc:
             for err in exc.errors():
                 errors.append(
@@ -299,16 +342,11 @@ def effective_search_space(
                     }
                 )
             continue
-        if isinstance(param, Pow2Param):
-            seeded_low, seeded_high = SEEDED_POW2.get(name, units_range(features))
-            lo = param.min if param.min is not None else min(seeded_low, param.max or seeded_low)
-            hi = param.max if param.max is not None else max(seeded_high, lo)
-            param = Pow2Param(type="pow2", min=lo, max=hi, default=param.default)
         problem = _check_rule(name, param)
         if problem:
             errors.append({"loc": loc, "msg": problem, "type": "invalid_hyperparameter"})
             continue
-        space[name] = param.model_dump(exclude_none=True)
+        space[name] = _as_json(name, param)
     if errors:
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
         raise ProblemError(422, detail, title="Invalid search space", errors=errors)
@@ -349,16 +387,40 @@ def layer_counts(space: dict[str, dict[str, Any]]) -> list[int]:
     return sorted(int(v) for v in parameter_values(space["num_layers"]) or [])
 
 
+def grid_values(param: dict[str, Any]) -> list[Any]:
+    """The values KerasTuner's GridSearch visits for one parameter: its default, then `hp.values`.
+
+    KerasTuner's arithmetic is copied on purpose: a float step counts `(max - min) // step + 1`
+    values (so [0, 0.5] by 0.1 stops at 0.4), and a log-sampled int without a step, like any
+    continuous range, is walked at ten points.
+    """
+    kind, step, log = param["type"], param.get("step"), param.get("sampling") == "log"
+    if kind in ("int", "float") and step is None and (kind == "float" or log):
+        lo, hi = param["min"], param["max"] + (1 if kind == "int" else 0)
+        probs = [i * 0.1 + 0.05 for i in range(GRID_POINTS_PER_CONTINUOUS_RANGE)]
+        points = [lo * math.pow(hi / lo, p) if log else p * (hi - lo) + lo for p in probs]
+        values = list(dict.fromkeys(int(v) if kind == "int" else v for v in points))
+    elif kind == "float" and step is not None:
+        lo, hi = param["min"], param["max"]
+        if log:
+            count = int(math.log(hi / lo, step) + 1e-8) + 1
+            values = [lo * math.pow(step, i) for i in range(count)]
+        else:
+            values = [lo + i * step for i in range(int((hi - lo) // step + 1))]
+    else:
+        values = parameter_values(param) or []
+    default = param.get("default", param.get("min", values[0]))
+    return [default, *(v for v in values if v != default)]
+
+
 def grid_size(space: dict[str, dict[str, Any]]) -> int:
     """How many distinct models a grid search visits (per-layer units count per layer)."""
+    counts = {name: len(grid_values(param)) for name, param in space.items()}
     total = 0
-    for layers in layer_counts(space):
+    for layers in {int(v) for v in grid_values(space["num_layers"])}:
         combos = 1
-        for name, param in space.items():
-            if name == "num_layers":
-                continue
-            values = parameter_values(param)
-            count = GRID_POINTS_PER_CONTINUOUS_RANGE if values is None else len(values)
-            combos *= count ** (layers if name == "units" else 1)
+        for name, count in counts.items():
+            if name != "num_layers":
+                combos *= count ** (layers if name == "units" else 1)
         total += combos
     return total

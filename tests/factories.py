@@ -108,3 +108,19 @@ def assert_problem(response: httpx.Response, status: int, *needles: str) -> dict
     for needle in needles:
         assert needle.lower() in text, f"{needle!r} not in {body}"
     return body
+
+
+def noisy_labels_frame(rows: int = 40, features: int = 5, seed: int = 0) -> pd.DataFrame:
+    """A tiny classification table with mostly-noise labels: easy to memorize, hard to learn."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features))
+    signal = x[:, 0] + rng.normal(0, 1.5, rows)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(features)])
+    frame["label"] = np.where(signal > 0, "a", "b")
+    return frame
+
+
+def trials_of(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    page = api.get(f"/api/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()
+    assert page["total"] == len(page["items"])
+    return page["items"]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from app.datasets import category_strings, class_label, load_training_frame
+from tuner_jobs.layers import ImputeMissing
 
 
 @dataclass
@@ -40,7 +41,6 @@ class TrainingData:
     y_val: np.ndarray
     preprocessor: keras.Model
     head: Head
-    numeric_fill: dict[str, float]
 
 
 def _split(rows: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,53 +51,71 @@ def _split(rows: int, validation_split: float, seed: int) -> tuple[np.ndarray, n
     return order[n_val:], order[:n_val]
 
 
-def build_preprocessor(
-    columns: list[dict[str, Any]], train: pd.DataFrame
-) -> tuple[keras.Model, dict[str, float]]:
-    """Inputs: one float vector of the numeric columns, one string input per category column."""
+def input_names(columns: list[dict[str, Any]]) -> dict[str, str]:
+    """Column -> the saved model's input name (Keras names cannot hold '/'; kept unique)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        base = column["name"].replace("/", "_") or "column"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names[column["name"]] = name
+    return names
+
+
+def build_preprocessor(columns: list[dict[str, Any]], train: pd.DataFrame) -> keras.Model:
+    """One input per raw column; numbers are imputed and normalized, categories one-hot.
+
+    Statistics (median, mean, variance) come from the training split only.
+    """
+    names = input_names(columns)
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     inputs: dict[str, keras.KerasTensor] = {}
     encoded = []
-    fill: dict[str, float] = {}
     if numeric:
         values = train[numeric].to_numpy(dtype="float64")
         with warnings.catch_warnings():  # a column with no value in the training split
             warnings.simplefilter("ignore", RuntimeWarning)
             medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
-        fill = {name: float(m) for name, m in zip(numeric, medians, strict=True)}
         filled = np.where(np.isnan(values), medians, values)
-        mean, variance = filled.mean(axis=0), filled.var(axis=0)
-        inputs["numeric"] = keras.Input(shape=(len(numeric),), dtype="float32", name="numeric")
+        for column in numeric:
+            inputs[names[column]] = keras.Input(shape=(1,), dtype="float32", name=names[column])
+        block = [inputs[names[c]] for c in numeric]
+        x = block[0] if len(block) == 1 else keras.layers.Concatenate(name="numbers")(block)
+        x = ImputeMissing(list(medians), name="impute_median")(x)
         encoded.append(
-            keras.layers.Normalization(mean=mean, variance=np.maximum(variance, 1e-12))(
-                inputs["numeric"]
-            )
+            keras.layers.Normalization(
+                mean=filled.mean(axis=0),
+                variance=np.maximum(filled.var(axis=0), 1e-12),
+                name="normalize",
+            )(x)
         )
-    for index, column in enumerate(c for c in columns if c["kind"] == "categorical"):
-        # Keras layer names cannot hold '/', so inputs are numbered; column order is kept.
-        key = f"category_{index}"
+    for column in (c for c in columns if c["kind"] == "categorical"):
+        key = names[column["name"]]
         inputs[key] = keras.Input(shape=(1,), dtype="string", name=key)
+        # Categories not seen in training fall into the one out-of-vocabulary slot.
         lookup = keras.layers.StringLookup(
             vocabulary=column["vocabulary"], num_oov_indices=1, output_mode="one_hot"
         )
         encoded.append(lookup(inputs[key]))
     output = encoded[0] if len(encoded) == 1 else keras.layers.Concatenate()(encoded)
-    return keras.Model(inputs=inputs, outputs=output, name="preprocessing"), fill
+    return keras.Model(inputs=inputs, outputs=output, name="preprocessing")
 
 
-def model_inputs(
-    columns: list[dict[str, Any]], frame: pd.DataFrame, fill: dict[str, float]
-) -> dict[str, np.ndarray]:
-    """Raw rows -> the preprocessor's inputs (missing numbers take the training median)."""
+def model_inputs(columns: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw rows -> the inputs of the preprocessor (and of the saved best model)."""
+    names = input_names(columns)
     inputs: dict[str, np.ndarray] = {}
-    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
-    if numeric:
-        values = frame[numeric].to_numpy(dtype="float64")
-        medians = np.array([fill[n] for n in numeric])
-        inputs["numeric"] = np.where(np.isnan(values), medians, values).astype("float32")
-    for index, column in enumerate(c for c in columns if c["kind"] == "categorical"):
-        strings = category_strings(frame[column["name"]]).to_numpy(dtype=object)
-        inputs[f"category_{index}"] = strings.reshape(-1, 1)
+    for column in columns:
+        series = frame[column["name"]]
+        if column["kind"] == "numeric":
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float32")
+        else:
+            values = category_strings(series).to_numpy(dtype=str)
+        inputs[names[column["name"]]] = values.reshape(-1, 1)
     return inputs
 
 
@@ -135,8 +153,8 @@ def prepare(
 ) -> TrainingData:
     features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
     train_idx, val_idx = _split(len(features), validation_split, seed)
-    preprocessor, fill = build_preprocessor(columns, features.iloc[train_idx])
-    x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features, fill)))
+    preprocessor = build_preprocessor(columns, features.iloc[train_idx])
+    x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features)))
     x = x.astype("float32")
     y_encoded, head = _encode_target(y, task, classes, train_idx)
     return TrainingData(
@@ -146,5 +164,4 @@ def prepare(
         y_val=y_encoded[val_idx],
         preprocessor=preprocessor,
         head=head,
-        numeric_fill=fill,
     )

@@ -10,10 +10,11 @@ import math
 from typing import Any
 
 import keras_tuner as kt
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, select, update
 
 from app.db import upsert, write_session
 from app.models import Trial, TrialEpoch, TrialStatus, utcnow
+from app.overfitting import DEFAULT_PATIENCE, assess
 from app.queue import Claim, holds_lease
 
 
@@ -33,9 +34,11 @@ def finite(value: Any) -> float | None:
 
 
 class TrialRecorder:
-    def __init__(self, engine: Engine, claim: Claim) -> None:
+    def __init__(self, engine: Engine, claim: Claim, *, patience: int = DEFAULT_PATIENCE) -> None:
         self.engine = engine
         self.claim = claim
+        # Epochs of divergence that make a trial overfit (app.overfitting.overfitting_patience).
+        self.patience = patience
         self._trial_pks: dict[str, int] = {}
 
     def _session(self):  # type: ignore[no-untyped-def]
@@ -64,6 +67,8 @@ class TrialRecorder:
                     "started_at": utcnow(),
                     "finished_at": None,
                     "duration_s": None,
+                    "overfit_epoch": None,
+                    "generalization_gap": None,
                 },
                 conflict=["job_id", "trial_id"],
                 update=[
@@ -77,6 +82,8 @@ class TrialRecorder:
                     "started_at",
                     "finished_at",
                     "duration_s",
+                    "overfit_epoch",
+                    "generalization_gap",
                 ],
                 returning=Trial.id,
             )
@@ -124,6 +131,14 @@ class TrialRecorder:
         pk = self._trial_pks.pop(trial_id)
         with self._session() as session:
             self._check_lease(session)
+            curve = session.execute(
+                select(TrialEpoch.epoch, TrialEpoch.loss, TrialEpoch.val_loss).where(
+                    TrialEpoch.trial_pk == pk
+                )
+            ).all()
+            overfitting = assess(
+                [tuple(row) for row in curve], patience=self.patience, best_step=best_epoch
+            )
             session.execute(
                 update(Trial)
                 .where(Trial.id == pk)
@@ -135,5 +150,7 @@ class TrialRecorder:
                     message=message,
                     finished_at=utcnow(),
                     duration_s=duration_s,
+                    overfit_epoch=overfitting.overfit_epoch,
+                    generalization_gap=finite(overfitting.generalization_gap),
                 )
             )

@@ -9,9 +9,11 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
+from app.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
 from app.models import Dataset, Job
 from app.settings import Settings
 from app.uploads import dataset_path
+from tuner_jobs.best_model import export_best_model, prune_checkpoints
 from tuner_jobs.data import TrainingData, prepare
 from tuner_jobs.hyperparameters import build_hyperparameters
 from tuner_jobs.model_builder import DenseHyperModel
@@ -22,10 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Too many failed trials in a row means the setup is broken, not unlucky.
 MAX_CONSECUTIVE_FAILED_TRIALS = 3
-
-
-def job_dir(settings: Settings, job_id: str) -> Path:
-    return settings.jobs_dir / job_id
 
 
 def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.Callback]:
@@ -77,11 +75,12 @@ def make_tuner(
         "executions_per_trial": tuner_spec["executions_per_trial"],
         "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILED_TRIALS,
         "directory": str(directory),
-        "project_name": "keras_tuner",
+        "project_name": KERAS_TUNER_PROJECT,
         # Reload the project if it exists: a resumed job keeps its finished trials.
         "overwrite": False,
         "recorder": recorder,
         "stop": stop,
+        "after_trial": _keep_best(data, directory / BEST_MODEL_FILE),
     }
     cls = TUNERS[algorithm]
     if algorithm == "hyperband":
@@ -96,6 +95,18 @@ def make_tuner(
             tuner.oracle.max_trials = tuner_spec["max_trials"]
         return tuner
     return cls(max_trials=tuner_spec["max_trials"], **common)
+
+
+def _keep_best(data: TrainingData, path: Path):  # type: ignore[no-untyped-def]
+    """After each trial: save the model if it is the new best, then drop stale checkpoints."""
+
+    def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
+        best = tuner.oracle.get_best_trials(1)  # type: ignore[attr-defined]
+        if best and best[0].trial_id == trial_id:
+            export_best_model(tuner, data.preprocessor, path)
+        prune_checkpoints(tuner)
+
+    return after_trial
 
 
 def run_search(
@@ -132,13 +143,16 @@ def run_search(
             data.y_train,
             validation_data=(data.x_val, data.y_val),
             epochs=spec["training"]["epochs"],
-            callbacks=make_callbacks(spec, directory / "tensorboard"),
+            callbacks=make_callbacks(spec, directory / TENSORBOARD_DIR),
             verbose=0,
         )
     except SearchStopped:
         tuner.record_interrupted()
         raise
     _check_outcome(tuner)
+    if not (directory / BEST_MODEL_FILE).exists():
+        # A resumed search whose best trial finished before the interruption.
+        export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
 
 
 def _check_outcome(tuner: RecordingTuner) -> None:

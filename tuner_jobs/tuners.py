@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import keras
@@ -29,12 +30,19 @@ class RecordingTuner:
     """
 
     def __init__(
-        self, *args: Any, recorder: TrialRecorder, stop: StopSignal, **kwargs: Any
+        self,
+        *args: Any,
+        recorder: TrialRecorder,
+        stop: StopSignal,
+        after_trial: Callable[[Any, str], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         self.recorder = recorder
         self.stop = stop
+        self.after_trial = after_trial
         self._started: dict[str, float] = {}
         self._stopped_early: dict[str, bool] = {}
+        self._epoch_lr: dict[str, float] = {}
         super().__init__(*args, **kwargs)
 
     def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
@@ -43,6 +51,11 @@ class RecordingTuner:
         self._stopped_early[trial.trial_id] = False
         self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))
 
+    def on_epoch_begin(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        super().on_epoch_begin(trial, model, epoch, logs)  # type: ignore[misc]
+        # The rate this epoch trains with; ReduceLROnPlateau may lower it at the epoch's end.
+        self._epoch_lr[trial.trial_id] = _learning_rate(model)
+
     def on_epoch_end(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
         super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
         logs = dict(logs or {})
@@ -50,8 +63,8 @@ class RecordingTuner:
         # training to stop, this trial ends early.
         if model.stop_training:
             self._stopped_early[trial.trial_id] = True
-        learning_rate = keras.ops.convert_to_numpy(model.optimizer.learning_rate)
-        self.recorder.epoch_ended(trial.trial_id, epoch, logs, float(learning_rate))
+        learning_rate = self._epoch_lr.pop(trial.trial_id, None) or _learning_rate(model)
+        self.recorder.epoch_ended(trial.trial_id, epoch, logs, learning_rate)
         if self.stop.is_set():
             raise SearchStopped("the search was asked to stop")
 
@@ -67,6 +80,8 @@ class RecordingTuner:
             message=_last_line(done.message),
             duration_s=time.monotonic() - self._started.pop(trial.trial_id),
         )
+        if self.after_trial is not None:
+            self.after_trial(self, trial.trial_id)
 
     def record_interrupted(self, status: str = trial_module.TrialStatus.STOPPED) -> None:
         """Close the trial that was running when the search stopped."""
@@ -81,6 +96,10 @@ class RecordingTuner:
                 duration_s=time.monotonic() - started,
             )
             self._started.pop(trial_id)
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def _last_line(message: str | None) -> str | None:

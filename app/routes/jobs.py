@@ -8,15 +8,23 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.deps import SessionDep, WriteSessionDep
+from app.deps import SessionDep, SettingsDep, WriteSessionDep
 from app.errors import NotFound, ProblemError
+from app.job_files import directory_bytes, job_dir
 from app.models import Dataset, Job, JobStatus
 from app.queue import request_cancel
 from app.results import TrialOrder, best_trial, find_trial, job_read, trial_detail, trial_page
 from app.schemas import JobRead, Page, TrialDetail, TrialRead
+from app.settings import Settings
 from app.spec import JobCreate, resolve_spec
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def _read(session: Session, settings: Settings, job: Job) -> JobRead:
+    read = job_read(session, job)
+    read.disk_bytes = directory_bytes(job_dir(settings, job.id))
+    return read
 
 
 def get_job_or_404(session: Session, job_id: str) -> Job:
@@ -27,7 +35,7 @@ def get_job_or_404(session: Session, job_id: str) -> Job:
 
 
 @router.post("", status_code=202, response_model=JobRead)
-def submit_job(session: WriteSessionDep, body: JobCreate) -> JobRead:
+def submit_job(session: WriteSessionDep, settings: SettingsDep, body: JobCreate) -> JobRead:
     """Queue a search; every field but dataset_id has a default derived from the dataset."""
     with session.begin():
         dataset = session.get(Dataset, body.dataset_id)
@@ -47,12 +55,13 @@ def submit_job(session: WriteSessionDep, body: JobCreate) -> JobRead:
             trials_planned=planned,
         )
         session.add(job)
-    return job_read(session, job)
+    return _read(session, settings, job)
 
 
 @router.get("", response_model=Page[JobRead])
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -67,17 +76,19 @@ def list_jobs(
         .limit(limit)
         .offset(offset)
     ).all()
-    return Page(items=[job_read(session, j) for j in jobs], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[_read(session, settings, j) for j in jobs], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{job_id}", response_model=JobRead)
-def read_job(session: SessionDep, job_id: str) -> JobRead:
+def read_job(session: SessionDep, settings: SettingsDep, job_id: str) -> JobRead:
     """Status, live progress, best so far and the effective search space."""
-    return job_read(session, get_job_or_404(session, job_id))
+    return _read(session, settings, get_job_or_404(session, job_id))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobRead)
-def cancel_job(session: WriteSessionDep, job_id: str) -> JobRead:
+def cancel_job(session: WriteSessionDep, settings: SettingsDep, job_id: str) -> JobRead:
     """Cancel: a queued job at once, a running one at the end of its current epoch."""
     with session.begin():
         job = get_job_or_404(session, job_id)
@@ -86,7 +97,7 @@ def cancel_job(session: WriteSessionDep, job_id: str) -> JobRead:
                 409, f"job {job_id!r} has already finished ({job.status})", title="Job finished"
             )
     session.refresh(job)
-    return job_read(session, job)
+    return _read(session, settings, job)
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialRead])

@@ -1,0 +1,213 @@
+"""Exports a user carries elsewhere: trial tables and curves as CSV, the search space as
+KerasTuner's own `HyperParameters.get_config()` JSON.
+
+Pure Python: the API builds KerasTuner's config without importing keras_tuner, so the
+translation in `tuner_jobs.hyperparameters.build_hyperparameters` is mirrored here
+(tests/test_exports.py checks that both give the same config).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Job, Trial, TrialEpoch
+from app.search_space import KNOWN_HYPERPARAMETERS, layer_counts
+
+TRIAL_COLUMNS = (
+    "trial_id",
+    "status",
+    "score",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "overfit_epoch",
+    "generalization_gap",
+    "duration_s",
+)
+_UNITS = re.compile(r"units_(\d+)")
+
+
+def _to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    # Missing values (an inactive layer's units, a metric a trial never logged) stay empty.
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), restval="")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def _hyperparameter_order(name: str) -> tuple[int, int, str]:
+    # Declaration order (num_layers, units_0, units_1, ..., activation, ...); the stored
+    # JSON has no reliable key order (PostgreSQL's JSONB sorts keys).
+    layer = _UNITS.fullmatch(name)
+    base = "units" if layer else name
+    rank = (
+        KNOWN_HYPERPARAMETERS.index(base)
+        if base in KNOWN_HYPERPARAMETERS
+        else len(KNOWN_HYPERPARAMETERS)
+    )
+    return rank, int(layer.group(1)) if layer else 0, name
+
+
+def _metric_order(name: str) -> tuple[bool, str, bool]:
+    # loss, val_loss, then each compiled metric next to its validation twin.
+    base = name.removeprefix("val_")
+    return base != "loss", base, name.startswith("val_")
+
+
+def _final_epochs(session: Session, job: Job) -> dict[int, TrialEpoch]:
+    """Each trial's last recorded epoch, by trial primary key."""
+    last = (
+        select(TrialEpoch.trial_pk, func.max(TrialEpoch.epoch).label("epoch"))
+        .join(Trial, Trial.id == TrialEpoch.trial_pk)
+        .where(Trial.job_id == job.id)
+        .group_by(TrialEpoch.trial_pk)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(TrialEpoch).join(
+            last, (TrialEpoch.trial_pk == last.c.trial_pk) & (TrialEpoch.epoch == last.c.epoch)
+        )
+    ).all()
+    return {row.trial_pk: row for row in rows}
+
+
+def _epoch_metrics(row: TrialEpoch) -> dict[str, Any]:
+    values = {k: v for k, v in row.metrics.items() if k != "learning_rate"}
+    values.update(loss=row.loss, val_loss=row.val_loss)
+    return values
+
+
+def trials_csv(session: Session, job: Job) -> str:
+    """One row per trial: its outcome, a column per hyperparameter and per final metric."""
+    trials = session.scalars(
+        select(Trial).where(Trial.job_id == job.id).order_by(Trial.started_at, Trial.trial_id)
+    ).all()
+    final = _final_epochs(session, job)
+    rows, hyperparameters, metrics = [], set(), set()
+    for trial in trials:
+        last = _epoch_metrics(final[trial.id]) if trial.id in final else {}
+        hyperparameters.update(trial.hyperparameters)
+        metrics.update(last)
+        row = {column: getattr(trial, column) for column in TRIAL_COLUMNS}
+        rows.append((row, trial.hyperparameters, last))
+    hp_columns = sorted(hyperparameters, key=_hyperparameter_order)
+    taken = set(TRIAL_COLUMNS) | hyperparameters
+    # A metric never shadows a hyperparameter (say, a logged `learning_rate`).
+    metric_columns = {m: f"final_{m}" if m in taken else m for m in metrics}
+    ordered_metrics = sorted(metric_columns, key=_metric_order)
+    columns = [*TRIAL_COLUMNS, *hp_columns, *(metric_columns[m] for m in ordered_metrics)]
+    return _to_csv(
+        columns,
+        (
+            {**row, **hps, **{metric_columns[m]: v for m, v in last.items()}}
+            for row, hps, last in rows
+        ),
+    )
+
+
+def metrics_csv(session: Session, trial: Trial) -> str:
+    """The per-epoch curve: epoch, loss, val_loss, every logged metric, learning_rate."""
+    epochs = session.scalars(
+        select(TrialEpoch).where(TrialEpoch.trial_pk == trial.id).order_by(TrialEpoch.epoch)
+    ).all()
+    rows = [
+        {"epoch": e.epoch, **_epoch_metrics(e), "learning_rate": e.learning_rate} for e in epochs
+    ]
+    names = {name for row in rows for name in row} - {"epoch", "learning_rate"}
+    names |= {"loss", "val_loss"}
+    return _to_csv(["epoch", *sorted(names, key=_metric_order), "learning_rate"], rows)
+
+
+def safe_filename(*parts: str) -> str:
+    """A Content-Disposition filename that needs no quoting or escaping."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))
+
+
+# --- KerasTuner's HyperParameters.get_config(), in pure Python ------------------------
+
+
+def _condition(parent: str, values: list[int]) -> dict[str, Any]:
+    return {"class_name": "Parent", "config": {"name": parent, "values": values}}
+
+
+def _hyperparameter(
+    name: str, param: dict[str, Any], conditions: list[dict[str, Any]]
+) -> tuple[dict[str, Any], Any]:
+    """One entry of `space` and the value KerasTuner starts it at (its default).
+
+    Each branch copies what the matching KerasTuner class does to its arguments, so
+    that types match too (an Int's bounds are ints, a Float's are floats).
+    """
+    kind = param["type"]
+    default = param.get("default")
+    if kind in ("int", "pow2"):
+        sampling = "log" if kind == "pow2" else param.get("sampling", "linear")
+        step = 2 if kind == "pow2" else param.get("step")
+        step = int(step) if step is not None else (1 if sampling == "linear" else None)
+        low, high = int(param["min"]), int(param["max"])
+        config = {"name": name, "default": default, "conditions": conditions}
+        config |= {"min_value": low, "max_value": high, "step": step, "sampling": sampling}
+        return {"class_name": "Int", "config": config}, low if default is None else default
+    if kind == "float":
+        low, high = float(param["min"]), float(param["max"])
+        start = low if default is None else default
+        config = {"name": name, "default": start, "conditions": conditions, "min_value": low}
+        config |= {"max_value": high, "step": param.get("step")}
+        config["sampling"] = param.get("sampling", "linear")
+        return {"class_name": "Float", "config": config}, start
+    if kind == "choice":
+        values = list(param["values"])
+        # KerasTuner keeps strings, turns ints *and booleans* into int, leaves floats.
+        if isinstance(values[0], str):
+            values, default = [str(v) for v in values], None if default is None else str(default)
+        elif isinstance(values[0], int):
+            values, default = [int(v) for v in values], None if default is None else int(default)
+        start = values[0] if default is None else default
+        config = {"name": name, "default": start, "conditions": conditions, "values": values}
+        config["ordered"] = isinstance(values[0], int | float)
+        return {"class_name": "Choice", "config": config}, start
+    if kind == "boolean":
+        start = param.get("default", False)
+        config = {"name": name, "default": start, "conditions": conditions}
+        return {"class_name": "Boolean", "config": config}, start
+    if kind == "fixed":
+        value = param["value"]
+        config = {"name": name, "conditions": conditions, "value": value}
+        return {"class_name": "Fixed", "config": config}, value
+    raise ValueError(f"unknown parameter type {kind!r}")  # the API validated the space
+
+
+def keras_tuner_config(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What `build_hyperparameters(space).get_config()` returns, for
+    `keras_tuner.HyperParameters.from_config(...)` in a plain KerasTuner script.
+
+    Same declarations in the same order: num_layers, one units_<i> per layer (active only
+    when the network has that layer), then the rest; `values` holds each active default.
+    """
+    entries: list[dict[str, Any]] = []
+    values: dict[str, Any] = {}
+
+    def declare(name: str, param: dict[str, Any], needs: list[int] | None = None) -> None:
+        conditions = [_condition("num_layers", needs)] if needs is not None else []
+        entry, start = _hyperparameter(name, param, conditions)
+        entries.append(entry)
+        if needs is None or values.get("num_layers") in needs:
+            values.setdefault(name, start)
+
+    options = layer_counts(space)
+    declare("num_layers", space["num_layers"])
+    for layer in range(max(options)):
+        needs = [n for n in options if n > layer]
+        declare(f"units_{layer}", space["units"], None if len(needs) == len(options) else needs)
+    for name, param in space.items():
+        if name not in ("num_layers", "units"):
+            declare(name, param)
+    return {"space": entries, "values": values}

@@ -1,0 +1,56 @@
+"""The job's best model as one `.keras` file that takes raw rows, and checkpoint pruning.
+
+KerasTuner keeps a weights checkpoint per trial (users report gigabytes per
+search). A job keeps only what resume and the best model need: the best trial's
+checkpoint and, for Hyperband, those of trials its open brackets may still
+promote (a promoted trial starts from its parent's weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+logger = logging.getLogger(__name__)
+
+def export_best_model(tuner: Any, preprocessor: keras.Model, path: Path) -> str | None:
+    """Save preprocessing + the best trial's network (at its best epoch); returns the trial id."""
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        return None
+    trained = tuner.load_model(best[0])
+    # An uncompiled copy: the saved file carries no optimizer state to warn about on load.
+    network = keras.models.clone_model(trained)
+    network.set_weights(trained.get_weights())
+    raw_inputs = preprocessor.input
+    full = keras.Model(raw_inputs, network(preprocessor(raw_inputs)), name="best_model")
+    partial = path.with_name(f".{path.name}.partial.keras")
+    full.save(partial)
+    # Atomic: a download never sees a half-written file.
+    os.replace(partial, path)
+    return best[0].trial_id
+
+
+def _needed_by_hyperband(oracle: Any) -> set[str]:
+    brackets = getattr(oracle, "_brackets", None)  # HyperbandOracle's open brackets
+    if not brackets:
+        return set()
+    return {info["id"] for bracket in brackets for rnd in bracket["rounds"] for info in rnd}
+
+
+def prune_checkpoints(tuner: Any) -> None:
+    """Delete trial checkpoints that neither the best model nor a resume will read."""
+    oracle = tuner.oracle
+    keep = {t.trial_id for t in oracle.get_best_trials(1)} | _needed_by_hyperband(oracle)
+    keep |= {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    for trial_id in oracle.trials:
+        if trial_id in keep:
+            continue
+        checkpoint = Path(tuner._get_checkpoint_fname(trial_id))  # noqa: SLF001
+        if checkpoint.exists():
+            checkpoint.unlink()
+    logger.debug("pruned checkpoints", extra={"kept": sorted(keep)})
