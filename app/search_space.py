@@ -287,7 +287,11 @@ def _seed_pow2(name: str, param: Pow2Param, features: int) -> Pow2Param:
     seeded_low, seeded_high = SEEDED_POW2.get(name, units_range(features))
     lo = param.min if param.min is not None else min(seeded_low, param.max or seeded_low)
     hi = param.max if param.max is not None else max(seeded_high, lo)
-    return Pow2Param(type="pow2", min=lo, max=hi, default=param.default)
+    default = param.default
+    if default is None and name == "units" and lo <= recommended_units(features) <= hi:
+        # Start the search from the recommended width, as the built-in default does.
+        default = recommended_units(features)
+    return Pow2Param(type="pow2", min=lo, max=hi, default=default)
 
 
 def _as_json(name: str, param: Any) -> dict[str, Any]:

@@ -271,14 +271,14 @@ def test_grid_size_of_a_default_space_with_one_layer(tmp_path: Path) -> None:
     space = effective_search_space(
         {
             "num_layers": {"type": "fixed", "value": 1},
-            "learning_rate": {"type": "choice", "values": [1e-3, 1e-2]},
+            "learning_rate": {"type": "fixed", "value": 1e-3},
             "kernel_initializer": {"type": "fixed", "value": "he_normal"},
             "batch_size": {"type": "fixed", "value": 32},
         },
         features=3,
     )
-    # seeded units 2..16 (4), activation 2, dropout 0..0.4 (5), optimizer 2, learning rate 2
-    assert grid_size(space) == 4 * 2 * 5 * 2 * 2
+    # seeded units 2..16 (4), activation 2, dropout 0..0.4 (5), optimizer 2
+    assert grid_size(space) == 4 * 2 * 5 * 2
     assert _keras_tuner_grid(space, tmp_path) == grid_size(space)
 
 

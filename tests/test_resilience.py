@@ -1,0 +1,99 @@
+"""A worker or a search process killed mid-trial: the job resumes and loses nothing."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.factories import customers_frame, submit, upload_ok, wait_for_job
+
+pytestmark = pytest.mark.slow
+
+SLOW_TRIALS = {
+    "num_layers": {"type": "fixed", "value": 1},
+    "units": {"type": "pow2", "min": 8, "max": 32},
+    "batch_size": {"type": "fixed", "value": 8},
+}
+
+
+def _finished_trials(api: httpx.Client, job_id: str) -> dict[str, dict[str, Any]]:
+    items = api.get(f"/api/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()["items"]
+    return {t["trial_id"]: t for t in items if t["status"] == "COMPLETED"}
+
+
+def _wait_mid_trial(api: httpx.Client, job_id: str, completed: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/v1/jobs/{job_id}").json()
+        current = job["progress"]["current_trial"]
+        if job["progress"]["trials_completed"] >= completed and current and current["epochs_run"]:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached a trial in progress")
+
+
+def _search_child(supervisor_pid: int) -> int:
+    """The spawned search process under a worker (not multiprocessing's resource tracker)."""
+    for task in Path(f"/proc/{supervisor_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                return int(pid)
+    raise AssertionError("no search process found")
+
+
+@pytest.mark.parametrize("victim", ["supervisor", "search"])
+def test_killed_worker_job_resumes_with_its_finished_trials(
+    api: httpx.Client, start_worker, settings, tmp_path: Path, victim: str
+) -> None:
+    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 4},
+        training={"epochs": 12},
+        callbacks={"early_stopping": False},
+        search_space=SLOW_TRIALS,
+    )
+    # A short lease, so the job of a dead worker is claimable again within seconds.
+    short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
+    first = start_worker(settings_override=short_lease)
+    _wait_mid_trial(api, job["id"], completed=1)
+    before = _finished_trials(api, job["id"])
+    assert before
+
+    if victim == "supervisor":
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        start_worker(settings_override=short_lease)
+    else:
+        # The supervisor survives its child and hands the job back for another attempt.
+        Path(f"/proc/{_search_child(first.proc.pid)}")  # exists
+        import os
+
+        os.kill(_search_child(first.proc.pid), signal.SIGKILL)
+
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    assert done["attempt"] == 2
+    trials = api.get(f"/api/v1/jobs/{job['id']}/trials", params={"limit": 1000}).json()
+    assert trials["total"] == 4 == done["progress"]["trials_completed"]
+    assert sorted(t["trial_id"] for t in trials["items"]) == ["0", "1", "2", "3"]
+    after = _finished_trials(api, job["id"])
+    for trial_id, trial in before.items():
+        kept = after[trial_id]
+        assert (kept["hyperparameters"], kept["score"], kept["started_at"]) == (
+            trial["hyperparameters"],
+            trial["score"],
+            trial["started_at"],
+        )
+    # Every trial's curve is whole: the interrupted one reran from its first epoch.
+    for trial_id in after:
+        curve = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial_id}").json()["metrics"]
+        assert [m["epoch"] for m in curve] == list(range(12))
