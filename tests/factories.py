@@ -103,7 +103,9 @@ def assert_problem(response: httpx.Response, status: int, *needles: str) -> dict
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
     text = (body["detail"] + " " + str(body.get("errors", ""))).lower()
     for needle in needles:
         assert needle.lower() in text, f"{needle!r} not in {body}"

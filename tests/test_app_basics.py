@@ -47,7 +47,8 @@ def test_health_reports_the_database(api: httpx.Client) -> None:
 def test_swagger_ui_and_openapi_are_served(api: httpx.Client) -> None:
     assert "swagger-ui" in api.get("/docs").text.lower()
     paths = api.get("/openapi.json").json()["paths"]
-    assert "/api/v1/datasets" in paths and "/api/v1/jobs/{job_id}/trials/{trial_id}" in paths
+    assert "/api/v1/datasets" in paths
+    assert "/api/v1/jobs/{job_id}/trials/{trial_id}" in paths
 
 
 def test_unknown_ids_are_problem_json_404(api: httpx.Client) -> None:

@@ -35,17 +35,19 @@ def test_every_path_the_dockerfile_copies_exists() -> None:
 def test_api_image_has_no_tensorflow_and_worker_image_has_it() -> None:
     stages = _stages()
     assert {"base", "api", "worker"} <= stages.keys()
-    assert "pip install ." in stages["api"] and "[worker]" not in stages["api"]
+    assert "pip install ." in stages["api"]
+    assert "[worker]" not in stages["api"]
     assert "[worker]" in stages["worker"]
     for stage in ("api", "worker"):
-        assert "USER tuner" in stages[stage] and "HEALTHCHECK" in stages[stage]
+        assert "USER tuner" in stages[stage]
+        assert "HEALTHCHECK" in stages[stage]
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        *[m for m in re.findall(r'CMD \["tuner-service", "(\w+)"\]', DOCKERFILE)],
-        *[m for m in re.findall(r'command: \["tuner-service", "(\w+)"\]', COMPOSE)],
+        *list(re.findall(r'CMD \["tuner-service", "(\w+)"\]', DOCKERFILE)),
+        *list(re.findall(r'command: \["tuner-service", "(\w+)"\]', COMPOSE)),
     ],
 )
 def test_container_commands_are_real_subcommands(command: str) -> None:
@@ -55,5 +57,6 @@ def test_container_commands_are_real_subcommands(command: str) -> None:
 def test_compose_has_the_four_services_and_a_healthchecked_database() -> None:
     services = re.findall(r"^  (\w+):\s*$", COMPOSE.split("\nvolumes:")[0], flags=re.MULTILINE)
     assert services == ["db", "migrate", "api", "worker"]
-    assert "pg_isready" in COMPOSE and "service_completed_successfully" in COMPOSE
+    assert "pg_isready" in COMPOSE
+    assert "service_completed_successfully" in COMPOSE
     assert "postgresql+psycopg://" in COMPOSE

@@ -16,13 +16,16 @@ def test_jobs_list_filters_by_status_and_pages(api: httpx.Client) -> None:
     assert cancelled["status"] == "cancelled"
 
     page = api.get("/api/v1/jobs", params={"limit": 2}).json()
-    assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 0
+    assert page["total"] == 3
+    assert page["limit"] == 2
+    assert page["offset"] == 0
     assert [j["id"] for j in page["items"]] == [ids[2], ids[1]]  # newest first
     rest = api.get("/api/v1/jobs", params={"limit": 2, "offset": 2}).json()
     assert [j["id"] for j in rest["items"]] == [ids[0]]
 
     queued = api.get("/api/v1/jobs", params={"status": "queued"}).json()
-    assert queued["total"] == 2 and {j["id"] for j in queued["items"]} == set(ids[1:])
+    assert queued["total"] == 2
+    assert {j["id"] for j in queued["items"]} == set(ids[1:])
     assert api.get("/api/v1/jobs", params={"status": "cancelled"}).json()["total"] == 1
     assert_problem(api.get("/api/v1/jobs", params={"status": "sleeping"}), 422, "status")
     assert_problem(api.get("/api/v1/jobs", params={"limit": 0}), 422, "limit")

@@ -103,7 +103,8 @@ def test_claims_go_oldest_first_and_skip_leased_jobs(engine: Engine) -> None:
 def test_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_out(engine: Engine) -> None:
     (job_id,) = insert_jobs(engine, 1)
     stale = _claim(engine, "a", lease_s=-1)  # a lease that has already run out
-    assert stale is not None and stale.attempt == 1
+    assert stale is not None
+    assert stale.attempt == 1
     fresh = _claim(engine, "b")
     assert fresh == Claim(job_id=job_id, attempt=2, worker_id="b")
 
@@ -117,7 +118,9 @@ def test_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_out(engine: 
         assert finish_job(session=session, claim=fresh, status=JobStatus.SUCCEEDED)
     with engine.connect() as conn:
         job = conn.execute(select(Job).where(Job.id == job_id)).one()
-    assert job.status == JobStatus.SUCCEEDED and job.error is None and job.lease_owner is None
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.error is None
+    assert job.lease_owner is None
 
 
 def test_requeued_job_is_claimed_again(engine: Engine) -> None:
@@ -126,7 +129,9 @@ def test_requeued_job_is_claimed_again(engine: Engine) -> None:
     with write_session(engine) as session:
         assert requeue_job(session=session, claim=claim)
     again = _claim(engine, "b")
-    assert again is not None and again.job_id == job_id and again.attempt == 2
+    assert again is not None
+    assert again.job_id == job_id
+    assert again.attempt == 2
 
 
 def test_jobs_out_of_attempts_are_failed_not_retried(engine: Engine) -> None:
@@ -138,7 +143,8 @@ def test_jobs_out_of_attempts_are_failed_not_retried(engine: Engine) -> None:
     assert _claim(engine, "c") is None
     with engine.connect() as conn:
         job = conn.execute(select(Job).where(Job.id == job_id)).one()
-    assert job.status == JobStatus.FAILED and "2 time(s)" in job.error
+    assert job.status == JobStatus.FAILED
+    assert "2 time(s)" in job.error
 
 
 def test_cancel_queued_running_and_finished(engine: Engine) -> None:

@@ -32,7 +32,8 @@ def _check_finished_search(api: httpx.Client, job: dict[str, Any], metric: str) 
     assert len({t["trial_id"] for t in trials}) == len(trials)
     for trial in trials:
         assert trial["status"] == "COMPLETED"
-        assert trial["score"] is not None and trial["duration_s"] > 0
+        assert trial["score"] is not None
+        assert trial["duration_s"] > 0
         detail = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial['trial_id']}").json()
         assert len(detail["metrics"]) == trial["epochs_run"] >= 1
         for epoch in detail["metrics"]:
@@ -47,7 +48,8 @@ def _check_finished_search(api: httpx.Client, job: dict[str, Any], metric: str) 
     scores = [t["score"] for t in trials]
     direction = job["spec"]["objective"]["direction"]
     assert best["score"] == (max(scores) if direction == "max" else min(scores))
-    assert best["metrics"] and job["best"]["trial_id"] == best["trial_id"]
+    assert best["metrics"]
+    assert job["best"]["trial_id"] == best["trial_id"]
 
 
 def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) -> None:
@@ -111,7 +113,8 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
     assert grid_points == {(8, "relu"), (8, "tanh"), (16, "relu"), (16, "tanh")}
     # Hyperband trains later rounds for more epochs than the first.
     epochs = sorted(t["epochs_run"] for t in _trials(api, finished["hyperband"]["id"]))
-    assert epochs[0] == 1 and epochs[-1] == 3
+    assert epochs[0] == 1
+    assert epochs[-1] == 3
 
 
 def test_progress_and_epochs_are_visible_while_the_search_runs(

@@ -54,7 +54,8 @@ def test_early_stopping_ends_a_stalled_trial(api: httpx.Client, start_worker) ->
 
     wait_for_job(api, control["id"])
     (trial,) = api.get(f"/api/v1/jobs/{control['id']}/trials").json()["items"]
-    assert trial["stopped_early"] is False and trial["epochs_run"] == 5
+    assert trial["stopped_early"] is False
+    assert trial["epochs_run"] == 5
 
 
 def test_cancel_stops_a_running_search_and_keeps_its_trials(
@@ -80,11 +81,13 @@ def test_cancel_stops_a_running_search_and_keeps_its_trials(
         time.sleep(0.1)
 
     response = api.post(f"/api/v1/jobs/{job['id']}/cancel")
-    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    assert response.status_code == 202
+    assert response.json()["cancel_requested"] is True
     done = wait_for_job(api, job["id"], timeout=60)
     assert done["status"] == "cancelled"
     (trial,) = api.get(f"/api/v1/jobs/{job['id']}/trials").json()["items"]
-    assert trial["status"] == "STOPPED" and 1 <= trial["epochs_run"] < 500
+    assert trial["status"] == "STOPPED"
+    assert 1 <= trial["epochs_run"] < 500
     assert len(api.get(f"/api/v1/jobs/{job['id']}/trials/{trial['trial_id']}").json()["metrics"])
     assert_problem(api.post(f"/api/v1/jobs/{job['id']}/cancel"), 409, "finished")
 
@@ -94,4 +97,5 @@ def test_cancel_of_a_queued_job_is_immediate(api: httpx.Client) -> None:
     job = submit(api, dataset["id"])
     response = api.post(f"/api/v1/jobs/{job['id']}/cancel")
     assert response.status_code == 202
-    assert response.json()["status"] == "cancelled" and response.json()["finished_at"]
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["finished_at"]
