@@ -95,6 +95,13 @@ class JobCreate(_Spec):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     callbacks: CallbacksSpec = Field(default_factory=CallbacksSpec)
+    max_runtime_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 24 * 3600,
+        description="Wall-clock budget from the job's first start; past it the search stops "
+        "at the next epoch and the job fails with reason timeout (its trials stay readable).",
+    )
 
 
 def metric_names(task: str) -> list[str]:

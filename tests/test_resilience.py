@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings
-from tests.factories import customers_frame, submit, upload_ok, wait_for_job
+from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +23,12 @@ SLOW_TRIALS = {
 }
 
 
+def _trials(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    return api.get(f"/api/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()["items"]
+
+
 def _finished_trials(api: httpx.Client, job_id: str) -> dict[str, dict[str, Any]]:
-    items = api.get(f"/api/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()["items"]
-    return {t["trial_id"]: t for t in items if t["status"] == "COMPLETED"}
+    return {t["trial_id"]: t for t in _trials(api, job_id) if t["status"] == "COMPLETED"}
 
 
 def _wait_mid_trial(api: httpx.Client, job_id: str, completed: int) -> dict[str, Any]:
@@ -74,9 +78,6 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
         start_worker(settings_override=short_lease)
     else:
         # The supervisor survives its child and hands the job back for another attempt.
-        Path(f"/proc/{_search_child(first.proc.pid)}")  # exists
-        import os
-
         os.kill(_search_child(first.proc.pid), signal.SIGKILL)
 
     done = wait_for_job(api, job["id"], timeout=300)
@@ -97,3 +98,115 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
     for trial_id in after:
         curve = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial_id}").json()["metrics"]
         assert [m["epoch"] for m in curve] == list(range(12))
+
+
+def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
+    api: httpx.Client, start_worker
+) -> None:
+    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 3},
+        training={"epochs": 12},
+        callbacks={"early_stopping": False},
+        search_space=SLOW_TRIALS,
+    )
+    first = start_worker()
+    _wait_mid_trial(api, job["id"], completed=1)
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=60) == 0
+    requeued = api.get(f"/api/v1/jobs/{job['id']}").json()
+    assert requeued["status"] == "queued"
+    assert requeued["error"] is None
+    assert requeued["attempt"] == 1
+    stopped = [t for t in _trials(api, job["id"]) if t["status"] == "STOPPED"]
+    assert len(stopped) == 1  # the trial in progress ended at an epoch boundary
+
+    start_worker()
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded"
+    assert done["attempt"] == 2
+    assert sorted(t["trial_id"] for t in _trials(api, job["id"])) == ["0", "1", "2"]
+    assert api.get(f"/api/v1/jobs/{job['id']}/model").status_code == 200
+
+
+def test_a_search_process_that_keeps_dying_fails_the_job(
+    api: httpx.Client, start_worker, settings
+) -> None:
+    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 3},
+        training={"epochs": 12},
+        callbacks={"early_stopping": False},
+        search_space=SLOW_TRIALS,
+    )
+    two_attempts = make_settings(settings.database_url, settings.data_dir, max_attempts=2)
+    worker = start_worker(settings_override=two_attempts)
+    for attempt in (1, 2):
+        # As the kernel's out-of-memory killer would: SIGKILL, no goodbye.
+        deadline = time.monotonic() + 120
+        while api.get(f"/api/v1/jobs/{job['id']}").json()["attempt"] < attempt:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        _wait_mid_trial(api, job["id"], completed=0)
+        os.kill(_search_child(worker.proc.pid), signal.SIGKILL)
+    done = wait_for_job(api, job["id"], timeout=120)
+    assert done["status"] == "failed"
+    assert "died" in done["error"]
+    assert "2 attempts" in done["error"]
+    assert worker.proc.poll() is None  # the worker itself survives its children
+
+
+def test_max_runtime_stops_the_search_as_a_timeout(api: httpx.Client, start_worker) -> None:
+    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 50},
+        training={"epochs": 12},
+        callbacks={"early_stopping": False},
+        search_space=SLOW_TRIALS,
+        max_runtime_s=25,
+    )
+    start_worker()
+    done = wait_for_job(api, job["id"], timeout=180)
+    assert done["status"] == "failed"
+    assert done["error"].startswith("timeout")
+    trials = _trials(api, job["id"])
+    assert 1 <= done["progress"]["trials_completed"] < 50
+    # The best so far stays readable, as does its model.
+    assert api.get(f"/api/v1/jobs/{job['id']}/best").status_code == 200
+    assert api.get(f"/api/v1/jobs/{job['id']}/model").status_code == 200
+    assert {t["status"] for t in trials} <= {"COMPLETED", "STOPPED"}
+
+
+def test_diverging_trials_are_failed_and_too_many_fail_the_job(
+    api: httpx.Client, start_worker
+) -> None:
+    dataset = upload_ok(api, regression_frame(), "target value")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 6},
+        training={"epochs": 5},
+        search_space={
+            "num_layers": {"type": "fixed", "value": 2},
+            "units": {"type": "fixed", "value": 64},
+            "optimizer": {"type": "fixed", "value": "sgd"},
+            "learning_rate": {"type": "fixed", "value": 10.0},
+            "activation": {"type": "fixed", "value": "relu"},
+        },
+    )
+    start_worker()
+    done = wait_for_job(api, job["id"], timeout=180)
+    assert done["status"] == "failed"
+    assert "consecutive failures" in done["error"]
+    trials = _trials(api, job["id"])
+    assert len(trials) == 3
+    for trial in trials:
+        assert trial["status"] == "FAILED"
+        assert "diverged" in trial["message"]
+        assert trial["stopped_early"] is False

@@ -17,12 +17,19 @@ import keras
 
 logger = logging.getLogger(__name__)
 
+
+def best_completed_trial(oracle: Any) -> Any | None:
+    """The best trial with a model: KerasTuner's ranking also lists failed trials."""
+    best = [t for t in oracle.get_best_trials(len(oracle.trials)) if t.status == "COMPLETED"]
+    return best[0] if best else None
+
+
 def export_best_model(tuner: Any, preprocessor: keras.Model, path: Path) -> str | None:
     """Save preprocessing + the best trial's network (at its best epoch); returns the trial id."""
-    best = tuner.oracle.get_best_trials(1)
-    if not best:
+    best = best_completed_trial(tuner.oracle)
+    if best is None:
         return None
-    trained = tuner.load_model(best[0])
+    trained = tuner.load_model(best)
     # An uncompiled copy: the saved file carries no optimizer state to warn about on load.
     network = keras.models.clone_model(trained)
     network.set_weights(trained.get_weights())
@@ -32,7 +39,7 @@ def export_best_model(tuner: Any, preprocessor: keras.Model, path: Path) -> str 
     full.save(partial)
     # Atomic: a download never sees a half-written file.
     os.replace(partial, path)
-    return best[0].trial_id
+    return best.trial_id
 
 
 def _needed_by_hyperband(oracle: Any) -> set[str]:
@@ -45,7 +52,8 @@ def _needed_by_hyperband(oracle: Any) -> set[str]:
 def prune_checkpoints(tuner: Any) -> None:
     """Delete trial checkpoints that neither the best model nor a resume will read."""
     oracle = tuner.oracle
-    keep = {t.trial_id for t in oracle.get_best_trials(1)} | _needed_by_hyperband(oracle)
+    best = best_completed_trial(oracle)
+    keep = ({best.trial_id} if best else set()) | _needed_by_hyperband(oracle)
     keep |= {trial.trial_id for trial in oracle.ongoing_trials.values()}
     for trial_id in oracle.trials:
         if trial_id in keep:

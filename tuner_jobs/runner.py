@@ -13,7 +13,7 @@ from app.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR,
 from app.models import Dataset, Job
 from app.settings import Settings
 from app.uploads import dataset_path
-from tuner_jobs.best_model import export_best_model, prune_checkpoints
+from tuner_jobs.best_model import best_completed_trial, export_best_model, prune_checkpoints
 from tuner_jobs.data import TrainingData, prepare
 from tuner_jobs.hyperparameters import build_hyperparameters
 from tuner_jobs.model_builder import DenseHyperModel
@@ -27,7 +27,9 @@ MAX_CONSECUTIVE_FAILED_TRIALS = 3
 
 
 def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = []
+    # A diverged trial stops at the first NaN loss instead of burning its epochs;
+    # KerasTuner then records it FAILED (a NaN objective) and the search goes on.
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     config = spec["callbacks"]
     if config.get("early_stopping"):
         es = config["early_stopping"]
@@ -101,8 +103,8 @@ def _keep_best(data: TrainingData, path: Path):  # type: ignore[no-untyped-def]
     """After each trial: save the model if it is the new best, then drop stale checkpoints."""
 
     def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
-        best = tuner.oracle.get_best_trials(1)  # type: ignore[attr-defined]
-        if best and best[0].trial_id == trial_id:
+        best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
+        if best is not None and best.trial_id == trial_id:
             export_best_model(tuner, data.preprocessor, path)
         prune_checkpoints(tuner)
 

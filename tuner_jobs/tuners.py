@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -60,8 +61,9 @@ class RecordingTuner:
         super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
         logs = dict(logs or {})
         # EarlyStopping ran just before this hook in the same epoch; if it asked
-        # training to stop, this trial ends early.
-        if model.stop_training:
+        # training to stop, this trial ends early. (TerminateOnNaN also stops
+        # training, mid-epoch, leaving a non-finite loss: that is divergence.)
+        if model.stop_training and math.isfinite(float(logs.get("loss", 0.0))):
             self._stopped_early[trial.trial_id] = True
         learning_rate = self._epoch_lr.pop(trial.trial_id, None) or _learning_rate(model)
         self.recorder.epoch_ended(trial.trial_id, epoch, logs, learning_rate)
@@ -69,17 +71,21 @@ class RecordingTuner:
             raise SearchStopped("the search was asked to stop")
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
-        super().on_trial_end(trial)  # type: ignore[misc]  # the oracle scores it and saves state
-        done = self.oracle.get_trial(trial.trial_id)  # type: ignore[attr-defined]
-        self.recorder.trial_ended(
-            trial.trial_id,
-            status=done.status,
-            score=done.score,
-            best_epoch=done.best_step,
-            stopped_early=self._stopped_early.pop(trial.trial_id, False),
-            message=_last_line(done.message),
-            duration_s=time.monotonic() - self._started.pop(trial.trial_id),
-        )
+        try:
+            # The oracle scores the trial and saves its state; it raises when too
+            # many trials failed in a row, after it has recorded this one's status.
+            super().on_trial_end(trial)  # type: ignore[misc]
+        finally:
+            done = self.oracle.get_trial(trial.trial_id)  # type: ignore[attr-defined]
+            self.recorder.trial_ended(
+                trial.trial_id,
+                status=done.status,
+                score=done.score,
+                best_epoch=done.best_step,
+                stopped_early=self._stopped_early.pop(trial.trial_id, False),
+                message=_last_line(done.message) or _diverged(done),
+                duration_s=time.monotonic() - self._started.pop(trial.trial_id),
+            )
         if self.after_trial is not None:
             self.after_trial(self, trial.trial_id)
 
@@ -100,6 +106,12 @@ class RecordingTuner:
 
 def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _diverged(trial: Any) -> str | None:
+    if trial.status == trial_module.TrialStatus.FAILED:
+        return "the objective was not a number: training diverged (loss became NaN or inf)"
+    return None
 
 
 def _last_line(message: str | None) -> str | None:

@@ -16,12 +16,22 @@ import time
 import uuid
 from dataclasses import asdict
 from multiprocessing.connection import Connection
+from typing import Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from app.db import make_engine, write_session
-from app.models import JobStatus
-from app.queue import Claim, claim_job, finish_job, heartbeat, reap_exhausted, requeue_job
+from app.models import Job, JobStatus, utcnow
+from app.queue import (
+    Claim,
+    Heartbeat,
+    claim_job,
+    finish_job,
+    heartbeat,
+    reap_exhausted,
+    requeue_job,
+)
 from app.settings import Settings
 from tuner_jobs.child import FAILED, LEASE_LOST, STOPPED, SUCCEEDED, run_child
 
@@ -29,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # After asking a child to stop, how long it gets to reach an epoch boundary.
 STOP_GRACE_S = 60.0
+
+StopReason = Literal["lease_lost", "cancel", "timeout", "shutdown"]
 
 
 def _read_report(receive: Connection) -> tuple[str | None, str | None]:
@@ -80,69 +92,78 @@ class Worker:
                 session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s
             )
 
-    def _heartbeat(self, claim: Claim):  # type: ignore[no-untyped-def]
+    def _heartbeat(self, claim: Claim) -> Heartbeat:
         with write_session(self.engine) as session:
             return heartbeat(session=session, claim=claim, lease_s=self.settings.lease_s)
+
+    def _deadline(self, claim: Claim) -> float | None:
+        """The job's max_runtime_s as a time.monotonic() deadline, counted from its first start."""
+        with Session(self.engine) as session:
+            job = session.get_one(Job, claim.job_id)
+            budget = job.spec.get("max_runtime_s")
+            if budget is None or job.started_at is None:
+                return None
+            elapsed = (utcnow() - job.started_at).total_seconds()
+        return time.monotonic() + budget - elapsed
 
     def execute(self, claim: Claim) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if lease lost)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
+        deadline = self._deadline(claim)
         stop = self._context.Event()
         receive, send = self._context.Pipe(duplex=False)
-        payload = {
-            "settings": self.settings.model_dump(mode="json"),
-            "claim": asdict(claim),
-        }
+        payload = {"settings": self.settings.model_dump(mode="json"), "claim": asdict(claim)}
         child = self._context.Process(
             target=run_child, args=(payload, send, stop), name=f"search-{claim.job_id}"
         )
         child.start()
         send.close()
 
-        cancelled = lost = False
-        stop_asked_at: float | None = None
-        while child.is_alive():
+        reason: StopReason | None = None
+        stop_asked_at = 0.0
+        while True:
             child.join(timeout=self.settings.heartbeat_s)
             if not child.is_alive():
                 break
             beat = self._heartbeat(claim)
-            if not beat.held:
-                lost = True
-            cancelled = cancelled or beat.cancel_requested
-            if (lost or cancelled or self.shutdown.is_set()) and stop_asked_at is None:
-                stop.set()
-                stop_asked_at = time.monotonic()
-            if stop_asked_at is not None and time.monotonic() - stop_asked_at > STOP_GRACE_S:
+            if reason is None:
+                reason = _stop_reason(beat, self.shutdown.is_set(), deadline)
+                if reason is not None:
+                    logger.info("stopping the search at the next epoch: %s", reason, extra=log)
+                    stop.set()
+                    stop_asked_at = time.monotonic()
+            elif time.monotonic() - stop_asked_at > STOP_GRACE_S:
                 logger.warning("search did not stop in time; killing it", extra=log)
                 child.kill()
-        child.join()
         outcome, message = _read_report(receive)
-        return self._record_outcome(claim, outcome, message, child.exitcode, cancelled, lost, log)
+        return self._record_outcome(claim, outcome, message, child.exitcode, reason, log)
 
-    def _record_outcome(  # noqa: PLR0913 - one place decides what a child's exit means
+    def _record_outcome(
         self,
         claim: Claim,
         outcome: str | None,
         message: str | None,
         exitcode: int | None,
-        cancelled: bool,
-        lost: bool,
+        reason: StopReason | None,
         log: dict[str, object],
     ) -> JobStatus | None:
-        if lost or outcome == LEASE_LOST:
+        """The one place that decides what a child's exit means for the job."""
+        if reason == "lease_lost" or outcome == LEASE_LOST:
             logger.warning("lease lost; another worker owns the job now", extra=log)
             return None
-        status: JobStatus | None
+        status: JobStatus | None = None  # None: hand the job back to the queue
         error: str | None = None
         if outcome == SUCCEEDED:
             status = JobStatus.SUCCEEDED
-        elif cancelled:
+        elif reason == "cancel":
             status, error = JobStatus.CANCELLED, "cancelled by request"
-        elif outcome == STOPPED or self.shutdown.is_set():
-            status = None  # graceful shutdown: hand the job back, it resumes elsewhere
+        elif reason == "timeout":
+            status, error = JobStatus.FAILED, "timeout: the search ran past max_runtime_s"
         elif outcome == FAILED:
             status, error = JobStatus.FAILED, message
+        elif reason == "shutdown" or outcome == STOPPED:
+            error = None  # graceful shutdown: it resumes on another worker
         elif claim.attempt >= self.settings.max_attempts:
             status = JobStatus.FAILED
             error = (
@@ -150,15 +171,23 @@ class Worker:
                 f"on each of {claim.attempt} attempts"
             )
         else:
-            status = None
+            error = f"the search process died (exit code {exitcode}); retrying"
         with write_session(self.engine) as session:
             if status is None:
-                requeue_job(
-                    session=session,
-                    claim=claim,
-                    reason=f"requeued (search exit code {exitcode})" if outcome is None else None,
-                )
+                requeue_job(session=session, claim=claim, reason=error)
             else:
                 finish_job(session=session, claim=claim, status=status, error=error)
-        logger.info("job %s", status or "requeued", extra=log)
+        logger.info("job %s", status or "requeued", extra={**log, "error": error})
         return status
+
+
+def _stop_reason(beat: Heartbeat, shutting_down: bool, deadline: float | None) -> StopReason | None:
+    if not beat.held:
+        return "lease_lost"
+    if beat.cancel_requested:
+        return "cancel"
+    if deadline is not None and time.monotonic() > deadline:
+        return "timeout"
+    if shutting_down:
+        return "shutdown"
+    return None
