@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail)
         )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_away(_request: Request, exc: Exception) -> JSONResponse:
+        # Connection refused, server restarting, SQLite busy past its timeout: all
+        # transient. pool_pre_ping reconnects once the database is back.
+        logger.warning("database unavailable", extra={"error": str(exc).splitlines()[0]})
+        response = problem_response(
+            503, "Database unavailable", "the database is unavailable; retry shortly"
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

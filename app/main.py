@@ -12,6 +12,7 @@ from sqlalchemy import text
 from app.db import make_engine
 from app.deps import SessionDep
 from app.errors import ProblemError, install_error_handlers
+from app.limits import UploadLimit
 from app.predictor import Predictor
 from app.routes import artifacts, datasets, exports, jobs
 from app.schemas import Health
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
+    app.add_middleware(
+        UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=("/api/v1/datasets",)
+    )
 
     api = APIRouter(prefix="/api/v1")
     api.include_router(datasets.router)

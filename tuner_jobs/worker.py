@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db import make_engine, write_session
@@ -77,7 +79,11 @@ class Worker:
         logger.info("worker started", extra={"worker_id": self.worker_id})
         done = 0
         while not self.shutdown.is_set() and (max_jobs is None or done < max_jobs):
-            claim = self.claim()
+            try:
+                claim = self.claim()
+            except DBAPIError as exc:  # the database is away: wait for it, keep no state
+                logger.warning("cannot reach the database", extra={"error": str(exc.orig)})
+                claim = None
             if claim is None:
                 self.shutdown.wait(self.settings.poll_s)
                 continue
@@ -91,6 +97,21 @@ class Worker:
             return claim_job(
                 session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s
             )
+
+    def _write_with_retry(self, write: Callable[[Session], None], log: dict[str, object]) -> None:
+        """Retry while the database is away, up to one lease: after that the job is
+        claimable again and another worker resumes it from its project directory."""
+        deadline = time.monotonic() + self.settings.lease_s
+        while True:
+            try:
+                with write_session(self.engine) as session:
+                    write(session)
+                return
+            except DBAPIError as exc:
+                if time.monotonic() > deadline:
+                    logger.error("could not record the outcome", extra={**log, "error": str(exc)})
+                    return
+                time.sleep(self.settings.poll_s)
 
     def _heartbeat(self, claim: Claim) -> Heartbeat:
         with write_session(self.engine) as session:
@@ -122,11 +143,20 @@ class Worker:
 
         reason: StopReason | None = None
         stop_asked_at = 0.0
+        last_beat = time.monotonic()
         while True:
             child.join(timeout=self.settings.heartbeat_s)
             if not child.is_alive():
                 break
-            beat = self._heartbeat(claim)
+            try:
+                beat = self._heartbeat(claim)
+                last_beat = time.monotonic()
+            except DBAPIError as exc:
+                # The database is away. The lease is only ours until it expires, so
+                # past that point the search stops: another worker may own the job.
+                logger.warning("heartbeat failed", extra={**log, "error": str(exc.orig)})
+                held = time.monotonic() - last_beat < self.settings.lease_s
+                beat = Heartbeat(held=held)
             if reason is None:
                 reason = _stop_reason(beat, self.shutdown.is_set(), deadline)
                 if reason is not None:
@@ -172,11 +202,14 @@ class Worker:
             )
         else:
             error = f"the search process died (exit code {exitcode}); retrying"
-        with write_session(self.engine) as session:
+
+        def write(session: Session) -> None:
             if status is None:
                 requeue_job(session=session, claim=claim, reason=error)
             else:
                 finish_job(session=session, claim=claim, status=status, error=error)
+
+        self._write_with_retry(write, log)
         logger.info("job %s", status or "requeued", extra={**log, "error": error})
         return status
 
