@@ -176,6 +176,22 @@ def _check_unparseable(series: pd.Series, column: str) -> None:
         )
 
 
+# PostgreSQL stores no NUL character in text or JSON, and column names, categories and
+# classes are stored: a NUL in one is refused at upload, on every backend alike.
+NUL = "\x00"
+
+
+def _check_no_nul(series: pd.Series, column: str) -> None:
+    present = series.dropna().astype(str)
+    has_nul = present.str.contains(NUL, regex=False).to_numpy()
+    if has_nul.any():
+        row = int(np.argmax(has_nul))
+        raise DatasetError(
+            f"column {column!r} has a value with a NUL character, first at row "
+            f"{present.index[row] + 1}"
+        )
+
+
 def category_strings(series: pd.Series) -> pd.Series:
     """Categories as strings, missing values as their own category (the model sees the same)."""
     return series.astype("object").where(series.notna(), MISSING_TOKEN).astype(str)
@@ -214,6 +230,9 @@ def profile_frame(frame: pd.DataFrame, target: str, task: str | None) -> Profile
     frame.columns = [str(c) for c in frame.columns]
     if len(set(frame.columns)) != len(frame.columns):
         raise DatasetError("column names must be unique")
+    for name in frame.columns:
+        if NUL in name:
+            raise DatasetError(f"column name {name!r} has a NUL character")
     if target not in frame.columns:
         raise DatasetError(
             f"target column {target!r} is not in the file; columns: {list(frame.columns)}",
@@ -231,6 +250,8 @@ def profile_frame(frame: pd.DataFrame, target: str, task: str | None) -> Profile
     y = kept[target]
     if _is_numeric(y):
         _check_finite(y, target)
+    else:
+        _check_no_nul(y, target)
 
     if task is None:
         task = _infer_task(y)
@@ -260,6 +281,7 @@ def profile_frame(frame: pd.DataFrame, target: str, task: str | None) -> Profile
             columns.append({"name": name, "kind": "numeric", "missing": missing})
         else:
             _check_unparseable(series, name)
+            _check_no_nul(series, name)
             columns.append(
                 {
                     "name": name,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+M = TypeVar("M")
 
 
 def is_sqlite(url: str) -> bool:
@@ -53,6 +55,18 @@ def make_engine(url: str, *, application_name: str = "tuner-service") -> Engine:
         pool_pre_ping=True,
         connect_args={"application_name": application_name},
     )
+
+
+def storable(text: str) -> bool:
+    """Whether every backend can store, or even compare, `text`: PostgreSQL refuses a NUL
+    character anywhere in what it is sent (a parameter, a JSON value) with a DataError."""
+    return "\x00" not in text
+
+
+def get_by_id(session: Session, model: type[M], ident: str) -> M | None:
+    """`session.get` for a client-supplied id; one no row can have (a NUL in it) finds nothing
+    on every backend, where PostgreSQL would fail the query."""
+    return session.get(model, ident) if storable(ident) else None
 
 
 def for_writing(engine: Engine) -> Engine:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Job, Trial, TrialEpoch
-from app.search_space import KNOWN_HYPERPARAMETERS, layer_counts
+from app.search_space import KNOWN_HYPERPARAMETERS, declaration_order, layer_counts
 
 TRIAL_COLUMNS = (
     "trial_id",
@@ -32,6 +32,7 @@ TRIAL_COLUMNS = (
     "duration_s",
 )
 _UNITS = re.compile(r"units_(\d+)")
+_HYPERPARAMETER_RANK = {name: rank for rank, name in enumerate(KNOWN_HYPERPARAMETERS)}
 
 
 def _to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
@@ -48,11 +49,7 @@ def _hyperparameter_order(name: str) -> tuple[int, int, str]:
     # JSON has no reliable key order (PostgreSQL's JSONB sorts keys).
     layer = _UNITS.fullmatch(name)
     base = "units" if layer else name
-    rank = (
-        KNOWN_HYPERPARAMETERS.index(base)
-        if base in KNOWN_HYPERPARAMETERS
-        else len(KNOWN_HYPERPARAMETERS)
-    )
+    rank = _HYPERPARAMETER_RANK.get(base, len(_HYPERPARAMETER_RANK))
     return rank, int(layer.group(1)) if layer else 0, name
 
 
@@ -91,7 +88,9 @@ def trials_csv(session: Session, job: Job) -> str:
         select(Trial).where(Trial.job_id == job.id).order_by(Trial.started_at, Trial.trial_id)
     ).all()
     final = _final_epochs(session, job)
-    rows, hyperparameters, metrics = [], set(), set()
+    rows: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+    hyperparameters: set[str] = set()
+    metrics: set[str] = set()
     for trial in trials:
         last = _epoch_metrics(final[trial.id]) if trial.id in final else {}
         hyperparameters.update(trial.hyperparameters)
@@ -100,7 +99,7 @@ def trials_csv(session: Session, job: Job) -> str:
         rows.append((row, trial.hyperparameters, last))
     hp_columns = sorted(hyperparameters, key=_hyperparameter_order)
     taken = set(TRIAL_COLUMNS) | hyperparameters
-    # A metric never shadows a hyperparameter (say, a logged `learning_rate`).
+    # A metric never shadows a trial column or a hyperparameter of the same name.
     metric_columns = {m: f"final_{m}" if m in taken else m for m in metrics}
     ordered_metrics = sorted(metric_columns, key=_metric_order)
     columns = [*TRIAL_COLUMNS, *hp_columns, *(metric_columns[m] for m in ordered_metrics)]
@@ -143,45 +142,62 @@ def _hyperparameter(
 ) -> tuple[dict[str, Any], Any]:
     """One entry of `space` and the value KerasTuner starts it at (its default).
 
-    Each branch copies what the matching KerasTuner class does to its arguments, so
-    that types match too (an Int's bounds are ints, a Float's are floats).
+    Each branch does to the arguments what the KerasTuner class does, so that types
+    match too (an Int's bounds are ints, a Float's floats), and keeps its key order.
     """
-    kind = param["type"]
-    default = param.get("default")
+    kind, default = param["type"], param.get("default")
     if kind in ("int", "pow2"):
+        # pow2 is hp.Int(..., step=2, sampling="log"); a linear Int without a step steps by 1.
         sampling = "log" if kind == "pow2" else param.get("sampling", "linear")
         step = 2 if kind == "pow2" else param.get("step")
         step = int(step) if step is not None else (1 if sampling == "linear" else None)
         low, high = int(param["min"]), int(param["max"])
-        config = {"name": name, "default": default, "conditions": conditions}
-        config |= {"min_value": low, "max_value": high, "step": step, "sampling": sampling}
+        config = {
+            "name": name,
+            "default": default,  # an Int's config keeps None; its value starts at min
+            "conditions": conditions,
+            "min_value": low,
+            "max_value": high,
+            "step": step,
+            "sampling": sampling,
+        }
         return {"class_name": "Int", "config": config}, low if default is None else default
     if kind == "float":
-        low, high = float(param["min"]), float(param["max"])
+        low = float(param["min"])
         start = low if default is None else default
-        config = {"name": name, "default": start, "conditions": conditions, "min_value": low}
-        config |= {"max_value": high, "step": param.get("step")}
-        config["sampling"] = param.get("sampling", "linear")
+        config = {
+            "name": name,
+            "default": start,
+            "conditions": conditions,
+            "min_value": low,
+            "max_value": float(param["max"]),
+            "step": param.get("step"),
+            "sampling": param.get("sampling", "linear"),
+        }
         return {"class_name": "Float", "config": config}, start
     if kind == "choice":
         values = list(param["values"])
-        # KerasTuner keeps strings, turns ints *and booleans* into int, leaves floats.
-        if isinstance(values[0], str):
-            values, default = [str(v) for v in values], None if default is None else str(default)
-        elif isinstance(values[0], int):
-            values, default = [int(v) for v in values], None if default is None else int(default)
+        # KerasTuner keeps strings, turns ints *and booleans* into ints, leaves floats as is.
+        kind_of = str if isinstance(values[0], str) else int if isinstance(values[0], int) else None
+        if kind_of is not None:
+            values = [kind_of(v) for v in values]
+            default = None if default is None else kind_of(default)
         start = values[0] if default is None else default
-        config = {"name": name, "default": start, "conditions": conditions, "values": values}
-        config["ordered"] = isinstance(values[0], int | float)
+        config = {
+            "name": name,
+            "default": start,
+            "conditions": conditions,
+            "values": values,
+            "ordered": isinstance(values[0], int | float),
+        }
         return {"class_name": "Choice", "config": config}, start
     if kind == "boolean":
         start = param.get("default", False)
         config = {"name": name, "default": start, "conditions": conditions}
         return {"class_name": "Boolean", "config": config}, start
     if kind == "fixed":
-        value = param["value"]
-        config = {"name": name, "conditions": conditions, "value": value}
-        return {"class_name": "Fixed", "config": config}, value
+        config = {"name": name, "conditions": conditions, "value": param["value"]}
+        return {"class_name": "Fixed", "config": config}, param["value"]
     raise ValueError(f"unknown parameter type {kind!r}")  # the API validated the space
 
 
@@ -207,7 +223,6 @@ def keras_tuner_config(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for layer in range(max(options)):
         needs = [n for n in options if n > layer]
         declare(f"units_{layer}", space["units"], None if len(needs) == len(options) else needs)
-    for name, param in space.items():
-        if name not in ("num_layers", "units"):
-            declare(name, param)
+    for name in declaration_order(space):
+        declare(name, space[name])
     return {"space": entries, "values": values}

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.db import make_engine
 from app.deps import SessionDep
-from app.errors import ProblemError, install_error_handlers
+from app.errors import ProblemError, install_error_handlers, problem_responses
 from app.limits import UploadLimit
 from app.predictor import Predictor
 from app.routes import artifacts, datasets, exports, jobs
@@ -46,14 +46,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=("/api/v1/datasets",)
     )
 
-    api = APIRouter(prefix="/api/v1")
+    # Every API route validates its input (422) and reads the database (503).
+    api = APIRouter(prefix="/api/v1", responses=problem_responses(422, 503))
     api.include_router(datasets.router)
     api.include_router(jobs.router)
     api.include_router(artifacts.router)
-    api.include_router(exports.router)
+    api.include_router(exports.router, responses=problem_responses(404))  # all are per job
     app.include_router(api)
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
+    @app.get("/healthz", response_model=Health, tags=["health"], responses=problem_responses(503))
     def healthz(session: SessionDep) -> Health:
         """Liveness and database reachability."""
         try:

@@ -59,24 +59,19 @@ def overfit_epoch(curve: Sequence[EpochLosses], patience: int) -> int | None:
     return None
 
 
-def generalization_gap(curve: Sequence[EpochLosses], best_step: int | None) -> float | None:
-    """val_loss - loss at the trial's best epoch (KerasTuner's best step), or None.
-
-    KerasTuner's best step counts epochs from the start of this trial's own fit
-    (a Hyperband trial that resumes at initial_epoch 3 has best step 0 at epoch 3),
-    so it indexes the recorded curve rather than matching an epoch number.
-    """
-    rows = sorted(curve, key=lambda row: row[0])
-    if best_step is None or not 0 <= best_step < len(rows):
+def generalization_gap(curve: Sequence[EpochLosses], best_epoch: int | None) -> float | None:
+    """val_loss - loss at the trial's best epoch (an epoch number of the curve), or None."""
+    at_best = [row for row in curve if row[0] == best_epoch]
+    if best_epoch is None or not at_best:
         return None
-    _, loss, val_loss = rows[best_step]
+    _, loss, val_loss = at_best[0]
     if loss is None or val_loss is None:
         return None
     return val_loss - loss
 
 
-def assess(curve: Sequence[EpochLosses], *, patience: int, best_step: int | None) -> Overfitting:
+def assess(curve: Sequence[EpochLosses], *, patience: int, best_epoch: int | None) -> Overfitting:
     return Overfitting(
         overfit_epoch=overfit_epoch(curve, patience),
-        generalization_gap=generalization_gap(curve, best_step),
+        generalization_gap=generalization_gap(curve, best_epoch),
     )

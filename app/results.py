@@ -7,6 +7,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import storable
 from app.models import Job, JobStatus, Trial, TrialEpoch, TrialStatus
 from app.schemas import (
     BestSoFar,
@@ -126,6 +127,8 @@ def trial_detail(session: Session, trial: Trial) -> TrialDetail:
 
 
 def find_trial(session: Session, job: Job, trial_id: str) -> Trial | None:
+    if not storable(trial_id):
+        return None
     return session.scalars(
         select(Trial).where(Trial.job_id == job.id, Trial.trial_id == trial_id)
     ).first()

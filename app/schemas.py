@@ -12,6 +12,10 @@ from app.search_space import recommended_units, units_range
 
 T = TypeVar("T")
 
+# A list's `offset` cap: past any real table, and within every backend's integer range
+# (an unbounded one overflowed SQLite's INTEGER and PostgreSQL's bigint: a 500).
+MAX_OFFSET = 2**31 - 1
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]

@@ -194,6 +194,19 @@ KNOWN_HYPERPARAMETERS = tuple(RULES)
 SEEDED_POW2: dict[str, tuple[int, int]] = {"batch_size": (16, 256)}
 
 
+def declaration_order(space: dict[str, Any]) -> list[str]:
+    """The hyperparameters other than num_layers and units, in one fixed order.
+
+    Not the stored dict's order: PostgreSQL's JSONB reorders keys, and KerasTuner's
+    seeded sampling depends on the order of declaration.
+    """
+    return [
+        name
+        for name in KNOWN_HYPERPARAMETERS
+        if name in space and name not in ("num_layers", "units")
+    ]
+
+
 def recommended_units(features: int) -> int:
     """Smallest power of two at or above twice the number of inputs (40 -> 128)."""
     return 1 << max(0, math.ceil(math.log2(max(1, 2 * features))))

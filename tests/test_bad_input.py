@@ -23,6 +23,7 @@ from tests.factories import (
     customers_frame,
     npz_bytes,
     parquet_bytes,
+    submit,
     upload,
     upload_ok,
 )
@@ -359,3 +360,42 @@ def test_unknown_ids_in_paths_are_404(api: httpx.Client) -> None:
         _refused(path, api.get(path), 404, f"'{name}' does not exist")
     _refused("cancel", api.post("/api/v1/jobs/no-such-job/cancel"), 404, "'no-such-job'")
     _refused("delete", api.delete("/api/v1/datasets/no-such-dataset"), 404, "'no-such-dataset'")
+
+
+def test_a_nul_character_or_a_huge_offset_is_refused_alike_on_every_backend(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """PostgreSQL can neither store nor compare text with a NUL character (SQLite can), and
+    an unbounded offset overflowed both: each was a 500 that schemathesis found."""
+    good = upload_ok(api, customers_frame(rows=60), "churned")
+    job = submit(api, good["id"])
+    for path in [
+        "/api/v1/jobs/%00",
+        "/api/v1/jobs/a%00b/trials",
+        f"/api/v1/jobs/{job['id']}/trials/%00",
+        f"/api/v1/jobs/{job['id']}/trials/%00/metrics.csv",
+        "/api/v1/datasets/%00",
+    ]:
+        _refused(path, api.get(path), 404, "\\x00")
+    _refused("cancel", api.post("/api/v1/jobs/%00/cancel"), 404, "\\x00")
+    _refused("delete", api.delete("/api/v1/datasets/%00"), 404, "\\x00")
+    response = api.post("/api/v1/jobs", json={"dataset_id": "a\x00b"})
+    body = _refused("dataset_id", response, 422, "does not exist")
+    assert body["errors"][0]["loc"] == ["body", "dataset_id"]
+
+    for path in ["/api/v1/datasets", "/api/v1/jobs", f"/api/v1/jobs/{job['id']}/trials"]:
+        _refused(path, api.get(path, params={"offset": 2**64}), 422, "offset")
+
+    good_csv = csv_bytes(customers_frame(rows=60))
+    body = _refused("name", upload(api, good_csv, target="churned", name="a\x00b"), 422, "NUL")
+    assert body["errors"][0]["loc"] == ["body", "name"]
+    renamed = customers_frame(rows=60).rename(columns={"plan": "pl\x00an"})
+    response = upload(api, parquet_bytes(renamed), filename="t.parquet", target="churned")
+    _refused("column name", response, 422, "column name", "NUL")
+    for column, value in [("plan", "p\x00ro"), ("churned", "y\x00es")]:
+        frame = customers_frame(rows=60)
+        frame.loc[3, column] = value
+        response = upload(api, parquet_bytes(frame), filename="t.parquet", target="churned")
+        _refused(column, response, 422, f"column {column!r}", "NUL", "row 4")
+
+    _assert_only_dataset(api, settings, good)

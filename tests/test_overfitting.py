@@ -78,14 +78,14 @@ def test_a_missing_loss_breaks_a_run() -> None:
     assert overfit_epoch(curve(FALLING, val), patience=2) == 5  # 0.85 -> 0.9 -> 0.95
 
 
-def test_generalization_gap_is_taken_at_the_best_step() -> None:
+def test_generalization_gap_is_taken_at_the_best_epoch() -> None:
     losses, val = [1.0, 0.5, 0.25], [1.5, 0.75, 1.0]
-    assert generalization_gap(curve(losses, val), best_step=1) == pytest.approx(0.25)
-    # KerasTuner counts the best step within the trial's own fit, not in epoch numbers.
-    assert generalization_gap(curve(losses, val, start=3), best_step=2) == pytest.approx(0.75)
-    assert generalization_gap(curve(losses, val), best_step=None) is None
-    assert generalization_gap(curve(losses, val), best_step=3) is None
-    assert generalization_gap(curve([1.0], [None]), best_step=0) is None
+    assert generalization_gap(curve(losses, val), best_epoch=1) == pytest.approx(0.25)
+    # A Hyperband trial that continues from epoch 3 has epochs 3, 4, 5.
+    assert generalization_gap(curve(losses, val, start=3), best_epoch=5) == pytest.approx(0.75)
+    assert generalization_gap(curve(losses, val), best_epoch=None) is None
+    assert generalization_gap(curve(losses, val), best_epoch=3) is None
+    assert generalization_gap(curve([1.0], [None]), best_epoch=0) is None
 
 
 def test_patience_follows_early_stopping_else_five() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.db import make_engine
 from app.logs import configure_logging
 from app.models import Dataset, Job
+from app.overfitting import overfitting_patience
 from app.queue import Claim
 from app.settings import Settings
 
@@ -53,7 +54,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
                 settings=settings,
                 job=job,
                 dataset=dataset,
-                recorder=TrialRecorder(engine, claim),
+                recorder=TrialRecorder(engine, claim, patience=overfitting_patience(job.spec)),
                 stop=StopWhen(stop_event),
             )
             conn.send((SUCCEEDED, None))

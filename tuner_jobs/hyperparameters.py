@@ -6,7 +6,7 @@ from typing import Any
 
 import keras_tuner as kt
 
-from app.search_space import parameter_values
+from app.search_space import declaration_order, parameter_values
 
 
 def units_name(layer: int) -> str:
@@ -64,9 +64,8 @@ def build_hyperparameters(space: dict[str, dict[str, Any]]) -> kt.HyperParameter
         else:
             with hp.conditional_scope("num_layers", needs):
                 _declare(hp, units_name(layer), space["units"])
-    for name, param in space.items():
-        if name not in ("num_layers", "units"):
-            _declare(hp, name, param)
+    for name in declaration_order(space):
+        _declare(hp, name, space[name])
     return hp
 
 

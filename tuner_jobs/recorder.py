@@ -137,7 +137,7 @@ class TrialRecorder:
                 )
             ).all()
             overfitting = assess(
-                [tuple(row) for row in curve], patience=self.patience, best_step=best_epoch
+                [tuple(row) for row in curve], patience=self.patience, best_epoch=best_epoch
             )
             session.execute(
                 update(Trial)

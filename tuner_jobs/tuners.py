@@ -81,7 +81,7 @@ class RecordingTuner:
                 trial.trial_id,
                 status=done.status,
                 score=done.score,
-                best_epoch=done.best_step,
+                best_epoch=_best_epoch(done),
                 stopped_early=self._stopped_early.pop(trial.trial_id, False),
                 message=_last_line(done.message) or _diverged(done),
                 duration_s=time.monotonic() - self._started.pop(trial.trial_id),
@@ -106,6 +106,14 @@ class RecordingTuner:
 
 def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _best_epoch(trial: Any) -> int | None:
+    """KerasTuner counts the best step from the start of the trial's own fit; a Hyperband
+    trial that continues a parent starts at tuner/initial_epoch. Store the epoch number."""
+    if trial.best_step is None:
+        return None
+    return int(trial.hyperparameters.values.get("tuner/initial_epoch", 0)) + int(trial.best_step)
 
 
 def _diverged(trial: Any) -> str | None:

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.deps import SessionDep, SettingsDep
-from app.errors import ProblemError
+from app.errors import ProblemError, problem_responses
 from app.job_files import best_model_path, tensorboard_dir
 from app.models import Dataset, JobStatus
 from app.prediction import PredictRequest, PredictResponse, shape_predictions, validate_rows
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/jobs", tags=["models"])
 @router.get(
     "/{job_id}/model",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404)},
 )
 def download_model(session: SessionDep, settings: SettingsDep, job_id: str) -> FileResponse:
     """The best model as a .keras file that takes raw rows (preprocessing inside)."""
@@ -37,7 +37,12 @@ def download_model(session: SessionDep, settings: SettingsDep, job_id: str) -> F
     )
 
 
-@router.post("/{job_id}/predict", response_model=PredictResponse, response_model_exclude_none=True)
+@router.post(
+    "/{job_id}/predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=problem_responses(400, 404, 409),
+)
 def predict(
     session: SessionDep, settings: SettingsDep, request: Request, job_id: str, body: PredictRequest
 ) -> PredictResponse:
@@ -62,7 +67,7 @@ def predict(
 @router.get(
     "/{job_id}/tensorboard",
     response_class=FileResponse,
-    responses={200: {"content": {"application/gzip": {}}}},
+    responses={200: {"content": {"application/gzip": {}}}, **problem_responses(404)},
 )
 def download_tensorboard(session: SessionDep, settings: SettingsDep, job_id: str) -> FileResponse:
     """The job's TensorBoard logs (one run per trial, with HParams) as a .tar.gz."""

@@ -10,16 +10,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.datasets import NPZ_TARGET, DatasetError, detect_format, profile_frame, read_table
+from app.db import get_by_id, storable
 from app.deps import SessionDep, SettingsDep, WriteSessionDep
-from app.errors import NotFound, ProblemError
+from app.errors import InvalidInput, NotFound, ProblemError, problem_responses
 from app.models import Dataset, Job
-from app.schemas import DatasetRead, Page
+from app.schemas import MAX_OFFSET, DatasetRead, Page
 from app.uploads import dataset_path, keep, stream_to_temp
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, response_model=DatasetRead)
+@router.post("", status_code=201, response_model=DatasetRead, responses=problem_responses(400, 413))
 def upload_dataset(
     session: WriteSessionDep,
     settings: SettingsDep,
@@ -29,6 +30,8 @@ def upload_dataset(
     task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
 ) -> DatasetRead:
     """Upload a table and profile it: columns, missing values, task, seeded unit range."""
+    if name is not None and not storable(name):
+        raise InvalidInput("name must not contain a NUL character", field=["body", "name"])
     max_bytes = settings.max_upload_mb << 20
     upload = stream_to_temp(file.file, settings.datasets_dir, max_bytes=max_bytes)
     try:
@@ -52,7 +55,7 @@ def upload_dataset(
         upload.temp_path.unlink(missing_ok=True)
 
     dataset = Dataset(
-        name=name or Path(file.filename or "dataset").name[:255],
+        name=name or _name_from(file.filename),
         format=fmt,
         sha256=upload.sha256,
         size_bytes=upload.size,
@@ -69,11 +72,16 @@ def upload_dataset(
     return DatasetRead.of(dataset)
 
 
+def _name_from(filename: str | None) -> str:
+    name = Path(filename or "").name.replace("\x00", "")[:255]
+    return name or "dataset"
+
+
 @router.get("", response_model=Page[DatasetRead])
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[DatasetRead]:
     """List datasets, newest first."""
     total = session.scalar(select(func.count(Dataset.id))) or 0
@@ -84,19 +92,19 @@ def list_datasets(
 
 
 def get_dataset_or_404(session: Session, dataset_id: str) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
+    dataset = get_by_id(session, Dataset, dataset_id)
     if dataset is None:
         raise NotFound("dataset", dataset_id)
     return dataset
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead)
+@router.get("/{dataset_id}", response_model=DatasetRead, responses=problem_responses(404))
 def read_dataset(session: SessionDep, dataset_id: str) -> DatasetRead:
     """One dataset with its column profile."""
     return DatasetRead.of(get_dataset_or_404(session, dataset_id))
 
 
-@router.delete("/{dataset_id}", status_code=204)
+@router.delete("/{dataset_id}", status_code=204, responses=problem_responses(404, 409))
 def delete_dataset(session: WriteSessionDep, settings: SettingsDep, dataset_id: str) -> Response:
     """Delete a dataset no job refers to (409 otherwise: its jobs' results would be orphaned)."""
     with session.begin():

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import get_by_id
 from app.deps import SessionDep, SettingsDep, WriteSessionDep
-from app.errors import NotFound, ProblemError
+from app.errors import NotFound, ProblemError, problem_responses
 from app.job_files import directory_bytes, job_dir
 from app.models import Dataset, Job, JobStatus
 from app.queue import request_cancel
 from app.results import TrialOrder, best_trial, find_trial, job_read, trial_detail, trial_page
-from app.schemas import JobRead, Page, TrialDetail, TrialRead
+from app.schemas import MAX_OFFSET, JobRead, Page, TrialDetail, TrialRead
 from app.settings import Settings
 from app.spec import JobCreate, resolve_spec
 
@@ -28,17 +29,17 @@ def _read(session: Session, settings: Settings, job: Job) -> JobRead:
 
 
 def get_job_or_404(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+    job = get_by_id(session, Job, job_id)
     if job is None:
         raise NotFound("job", job_id)
     return job
 
 
-@router.post("", status_code=202, response_model=JobRead)
+@router.post("", status_code=202, response_model=JobRead, responses=problem_responses(400))
 def submit_job(session: WriteSessionDep, settings: SettingsDep, body: JobCreate) -> JobRead:
     """Queue a search; every field but dataset_id has a default derived from the dataset."""
     with session.begin():
-        dataset = session.get(Dataset, body.dataset_id)
+        dataset = get_by_id(session, Dataset, body.dataset_id)
         if dataset is None:
             raise ProblemError(
                 422,
@@ -64,7 +65,7 @@ def list_jobs(
     settings: SettingsDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[JobRead]:
     """List jobs, newest first, optionally by status."""
     where = [Job.status == status] if status else []
@@ -81,13 +82,18 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
+@router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404))
 def read_job(session: SessionDep, settings: SettingsDep, job_id: str) -> JobRead:
     """Status, live progress, best so far and the effective search space."""
     return _read(session, settings, get_job_or_404(session, job_id))
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobRead)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobRead,
+    responses=problem_responses(404, 409),
+)
 def cancel_job(session: WriteSessionDep, settings: SettingsDep, job_id: str) -> JobRead:
     """Cancel: a queued job at once, a running one at the end of its current epoch."""
     with session.begin():
@@ -100,13 +106,13 @@ def cancel_job(session: WriteSessionDep, settings: SettingsDep, job_id: str) -> 
     return _read(session, settings, job)
 
 
-@router.get("/{job_id}/trials", response_model=Page[TrialRead])
+@router.get("/{job_id}/trials", response_model=Page[TrialRead], responses=problem_responses(404))
 def list_trials(
     session: SessionDep,
     job_id: str,
     order: TrialOrder = "started",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[TrialRead]:
     """Trials with hyperparameters, status, score, epochs and early stopping."""
     job = get_job_or_404(session, job_id)
@@ -114,7 +120,9 @@ def list_trials(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}/trials/{trial_id}", response_model=TrialDetail)
+@router.get(
+    "/{job_id}/trials/{trial_id}", response_model=TrialDetail, responses=problem_responses(404)
+)
 def read_trial(session: SessionDep, job_id: str, trial_id: str) -> TrialDetail:
     """One trial with its per-epoch metrics."""
     job = get_job_or_404(session, job_id)
@@ -124,7 +132,7 @@ def read_trial(session: SessionDep, job_id: str, trial_id: str) -> TrialDetail:
     return trial_detail(session, trial)
 
 
-@router.get("/{job_id}/best", response_model=TrialDetail)
+@router.get("/{job_id}/best", response_model=TrialDetail, responses=problem_responses(404))
 def read_best(session: SessionDep, job_id: str) -> TrialDetail:
     """The best completed trial so far, with its per-epoch metrics."""
     job = get_job_or_404(session, job_id)
