@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     poll_s: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
 
+    # TensorFlow leaks a few MB per trial even with clear_session: a search process
+    # is replaced (the search resumes in a fresh one) after this many trials, or
+    # once its resident memory passes this many MB.
+    recycle_trials: int = Field(default=25, ge=1)
+    recycle_rss_mb: int = Field(default=4096, ge=64)
+
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"

@@ -210,3 +210,28 @@ def test_diverging_trials_are_failed_and_too_many_fail_the_job(
         assert trial["status"] == "FAILED"
         assert "diverged" in trial["message"]
         assert trial["stopped_early"] is False
+
+
+def test_search_process_is_recycled_and_the_search_carries_on(
+    api: httpx.Client, start_worker, settings, tmp_path: Path
+) -> None:
+    dataset = upload_ok(api, customers_frame(), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 5},
+        training={"epochs": 2},
+        search_space=SLOW_TRIALS,
+    )
+    every_two = make_settings(settings.database_url, settings.data_dir, recycle_trials=2)
+    start_worker(settings_override=every_two)
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded"
+    assert done["attempt"] == 1
+    trials = _trials(api, job["id"])
+    assert sorted(t["trial_id"] for t in trials) == ["0", "1", "2", "3", "4"]
+    assert {t["status"] for t in trials} == {"COMPLETED"}
+    # Three processes ran the search: trials 0-1, 2-3, then 4.
+    log = (tmp_path / "worker-0.log").read_text()
+    assert log.count("search process recycled") == 2
+    assert log.count("search starting") == 3

@@ -18,6 +18,7 @@ from app.settings import Settings
 
 # Outcomes the child reports to its supervisor over the pipe.
 SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
+RECYCLE = "recycle"  # this process is done; the search goes on in a fresh one
 
 
 class StopWhen:
@@ -43,7 +44,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
         # Imported here: the supervisor that spawned us must never load TensorFlow.
         from tuner_jobs.recorder import LeaseLost, TrialRecorder
         from tuner_jobs.runner import run_search
-        from tuner_jobs.tuners import SearchStopped
+        from tuner_jobs.tuners import RecycleProcess, SearchStopped
 
         with Session(engine, expire_on_commit=False) as session:
             job = session.get_one(Job, claim.job_id)
@@ -60,6 +61,8 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
             conn.send((SUCCEEDED, None))
         except SearchStopped:
             conn.send((STOPPED, None))
+        except RecycleProcess as exc:
+            conn.send((RECYCLE, str(exc)))
         except LeaseLost as exc:
             conn.send((LEASE_LOST, str(exc)))
     except Exception as exc:

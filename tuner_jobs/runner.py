@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tuner_jobs.data import TrainingData, prepare
 from tuner_jobs.hyperparameters import build_hyperparameters
 from tuner_jobs.model_builder import DenseHyperModel
 from tuner_jobs.recorder import TrialRecorder
-from tuner_jobs.tuners import TUNERS, RecordingTuner, SearchStopped, StopSignal
+from tuner_jobs.tuners import TUNERS, RecordingTuner, RecycleProcess, SearchStopped, StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,12 @@ def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.C
 
 
 def make_tuner(
-    job: Job, data: TrainingData, directory: Path, recorder: TrialRecorder, stop: StopSignal
+    job: Job,
+    data: TrainingData,
+    directory: Path,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+    settings: Settings,
 ) -> RecordingTuner:
     spec = job.spec
     tuner_spec = spec["tuner"]
@@ -82,7 +88,7 @@ def make_tuner(
         "overwrite": False,
         "recorder": recorder,
         "stop": stop,
-        "after_trial": _keep_best(data, directory / BEST_MODEL_FILE),
+        "after_trial": _after_trial(data, directory / BEST_MODEL_FILE, settings),
     }
     cls = TUNERS[algorithm]
     if algorithm == "hyperband":
@@ -99,14 +105,32 @@ def make_tuner(
     return cls(max_trials=tuner_spec["max_trials"], **common)
 
 
-def _keep_best(data: TrainingData, path: Path):  # type: ignore[no-untyped-def]
-    """After each trial: save the model if it is the new best, then drop stale checkpoints."""
+def resident_mb() -> float:
+    """This process's resident memory now (not its peak)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def _after_trial(data: TrainingData, path: Path, settings: Settings):  # type: ignore[no-untyped-def]
+    """After each trial: save the model if it is the new best, drop stale checkpoints,
+    and hand over to a fresh process when this one has run enough trials or grown."""
+    trials_here = 0
 
     def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
+        nonlocal trials_here
         best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
         if best is not None and best.trial_id == trial_id:
             export_best_model(tuner, data.preprocessor, path)
         prune_checkpoints(tuner)
+        trials_here += 1
+        rss = resident_mb()
+        if trials_here >= settings.recycle_trials or rss > settings.recycle_rss_mb:
+            logger.info(
+                "recycling the search process",
+                extra={"trials_here": trials_here, "rss_mb": round(rss)},
+            )
+            raise RecycleProcess(f"recycle after {trials_here} trial(s), {rss:.0f} MB")
 
     return after_trial
 
@@ -135,7 +159,7 @@ def run_search(
     )
     directory = job_dir(settings, job.id)
     directory.mkdir(parents=True, exist_ok=True)
-    tuner = make_tuner(job, data, directory, recorder, stop)
+    tuner = make_tuner(job, data, directory, recorder, stop, settings)
     logger.info(
         "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
     )

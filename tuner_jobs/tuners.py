@@ -23,6 +23,10 @@ class SearchStopped(kt.errors.FatalError):
     """Raised at an epoch boundary when the supervisor asks the search to stop."""
 
 
+class RecycleProcess(kt.errors.FatalError):
+    """Raised between trials when this process should hand the search to a fresh one."""
+
+
 class RecordingTuner:
     """Mixin for a KerasTuner tuner: on_trial_begin / on_epoch_end / on_trial_end hooks.
 

@@ -35,7 +35,7 @@ from app.queue import (
     requeue_job,
 )
 from app.settings import Settings
-from tuner_jobs.child import FAILED, LEASE_LOST, STOPPED, SUCCEEDED, run_child
+from tuner_jobs.child import FAILED, LEASE_LOST, RECYCLE, STOPPED, SUCCEEDED, run_child
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,17 @@ class Worker:
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
         deadline = self._deadline(claim)
+        while True:
+            outcome, message, exitcode, reason = self._run_child(claim, deadline, log)
+            if outcome != RECYCLE or reason is not None:
+                return self._record_outcome(claim, outcome, message, exitcode, reason, log)
+            # The search continues in a fresh process, under the same lease.
+            logger.info("search process recycled: %s", message, extra=log)
+
+    def _run_child(
+        self, claim: Claim, deadline: float | None, log: dict[str, object]
+    ) -> tuple[str | None, str | None, int | None, StopReason | None]:
+        """One search process, watched until it exits: (outcome, message, exit code, reason)."""
         stop = self._context.Event()
         receive, send = self._context.Pipe(duplex=False)
         payload = {"settings": self.settings.model_dump(mode="json"), "claim": asdict(claim)}
@@ -167,7 +178,7 @@ class Worker:
                 logger.warning("search did not stop in time; killing it", extra=log)
                 child.kill()
         outcome, message = _read_report(receive)
-        return self._record_outcome(claim, outcome, message, child.exitcode, reason, log)
+        return outcome, message, child.exitcode, reason
 
     def _record_outcome(
         self,
