@@ -55,7 +55,12 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
                 settings=settings,
                 job=job,
                 dataset=dataset,
-                recorder=TrialRecorder(engine, claim, patience=overfitting_patience(job.spec)),
+                recorder=TrialRecorder(
+                    engine,
+                    claim,
+                    patience=overfitting_patience(job.spec),
+                    outage_s=settings.lease_s,
+                ),
                 stop=StopWhen(stop_event),
             )
             conn.send((SUCCEEDED, None))

@@ -6,16 +6,26 @@ Every write is fenced on the job's lease: a search whose worker lost the job
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import keras_tuner as kt
 from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from app.db import upsert, write_session
 from app.models import Trial, TrialEpoch, TrialStatus, utcnow
 from app.overfitting import DEFAULT_PATIENCE, assess
 from app.queue import Claim, holds_lease
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_S = 0.5
 
 
 class LeaseLost(kt.errors.FatalError):
@@ -34,23 +44,45 @@ def finite(value: Any) -> float | None:
 
 
 class TrialRecorder:
-    def __init__(self, engine: Engine, claim: Claim, *, patience: int = DEFAULT_PATIENCE) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        claim: Claim,
+        *,
+        patience: int = DEFAULT_PATIENCE,
+        outage_s: float = 30.0,
+    ) -> None:
         self.engine = engine
         self.claim = claim
+        self.outage_s = outage_s
         # Epochs of divergence that make a trial overfit (app.overfitting.overfitting_patience).
         self.patience = patience
         self._trial_pks: dict[str, int] = {}
 
-    def _session(self):  # type: ignore[no-untyped-def]
-        return write_session(self.engine)
+    def _write(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one fenced transaction, waiting out a database outage.
 
-    def _check_lease(self, session: Any) -> None:
-        if not holds_lease(session=session, claim=self.claim):
-            raise LeaseLost(f"job {self.claim.job_id} is no longer held by {self.claim.worker_id}")
+        While the database is away the search pauses here. The lease is ours for
+        at most `outage_s`; after that another worker may have taken the job over,
+        so the search ends (LeaseLost) rather than write over it.
+        """
+        deadline = time.monotonic() + self.outage_s
+        while True:
+            try:
+                with write_session(self.engine) as session:
+                    if not holds_lease(session=session, claim=self.claim):
+                        raise LeaseLost(
+                            f"job {self.claim.job_id} is no longer held by {self.claim.worker_id}"
+                        )
+                    return work(session)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() > deadline:
+                    raise LeaseLost(f"the database was away too long: {exc}") from exc
+                logger.warning("database unavailable; retrying", extra={"error": str(exc.orig)})
+                time.sleep(RETRY_S)
 
     def trial_started(self, trial_id: str, hyperparameters: dict[str, Any]) -> None:
-        with self._session() as session:
-            self._check_lease(session)
+        def work(session: Session) -> int:
             pk = upsert(
                 session,
                 Trial,
@@ -89,15 +121,17 @@ class TrialRecorder:
             )
             # A trial that reruns after a resume starts its curve afresh.
             session.execute(delete(TrialEpoch).where(TrialEpoch.trial_pk == pk))
-        self._trial_pks[trial_id] = pk
+            return int(pk)
+
+        self._trial_pks[trial_id] = self._write(work)
 
     def epoch_ended(
         self, trial_id: str, epoch: int, logs: dict[str, Any], learning_rate: float | None
     ) -> None:
         pk = self._trial_pks[trial_id]
         metrics = {k: finite(v) for k, v in logs.items() if k != "learning_rate"}
-        with self._session() as session:
-            self._check_lease(session)
+
+        def work(session: Session) -> None:
             upsert(
                 session,
                 TrialEpoch,
@@ -117,6 +151,8 @@ class TrialRecorder:
                 update(Trial).where(Trial.id == pk).values(epochs_run=Trial.epochs_run + 1)
             )
 
+        self._write(work)
+
     def trial_ended(
         self,
         trial_id: str,
@@ -129,8 +165,8 @@ class TrialRecorder:
         duration_s: float,
     ) -> None:
         pk = self._trial_pks.pop(trial_id)
-        with self._session() as session:
-            self._check_lease(session)
+
+        def work(session: Session) -> None:
             curve = session.execute(
                 select(TrialEpoch.epoch, TrialEpoch.loss, TrialEpoch.val_loss).where(
                     TrialEpoch.trial_pk == pk
@@ -154,3 +190,5 @@ class TrialRecorder:
                     generalization_gap=finite(overfitting.generalization_gap),
                 )
             )
+
+        self._write(work)
