@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("TUNER_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("TUNER_TEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgresql"]
+# For tests of training behaviour that no backend changes (callbacks, models, curves):
+# they run on SQLite only, which keeps the suite within a few minutes.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def _postgres_database() -> Iterator[str]:

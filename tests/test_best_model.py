@@ -14,7 +14,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from app.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sqlite_only
 from tests.factories import (
     assert_problem,
     customers_frame,
@@ -24,7 +24,7 @@ from tests.factories import (
     wait_for_job,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, sqlite_only]
 
 SMALL_SPACE = {
     "num_layers": {"type": "int", "min": 1, "max": 2},

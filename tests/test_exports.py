@@ -16,6 +16,7 @@ from app.db import write_session
 from app.exports import keras_tuner_config
 from app.models import Dataset, Job, Trial, TrialEpoch
 from app.search_space import effective_search_space
+from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     customers_frame,
@@ -283,6 +284,7 @@ FAST_SPACE = {
 
 
 @pytest.mark.slow
+@sqlite_only
 def test_exports_of_a_real_search(api: httpx.Client, start_worker) -> None:
     dataset = upload_ok(api, customers_frame(), "churned")
     job = submit(

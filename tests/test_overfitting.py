@@ -18,6 +18,7 @@ from app.overfitting import (
     overfitting_patience,
 )
 from app.queue import Claim, claim_job
+from tests.conftest import sqlite_only
 from tests.factories import (
     noisy_labels_frame,
     regression_frame,
@@ -177,6 +178,7 @@ REGULARIZED_SPACE = {
 
 
 @pytest.mark.slow
+@sqlite_only
 def test_an_overfitting_search_is_flagged_and_a_regularized_one_is_not(
     api: httpx.Client, start_worker
 ) -> None:

@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import sqlite_only
 from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -23,6 +24,7 @@ STILL_SPACE = {
 }
 
 
+@sqlite_only
 def test_early_stopping_ends_a_stalled_trial(api: httpx.Client, start_worker) -> None:
     dataset = upload_ok(api, customers_frame(), "churned")
     stalled = submit(
