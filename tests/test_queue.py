@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
-from app.db import make_engine, write_session
+from app.db import write_session
 from app.models import Dataset, Job, JobStatus, utcnow
 from app.queue import (
     Claim,
@@ -20,6 +20,8 @@ from app.queue import (
     request_cancel,
     requeue_job,
 )
+from app.settings import Settings
+from tuner_jobs.worker import Worker
 
 
 def insert_jobs(engine: Engine, count: int) -> list[str]:
@@ -57,14 +59,15 @@ def _claim(engine: Engine, worker: str, lease_s: float = 30) -> Claim | None:
         return claim_job(session=session, worker_id=worker, lease_s=lease_s)
 
 
-def _claim_until_empty(url: str, worker: str, start, results) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(url)
+def _claim_until_empty(url: str, worker_id: str, start, results) -> None:  # type: ignore[no-untyped-def]
+    """A worker process taking jobs through the worker's own claim, as fast as it can."""
+    worker = Worker(Settings(database_url=url), worker_id=worker_id)
     start.wait()
     claimed = []
-    while (claim := _claim(engine, worker)) is not None:
+    while (claim := worker.claim()) is not None:
         claimed.append(claim.job_id)
-    results.put((worker, claimed))
-    engine.dispose()
+    results.put((worker_id, claimed))
+    worker.engine.dispose()
 
 
 def test_racing_workers_never_claim_a_job_twice(settings, engine: Engine) -> None:
