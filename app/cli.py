@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from app.logs import configure_logging
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 logger = logging.getLogger("tuner_service")
 
@@ -22,13 +22,29 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_api(_args: argparse.Namespace) -> int:
+def _api_host(settings: Settings) -> str | None:
+    """Where the API listens (see app.auth.bind_host); None, logged, when TUNER_API_KEYS is bad."""
+    from app.auth import ApiKeyError, bind_host
+
+    try:
+        return bind_host(settings)
+    except ApiKeyError as exc:
+        logger.error("%s", exc)
+        return None
+
+
+def _run_api(settings: Settings, host: str) -> int:
     import uvicorn
 
-    settings = get_settings()
-    logger.info("API listening", extra={"url": f"http://{settings.host}:{settings.port}/docs"})
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_config=None)
+    logger.info("API listening", extra={"url": f"http://{host}:{settings.port}/docs"})
+    uvicorn.run("app.main:app", host=host, port=settings.port, log_config=None)
     return 0
+
+
+def cmd_api(_args: argparse.Namespace) -> int:
+    settings = get_settings()
+    host = _api_host(settings)
+    return 2 if host is None else _run_api(settings, host)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -43,6 +59,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Migrations, then N worker processes beside the API in the foreground."""
     settings = get_settings()
+    host = _api_host(settings)  # a bad TUNER_API_KEYS stops us before anything starts
+    if host is None:
+        return 2
     cmd_migrate(args)
     workers = [
         subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
@@ -50,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     logger.info("started %d worker(s)", len(workers))
     try:
-        return cmd_api(args)
+        return _run_api(settings, host)
     finally:
         for proc in workers:
             proc.terminate()

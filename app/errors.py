@@ -36,15 +36,19 @@ class Problem(BaseModel):
     )
 
 
-def _problem_doc(description: str) -> dict[str, Any]:
+def _problem_doc(description: str, **extra: Any) -> dict[str, Any]:
     schema = {"$ref": "#/components/schemas/Problem"}
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}, **extra}
 
 
 # The OpenAPI `responses` of every problem status the API answers; routes pick theirs
 # with `problem_responses(...)`, and install_error_handlers adds the Problem schema.
 PROBLEM_RESPONSES: dict[int, dict[str, Any]] = {
     400: _problem_doc("Unparseable request body (not UTF-8 JSON, broken multipart)"),
+    401: _problem_doc(
+        "Missing or unknown API key (only when the service has TUNER_API_KEYS)",
+        headers={"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    ),
     404: _problem_doc("Not found"),
     409: _problem_doc("Conflicts with the resource's current state"),
     413: _problem_doc("Upload too large"),
@@ -68,12 +72,14 @@ class ProblemError(Exception):
         *,
         title: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
         self.errors = errors
+        self.headers = headers
 
 
 class NotFound(ProblemError):
@@ -88,7 +94,11 @@ class InvalidInput(ProblemError):
 
 
 def problem_response(
-    status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -98,7 +108,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _jsonable_errors(errors: list[Any]) -> list[dict[str, Any]]:
@@ -132,7 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.errors)
+        return problem_response(exc.status, exc.title, exc.detail, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

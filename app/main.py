@@ -6,9 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 
+from app.auth import API_PREFIX, Keyring, RejectUnauthenticated, get_owner
 from app.db import make_engine
 from app.deps import SessionDep
 from app.errors import ProblemError, install_error_handlers, problem_responses
@@ -38,16 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "submit a search, and watch every trial and epoch land in SQL.",
     )
     app.state.settings = settings
+    app.state.keyring = keyring = Keyring.parse(settings.api_keys)
     app.state.engine = make_engine(settings.database_url, application_name="api")
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
     app.add_middleware(
-        UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=("/api/v1/datasets",)
+        UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=(f"{API_PREFIX}/datasets",)
     )
+    if keyring is not None:  # added last, so it runs first: strangers never reach the upload
+        app.add_middleware(RejectUnauthenticated, keyring=keyring)
 
-    # Every API route validates its input (422) and reads the database (503).
-    api = APIRouter(prefix="/api/v1", responses=problem_responses(422, 503))
+    # Every API route knows its caller (401 without a key when keys are set), validates its
+    # input (422) and reads the database (503). /healthz and the docs stay open.
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(get_owner)],
+        responses=problem_responses(401, 422, 503),
+    )
     api.include_router(datasets.router)
     api.include_router(jobs.router)
     api.include_router(artifacts.router)

@@ -90,7 +90,14 @@ class TrialStatus(enum.StrEnum):
         return self not in (TrialStatus.RUNNING, TrialStatus.IDLE)
 
 
-class Dataset(Base):
+class Owned:
+    """Rows that belong to the API key that created them (its owner id, see app.auth); NULL
+    when made by a service without keys, which shows every row to everyone."""
+
+    owner: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+
+
+class Dataset(Owned, Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -111,7 +118,7 @@ class Dataset(Base):
     jobs: Mapped[list[Job]] = relationship(back_populates="dataset")
 
 
-class Job(Base):
+class Job(Owned, Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)
 

@@ -1,4 +1,8 @@
-"""Read side of a job's results: progress, best trial, trial pages and curves."""
+"""Read side of a job's results: progress, best trial, trial pages and curves.
+
+Everything here starts from a Job the caller may see (routes fetch it with
+`get_job_or_404(session, id, owner)`), so trials need no ownership check of their own.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from app.auth import OwnerDep
 from app.deps import SessionDep, SettingsDep
 from app.errors import ProblemError, problem_responses
 from app.job_files import best_model_path, tensorboard_dir
@@ -26,9 +27,11 @@ router = APIRouter(prefix="/jobs", tags=["models"])
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404)},
 )
-def download_model(session: SessionDep, settings: SettingsDep, job_id: str) -> FileResponse:
+def download_model(
+    session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str
+) -> FileResponse:
     """The best model as a .keras file that takes raw rows (preprocessing inside)."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     path = best_model_path(settings, job.id)
     if not path.is_file():
         raise ProblemError(404, f"job {job_id!r} has no model yet", title="No model")
@@ -44,10 +47,15 @@ def download_model(session: SessionDep, settings: SettingsDep, job_id: str) -> F
     responses=problem_responses(400, 404, 409),
 )
 def predict(
-    session: SessionDep, settings: SettingsDep, request: Request, job_id: str, body: PredictRequest
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    request: Request,
+    job_id: str,
+    body: PredictRequest,
 ) -> PredictResponse:
     """Predictions of the best model for raw rows (the job must have succeeded)."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     if job.status != JobStatus.SUCCEEDED:
         raise ProblemError(
             409,
@@ -69,9 +77,11 @@ def predict(
     response_class=FileResponse,
     responses={200: {"content": {"application/gzip": {}}}, **problem_responses(404)},
 )
-def download_tensorboard(session: SessionDep, settings: SettingsDep, job_id: str) -> FileResponse:
+def download_tensorboard(
+    session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str
+) -> FileResponse:
     """The job's TensorBoard logs (one run per trial, with HParams) as a .tar.gz."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     logs = tensorboard_dir(settings, job.id)
     if not logs.is_dir():
         raise ProblemError(

@@ -9,8 +9,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.auth import OwnerDep, get_owned, owned
 from app.datasets import NPZ_TARGET, DatasetError, detect_format, profile_frame, read_table
-from app.db import get_by_id, storable
+from app.db import storable
 from app.deps import SessionDep, SettingsDep, WriteSessionDep
 from app.errors import InvalidInput, NotFound, ProblemError, problem_responses
 from app.models import Dataset, Job
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 def upload_dataset(
     session: WriteSessionDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ (arrays x and y)")],
     target: Annotated[str | None, Form(description="target column (NPZ: y)")] = None,
     name: Annotated[str | None, Form(max_length=255)] = None,
@@ -55,6 +57,7 @@ def upload_dataset(
         upload.temp_path.unlink(missing_ok=True)
 
     dataset = Dataset(
+        owner=owner,
         name=name or _name_from(file.filename),
         format=fmt,
         sha256=upload.sha256,
@@ -80,35 +83,44 @@ def _name_from(filename: str | None) -> str:
 @router.get("", response_model=Page[DatasetRead])
 def list_datasets(
     session: SessionDep,
+    owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[DatasetRead]:
     """List datasets, newest first."""
-    total = session.scalar(select(func.count(Dataset.id))) or 0
+    total = session.scalar(owned(select(func.count(Dataset.id)), Dataset, owner)) or 0
     rows = session.scalars(
-        select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset)
+        owned(select(Dataset), Dataset, owner)
+        .order_by(Dataset.created_at.desc(), Dataset.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return Page(items=[DatasetRead.of(d) for d in rows], total=total, limit=limit, offset=offset)
 
 
-def get_dataset_or_404(session: Session, dataset_id: str) -> Dataset:
-    dataset = get_by_id(session, Dataset, dataset_id)
+def get_dataset_or_404(session: Session, dataset_id: str, owner: str | None) -> Dataset:
+    """The caller's dataset; another key's dataset is a 404 like a missing one."""
+    dataset = get_owned(session, Dataset, dataset_id, owner)
     if dataset is None:
         raise NotFound("dataset", dataset_id)
     return dataset
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead, responses=problem_responses(404))
-def read_dataset(session: SessionDep, dataset_id: str) -> DatasetRead:
+def read_dataset(session: SessionDep, owner: OwnerDep, dataset_id: str) -> DatasetRead:
     """One dataset with its column profile."""
-    return DatasetRead.of(get_dataset_or_404(session, dataset_id))
+    return DatasetRead.of(get_dataset_or_404(session, dataset_id, owner))
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=problem_responses(404, 409))
-def delete_dataset(session: WriteSessionDep, settings: SettingsDep, dataset_id: str) -> Response:
+def delete_dataset(
+    session: WriteSessionDep, settings: SettingsDep, owner: OwnerDep, dataset_id: str
+) -> Response:
     """Delete a dataset no job refers to (409 otherwise: its jobs' results would be orphaned)."""
     with session.begin():
-        dataset = get_dataset_or_404(session, dataset_id)
+        dataset = get_dataset_or_404(session, dataset_id, owner)
+        # Not filtered by owner: a job can only be submitted on its owner's dataset, and
+        # the foreign key would refuse the delete whoever's job it was.
         jobs = session.scalar(select(func.count(Job.id)).where(Job.dataset_id == dataset_id)) or 0
         if jobs:
             raise ProblemError(
@@ -116,6 +128,7 @@ def delete_dataset(session: WriteSessionDep, settings: SettingsDep, dataset_id: 
             )
         session.delete(dataset)
         session.flush()
+        # Every owner's datasets count here: identical uploads share one file on disk.
         shared = session.scalar(
             select(func.count(Dataset.id)).where(Dataset.sha256 == dataset.sha256)
         )

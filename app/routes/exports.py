@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from app.auth import OwnerDep
 from app.deps import SessionDep
 from app.errors import NotFound
 from app.exports import keras_tuner_config, metrics_csv, safe_filename, trials_csv
@@ -32,18 +33,20 @@ def _csv(body: str, filename: str) -> Response:
 
 
 @router.get("/{job_id}/trials.csv", response_class=Response, responses=CSV_RESPONSE)
-def export_trials(session: SessionDep, job_id: str) -> Response:
+def export_trials(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
     """Every trial as a CSV row: outcome, one column per hyperparameter and final metric."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     return _csv(trials_csv(session, job), safe_filename("job", job.id, "trials.csv"))
 
 
 @router.get(
     "/{job_id}/trials/{trial_id}/metrics.csv", response_class=Response, responses=CSV_RESPONSE
 )
-def export_trial_metrics(session: SessionDep, job_id: str, trial_id: str) -> Response:
+def export_trial_metrics(
+    session: SessionDep, owner: OwnerDep, job_id: str, trial_id: str
+) -> Response:
     """One trial's per-epoch curve as CSV: epoch, loss, val_loss, metrics, learning_rate."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     trial = find_trial(session, job, trial_id)
     if trial is None:
         raise NotFound("trial", trial_id)
@@ -56,6 +59,7 @@ def export_trial_metrics(session: SessionDep, job_id: str, trial_id: str) -> Res
 @router.get("/{job_id}/search_space", response_model=dict[str, Any])
 def export_search_space(
     session: SessionDep,
+    owner: OwnerDep,
     job_id: str,
     space_format: Annotated[
         SpaceFormat,
@@ -67,7 +71,7 @@ def export_search_space(
     ] = "json",
 ) -> dict[str, Any]:
     """The job's effective search space, as stored or as KerasTuner's own config."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     if space_format == "keras_tuner":
         return keras_tuner_config(job.search_space)
     return job.search_space

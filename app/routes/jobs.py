@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db import get_by_id
+from app.auth import OwnerDep, get_owned, owned
 from app.deps import SessionDep, SettingsDep, WriteSessionDep
 from app.errors import NotFound, ProblemError, problem_responses
 from app.job_files import directory_bytes, job_dir
@@ -28,18 +28,21 @@ def _read(session: Session, settings: Settings, job: Job) -> JobRead:
     return read
 
 
-def get_job_or_404(session: Session, job_id: str) -> Job:
-    job = get_by_id(session, Job, job_id)
+def get_job_or_404(session: Session, job_id: str, owner: str | None) -> Job:
+    """The caller's job; another key's job is a 404 like a missing one."""
+    job = get_owned(session, Job, job_id, owner)
     if job is None:
         raise NotFound("job", job_id)
     return job
 
 
 @router.post("", status_code=202, response_model=JobRead, responses=problem_responses(400))
-def submit_job(session: WriteSessionDep, settings: SettingsDep, body: JobCreate) -> JobRead:
+def submit_job(
+    session: WriteSessionDep, settings: SettingsDep, owner: OwnerDep, body: JobCreate
+) -> JobRead:
     """Queue a search; every field but dataset_id has a default derived from the dataset."""
     with session.begin():
-        dataset = get_by_id(session, Dataset, body.dataset_id)
+        dataset = get_owned(session, Dataset, body.dataset_id, owner)
         if dataset is None:
             raise ProblemError(
                 422,
@@ -49,6 +52,7 @@ def submit_job(session: WriteSessionDep, settings: SettingsDep, body: JobCreate)
             )
         spec, space, planned = resolve_spec(body, task=dataset.task, features=dataset.features)
         job = Job(
+            owner=owner,
             dataset_id=dataset.id,
             status=JobStatus.QUEUED,
             spec=spec,
@@ -63,15 +67,16 @@ def submit_job(session: WriteSessionDep, settings: SettingsDep, body: JobCreate)
 def list_jobs(
     session: SessionDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[JobRead]:
     """List jobs, newest first, optionally by status."""
     where = [Job.status == status] if status else []
-    total = session.scalar(select(func.count(Job.id)).where(*where)) or 0
+    total = session.scalar(owned(select(func.count(Job.id)), Job, owner).where(*where)) or 0
     jobs = session.scalars(
-        select(Job)
+        owned(select(Job), Job, owner)
         .where(*where)
         .order_by(Job.created_at.desc(), Job.id)
         .limit(limit)
@@ -83,9 +88,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404))
-def read_job(session: SessionDep, settings: SettingsDep, job_id: str) -> JobRead:
+def read_job(session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str) -> JobRead:
     """Status, live progress, best so far and the effective search space."""
-    return _read(session, settings, get_job_or_404(session, job_id))
+    return _read(session, settings, get_job_or_404(session, job_id, owner))
 
 
 @router.post(
@@ -94,10 +99,12 @@ def read_job(session: SessionDep, settings: SettingsDep, job_id: str) -> JobRead
     response_model=JobRead,
     responses=problem_responses(404, 409),
 )
-def cancel_job(session: WriteSessionDep, settings: SettingsDep, job_id: str) -> JobRead:
+def cancel_job(
+    session: WriteSessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str
+) -> JobRead:
     """Cancel: a queued job at once, a running one at the end of its current epoch."""
     with session.begin():
-        job = get_job_or_404(session, job_id)
+        job = get_job_or_404(session, job_id, owner)
         if request_cancel(session=session, job_id=job_id) is None:
             raise ProblemError(
                 409, f"job {job_id!r} has already finished ({job.status})", title="Job finished"
@@ -109,13 +116,14 @@ def cancel_job(session: WriteSessionDep, settings: SettingsDep, job_id: str) -> 
 @router.get("/{job_id}/trials", response_model=Page[TrialRead], responses=problem_responses(404))
 def list_trials(
     session: SessionDep,
+    owner: OwnerDep,
     job_id: str,
     order: TrialOrder = "started",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[TrialRead]:
     """Trials with hyperparameters, status, score, epochs and early stopping."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     items, total = trial_page(session, job, order=order, limit=limit, offset=offset)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
@@ -123,9 +131,9 @@ def list_trials(
 @router.get(
     "/{job_id}/trials/{trial_id}", response_model=TrialDetail, responses=problem_responses(404)
 )
-def read_trial(session: SessionDep, job_id: str, trial_id: str) -> TrialDetail:
+def read_trial(session: SessionDep, owner: OwnerDep, job_id: str, trial_id: str) -> TrialDetail:
     """One trial with its per-epoch metrics."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     trial = find_trial(session, job, trial_id)
     if trial is None:
         raise NotFound("trial", trial_id)
@@ -133,9 +141,9 @@ def read_trial(session: SessionDep, job_id: str, trial_id: str) -> TrialDetail:
 
 
 @router.get("/{job_id}/best", response_model=TrialDetail, responses=problem_responses(404))
-def read_best(session: SessionDep, job_id: str) -> TrialDetail:
+def read_best(session: SessionDep, owner: OwnerDep, job_id: str) -> TrialDetail:
     """The best completed trial so far, with its per-epoch metrics."""
-    job = get_job_or_404(session, job_id)
+    job = get_job_or_404(session, job_id, owner)
     trial = best_trial(session, job)
     if trial is None:
         raise ProblemError(404, f"job {job_id!r} has no completed trial yet", title="No best trial")
