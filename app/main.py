@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.auth import API_PREFIX, Keyring, RejectUnauthenticated, get_owner
@@ -14,6 +16,7 @@ from app.db import make_engine
 from app.deps import SessionDep
 from app.errors import ProblemError, install_error_handlers, problem_responses
 from app.limits import UploadLimit
+from app.metrics import metrics_registry
 from app.predictor import Predictor
 from app.routes import artifacts, datasets, exports, jobs
 from app.schemas import Health
@@ -62,6 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(artifacts.router)
     api.include_router(exports.router, responses=problem_responses(404))  # all are per job
     app.include_router(api)
+
+    registry = metrics_registry(app.state.engine)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics: jobs by status, queue depth, trials, epochs, heartbeats."""
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"], responses=problem_responses(503))
     def healthz(session: SessionDep) -> Health:
