@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sqlite_only
 from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -160,6 +160,7 @@ def test_a_search_process_that_keeps_dying_fails_the_job(
     assert worker.proc.poll() is None  # the worker itself survives its children
 
 
+@sqlite_only  # the supervisor's clock; no backend changes it
 def test_max_runtime_stops_the_search_as_a_timeout(api: httpx.Client, start_worker) -> None:
     dataset = upload_ok(api, customers_frame(rows=600), "churned")
     job = submit(
@@ -183,6 +184,7 @@ def test_max_runtime_stops_the_search_as_a_timeout(api: httpx.Client, start_work
     assert {t["status"] for t in trials} <= {"COMPLETED", "STOPPED"}
 
 
+@sqlite_only  # KerasTuner's and Keras's behaviour; no backend changes it
 def test_diverging_trials_are_failed_and_too_many_fail_the_job(
     api: httpx.Client, start_worker
 ) -> None:
@@ -212,6 +214,7 @@ def test_diverging_trials_are_failed_and_too_many_fail_the_job(
         assert trial["stopped_early"] is False
 
 
+@sqlite_only  # process management under one lease; no backend changes it
 def test_search_process_is_recycled_and_the_search_carries_on(
     api: httpx.Client, start_worker, settings, tmp_path: Path
 ) -> None:

@@ -99,6 +99,7 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
     assert jobs["grid"]["progress"]["trials_planned"] == 4
     assert jobs["bayesian"]["spec"]["objective"] == {"name": "val_loss", "direction": "min"}
     start_worker()
+    start_worker()  # two workers share the queue
 
     finished = {name: wait_for_job(api, job["id"], timeout=300) for name, job in jobs.items()}
     _check_finished_search(api, finished["random_search"], "accuracy")
@@ -120,12 +121,12 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
 def test_progress_and_epochs_are_visible_while_the_search_runs(
     api: httpx.Client, start_worker
 ) -> None:
-    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    dataset = upload_ok(api, customers_frame(rows=400), "churned")
     job = submit(
         api,
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 2},
-        training={"epochs": 40},
+        training={"epochs": 15},
         callbacks={"early_stopping": False},
         search_space={**FAST_SPACE, "batch_size": {"type": "fixed", "value": 8}},
     )
@@ -145,13 +146,13 @@ def test_progress_and_epochs_are_visible_while_the_search_runs(
     assert live is not None, "never saw a running trial with recorded epochs"
     # Epochs are in SQL while the trial is still training, not only at the end.
     assert live["status"] == "RUNNING"
-    assert 2 <= len(live["metrics"]) < 40
+    assert 2 <= len(live["metrics"]) < 15
     assert [m["epoch"] for m in live["metrics"]] == list(range(len(live["metrics"])))
     assert seen["progress"]["trials_planned"] == 2
 
     done = wait_for_job(api, job["id"], timeout=300)
     assert done["status"] == "succeeded"
-    assert all(t["epochs_run"] == 40 and not t["stopped_early"] for t in _trials(api, job["id"]))
+    assert all(t["epochs_run"] == 15 and not t["stopped_early"] for t in _trials(api, job["id"]))
 
 
 def test_default_job_is_hyperband_with_early_stopping_and_seeded_units(
