@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 M = TypeVar("M")
 
@@ -20,7 +20,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     # pysqlite's own transaction handling issues BEGIN lazily (only before DML),
     # which makes `BEGIN IMMEDIATE` impossible; take control of BEGIN ourselves.
     # See the SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL".
@@ -29,7 +29,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -42,13 +42,20 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, application_name: str = "tuner-service") -> Engine:
+def make_engine(
+    url: str,
+    *,
+    application_name: str = "tuner-service",
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+) -> Engine:
+    """An engine for `url`. On SQLite, `busy_timeout_s` is how long a writer waits for
+    the write lock before the database counts as unavailable."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+        _configure_sqlite(engine, busy_timeout_s)
         return engine
     return create_engine(
         url,

@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.keyring = keyring = Keyring.parse(settings.api_keys)
-    app.state.engine = make_engine(settings.database_url, application_name="api")
+    app.state.engine = make_engine(
+        settings.database_url,
+        application_name="api",
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+    )
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)

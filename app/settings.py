@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=2.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # SQLite only: how long a writer waits for the write lock before the database
+    # counts as unavailable (the API answers 503, a worker retries within its lease).
+    sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
 
     # TensorFlow leaks a few MB per trial even with clear_session: a search process
     # is replaced (the search resumes in a fresh one) after this many trials, or

@@ -32,6 +32,7 @@ BACKENDS = ["sqlite", "postgresql"]
 # For tests of training behaviour that no backend changes (callbacks, models, curves):
 # they run on SQLite only, which keeps the suite within a few minutes.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 def _postgres_database() -> Iterator[str]:

@@ -1,7 +1,13 @@
-"""A database outage (PostgreSQL refusing connections): 503 meanwhile, nothing lost after."""
+"""The database unavailable for a while: 503 meanwhile, nothing lost, no restart needed.
+
+PostgreSQL: the database refuses connections and the open ones are dropped.
+SQLite (a file, never unreachable as such): another process holds the write lock
+longer than the busy timeout, as a backup or a stuck writer would.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,61 +18,65 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.migrate import upgrade
+from app.db import is_sqlite
 from app.settings import Settings
-from tests.conftest import (
-    POSTGRES_ADMIN_URL,
-    LiveServer,
-    WorkerProcess,
-    _postgres_database,
-    make_settings,
-)
+from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, WorkerProcess, make_settings
 from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
 
 
 @pytest.fixture
-def pg_settings(tmp_path: Path) -> Iterator[Settings]:
-    for url in _postgres_database():
-        upgrade(url)
-        yield make_settings(url, tmp_path / "data")
+def brittle(settings: Settings) -> Settings:
+    """The test's settings with a short SQLite busy timeout, so a held lock is an outage."""
+    return make_settings(settings.database_url, settings.data_dir, sqlite_busy_timeout_s=0.5)
 
 
 @contextmanager
 def outage(database_url: str) -> Iterator[None]:
-    """Refuse new connections to the database and drop the open ones, then let them back."""
-    name = make_url(database_url).database
+    database = make_url(database_url).database
+    if is_sqlite(database_url):
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
         conn.execute(
             text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
+            {"n": database},
         )
     try:
         yield
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
         admin.dispose()
 
 
-def test_api_answers_503_while_the_database_is_away_and_recovers(pg_settings: Settings) -> None:
-    with LiveServer(pg_settings) as live, httpx.Client(base_url=live.url, timeout=30) as api:
+def test_api_answers_503_while_the_database_is_away_and_recovers(brittle: Settings) -> None:
+    with LiveServer(brittle) as live, httpx.Client(base_url=live.url, timeout=30) as api:
         dataset = upload_ok(api, customers_frame(), "churned")
-        with outage(pg_settings.database_url):
-            assert_problem(api.get("/api/v1/datasets"), 503, "database")
-            assert_problem(api.get(f"/api/v1/datasets/{dataset['id']}"), 503, "database")
-            assert_problem(api.get("/healthz"), 503, "database")
-        # No restart: the next request reconnects, and what was stored is all there.
+        with outage(brittle.database_url):
+            assert_problem(api.post("/api/v1/jobs", json={"dataset_id": dataset["id"]}), 503)
+            if not is_sqlite(brittle.database_url):  # SQLite readers are not blocked (WAL)
+                assert_problem(api.get(f"/api/v1/datasets/{dataset['id']}"), 503, "database")
+                assert_problem(api.get("/healthz"), 503, "database")
+        # No restart: the next request goes through, and what was stored is all there.
         assert api.get("/healthz").status_code == 200
         assert api.get(f"/api/v1/datasets/{dataset['id']}").json() == dataset
+        assert api.post("/api/v1/jobs", json={"dataset_id": dataset["id"]}).status_code == 202
+        assert api.get("/api/v1/jobs").json()["total"] == 1  # the refused submit left nothing
 
 
 @pytest.mark.slow
 def test_a_search_waits_out_a_short_outage_and_finishes(
-    pg_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+    brittle: Settings, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    with LiveServer(pg_settings) as live, httpx.Client(base_url=live.url, timeout=30) as api:
+    with LiveServer(brittle) as live, httpx.Client(base_url=live.url, timeout=30) as api:
         dataset = upload_ok(api, customers_frame(rows=600), "churned")
         job = submit(
             api,
@@ -80,13 +90,13 @@ def test_a_search_waits_out_a_short_outage_and_finishes(
                 "batch_size": {"type": "fixed", "value": 8},
             },
         )
-        worker = WorkerProcess(pg_settings, tmp_path / "worker.log")
+        worker = WorkerProcess(brittle, tmp_path / "worker.log")
         request.addfinalizer(worker.stop)
         deadline = time.monotonic() + 120
         while not api.get(f"/api/v1/jobs/{job['id']}").json()["progress"]["epochs_run"] >= 3:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        with outage(pg_settings.database_url):
+        with outage(brittle.database_url):
             time.sleep(4)  # shorter than the lease (15 s): the job stays this worker's
         done = wait_for_job(api, job["id"], timeout=240)
         assert done["status"] == "succeeded"
@@ -96,3 +106,4 @@ def test_a_search_waits_out_a_short_outage_and_finishes(
         for trial in trials:
             curve = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial['trial_id']}").json()
             assert [m["epoch"] for m in curve["metrics"]] == list(range(10))
+    assert "database unavailable; retrying" in (tmp_path / "worker.log").read_text()

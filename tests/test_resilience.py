@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings, sqlite_only
+from tests.conftest import make_settings, postgresql_only, sqlite_only
 from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -238,3 +238,45 @@ def test_search_process_is_recycled_and_the_search_carries_on(
     log = (tmp_path / "worker-0.log").read_text()
     assert log.count("search process recycled") == 2
     assert log.count("search starting") == 3
+
+
+# Twenty searches cost twenty TensorFlow start-ups: run on PostgreSQL, where the claim
+# relies on SKIP LOCKED (SQLite serializes claims outright; the claim race in
+# tests/test_queue.py covers both backends).
+@postgresql_only
+def test_four_workers_run_twenty_jobs_each_exactly_once(
+    api: httpx.Client, start_worker, tmp_path: Path
+) -> None:
+    dataset = upload_ok(api, customers_frame(rows=60), "churned")
+    tiny = {
+        "num_layers": {"type": "fixed", "value": 1},
+        "units": {"type": "fixed", "value": 4},
+        "batch_size": {"type": "fixed", "value": 64},
+    }
+    jobs = [
+        submit(
+            api,
+            dataset["id"],
+            tuner={"algorithm": "random_search", "max_trials": 1},
+            training={"epochs": 1},
+            search_space=tiny,
+        )["id"]
+        for _ in range(20)
+    ]
+    for _ in range(4):
+        start_worker()
+    for job_id in jobs:
+        done = wait_for_job(api, job_id, timeout=600)
+        assert done["status"] == "succeeded"
+        assert done["attempt"] == 1  # claimed once, never taken over
+        assert [t["trial_id"] for t in _trials(api, job_id)] == ["0"]
+    # Every claim in the four workers' logs: each job once, and the work was shared.
+    claims: dict[str, list[str]] = {}
+    for log in sorted(tmp_path.glob("worker-*.log")):
+        for line in log.read_text().splitlines():
+            if " job claimed " in line:
+                job_id = line.split("job_id=")[1].split()[0]
+                claims.setdefault(job_id, []).append(log.name)
+    assert sorted(claims) == sorted(jobs)
+    assert all(len(workers) == 1 for workers in claims.values())
+    assert len({w for workers in claims.values() for w in workers}) >= 2

@@ -39,7 +39,11 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**payload["settings"])
     claim = Claim(**payload["claim"])
-    engine = make_engine(settings.database_url, application_name="worker")
+    engine = make_engine(
+        settings.database_url,
+        application_name="worker",
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+    )
     try:
         # Imported here: the supervisor that spawned us must never load TensorFlow.
         from tuner_jobs.recorder import LeaseLost, TrialRecorder

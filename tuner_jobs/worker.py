@@ -63,7 +63,11 @@ class Worker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
-        self.engine: Engine = make_engine(settings.database_url, application_name="worker")
+        self.engine: Engine = make_engine(
+            settings.database_url,
+            application_name="worker",
+            busy_timeout_s=settings.sqlite_busy_timeout_s,
+        )
         self.shutdown = threading.Event()
         self._context = multiprocessing.get_context("spawn")
 
