@@ -166,18 +166,21 @@ def test_max_runtime_stops_the_search_as_a_timeout(api: httpx.Client, start_work
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "random_search", "max_trials": 50},
-        training={"epochs": 12},
+        tuner={"algorithm": "random_search", "max_trials": 1000},
+        training={"epochs": 2},
         callbacks={"early_stopping": False},
         search_space=SLOW_TRIALS,
-        max_runtime_s=25,
+        # Counted from the claim, TensorFlow's start-up included; short trials, so some
+        # complete within it even on a busy machine.
+        max_runtime_s=40,
     )
     start_worker()
     done = wait_for_job(api, job["id"], timeout=180)
     assert done["status"] == "failed"
     assert done["error"].startswith("timeout")
     trials = _trials(api, job["id"])
-    assert 1 <= done["progress"]["trials_completed"] < 50
+    assert any(t["status"] == "COMPLETED" for t in trials)
+    assert done["progress"]["trials_completed"] < 1000
     # The best so far stays readable, as does its model.
     assert api.get(f"/api/v1/jobs/{job['id']}/best").status_code == 200
     assert api.get(f"/api/v1/jobs/{job['id']}/model").status_code == 200
