@@ -179,9 +179,3 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[object]:
     yield _start
     for worker in workers:
         worker.stop()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests (real searches) first: with two test processes, the quick ones then fill
-    the gaps at the end instead of one long search running alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
