@@ -10,6 +10,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from app.models import Dataset
+
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
@@ -126,3 +128,19 @@ def trials_of(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     page = api.get(f"/api/v1/jobs/{job_id}/trials", params={"limit": 1000}).json()
     assert page["total"] == len(page["items"])
     return page["items"]
+
+
+def dataset_row(task: str = "regression") -> Dataset:
+    """A minimal datasets row, for tests that insert jobs and trials directly."""
+    return Dataset(
+        name="d",
+        format="csv",
+        sha256="0" * 64,
+        size_bytes=1,
+        rows=10,
+        target="y",
+        task=task,
+        columns=[{"name": "x", "kind": "numeric", "missing": 0}],
+        classes=["a", "b"] if task == "classification" else None,
+        features=1,
+    )

@@ -14,12 +14,13 @@ from sqlalchemy import Engine
 
 from app.db import write_session
 from app.exports import keras_tuner_config
-from app.models import Dataset, Job, Trial, TrialEpoch
+from app.models import Job, Trial, TrialEpoch
 from app.search_space import effective_search_space
 from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     customers_frame,
+    dataset_row,
     submit,
     trials_of,
     upload_ok,
@@ -136,18 +137,7 @@ def test_keras_tuner_config_keeps_per_layer_units_conditional() -> None:
 def _insert_job(engine: Engine) -> str:
     """A job whose trials differ in layers and metrics, one still without epochs."""
     with write_session(engine) as session:
-        dataset = Dataset(
-            name="d",
-            format="csv",
-            sha256="0" * 64,
-            size_bytes=1,
-            rows=10,
-            target="y",
-            task="classification",
-            columns=[],
-            classes=["a", "b"],
-            features=1,
-        )
+        dataset = dataset_row("classification")
         session.add(dataset)
         session.flush()
         job = Job(

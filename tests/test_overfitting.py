@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.db import write_session
-from app.models import Dataset, Job, Trial
+from app.models import Job, Trial
 from app.overfitting import (
     DEFAULT_PATIENCE,
     EpochLosses,
@@ -20,6 +20,7 @@ from app.overfitting import (
 from app.queue import Claim, claim_job
 from tests.conftest import sqlite_only
 from tests.factories import (
+    dataset_row,
     noisy_labels_frame,
     regression_frame,
     submit,
@@ -97,18 +98,7 @@ def test_patience_follows_early_stopping_else_five() -> None:
 
 def _claimed_job(engine: Engine) -> Claim:
     with write_session(engine) as session:
-        dataset = Dataset(
-            name="d",
-            format="csv",
-            sha256="0" * 64,
-            size_bytes=1,
-            rows=10,
-            target="y",
-            task="regression",
-            columns=[],
-            classes=None,
-            features=1,
-        )
+        dataset = dataset_row()
         session.add(dataset)
         session.flush()
         session.add(Job(dataset_id=dataset.id, spec={}, search_space={}, trials_planned=1))

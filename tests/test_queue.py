@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, select, update
 
 from app.db import write_session
-from app.models import Dataset, Job, JobStatus, utcnow
+from app.models import Job, JobStatus, utcnow
 from app.queue import (
     Claim,
     claim_job,
@@ -21,23 +21,13 @@ from app.queue import (
     requeue_job,
 )
 from app.settings import Settings
+from tests.factories import dataset_row
 from tuner_jobs.worker import Worker
 
 
 def insert_jobs(engine: Engine, count: int) -> list[str]:
     with write_session(engine) as session:
-        dataset = Dataset(
-            name="d",
-            format="csv",
-            sha256="0" * 64,
-            size_bytes=1,
-            rows=10,
-            target="y",
-            task="regression",
-            columns=[{"name": "x", "kind": "numeric", "missing": 0}],
-            classes=None,
-            features=1,
-        )
+        dataset = dataset_row()
         session.add(dataset)
         session.flush()
         jobs = [
