@@ -30,6 +30,7 @@ TRIAL_COLUMNS = (
     "overfit_epoch",
     "generalization_gap",
     "duration_s",
+    "worker",
 )
 _UNITS = re.compile(r"units_(\d+)")
 _HYPERPARAMETER_RANK = {name: rank for rank, name in enumerate(KNOWN_HYPERPARAMETERS)}

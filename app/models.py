@@ -137,6 +137,9 @@ class Job(Owned, Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # parallel_trials > 1: "host:port" of the KerasTuner chief (the oracle's gRPC server)
+    # while the job runs; tuner workers on any machine find it here.
+    chief_address: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -146,6 +149,46 @@ class Job(Owned, Base):
     trials: Mapped[list[Trial]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
     )
+    slots: Mapped[list[JobSlot]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SlotStatus(enum.StrEnum):
+    OPEN = "open"  # waiting for a worker (or for one to replace a dead one)
+    RUNNING = "running"
+    DONE = "done"  # its tuner was told by the oracle that the search is over
+    FAILED = "failed"  # its tuner process died on every attempt
+
+
+class JobSlot(Base):
+    """One tuner of a parallel job (KerasTuner's KERASTUNER_TUNER_ID `tuner<slot>`).
+
+    A slot is claimed, leased and heartbeated like a job. It belongs to the chief of
+    one job attempt (`chief_attempt`): when the chief restarts, its slots are replaced.
+    A worker that takes over a dead slot reuses its tuner id, so the oracle hands it
+    the interrupted trial to run again.
+    """
+
+    __tablename__ = "job_slots"
+    __table_args__ = (UniqueConstraint("job_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    chief_attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=SlotStatus.OPEN, index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="slots")
+
+    @property
+    def tuner_id(self) -> str:
+        return f"tuner{self.slot}"
 
 
 class Trial(Base):
@@ -171,6 +214,8 @@ class Trial(Base):
     # Computed from the curve when the trial ends (app.overfitting).
     overfit_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     generalization_gap: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The worker supervisor whose process ran the trial (its TUNER worker id).
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="trials")
     epochs: Mapped[list[TrialEpoch]] = relationship(

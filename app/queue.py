@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,22 @@ class Claim:
     job_id: str
     attempt: int
     worker_id: str
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    """A lease on one tuner slot of a parallel job (see app.models.JobSlot)."""
+
+    job_id: str
+    slot: int
+    attempt: int
+    worker_id: str
+    chief_attempt: int
+    chief_address: str
+
+    @property
+    def tuner_id(self) -> str:
+        return f"tuner{self.slot}"
 
 
 @dataclass(frozen=True)
@@ -150,9 +166,22 @@ def finish_job(
         update(Job)
         .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
         .values(
-            status=status, error=error, lease_owner=None, lease_expires_at=None, finished_at=now
+            status=status,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            chief_address=None,
         )
     )
+    if result.rowcount:
+        # A finished job runs nothing: a trial a tuner on another machine was still on
+        # when the job was cancelled or failed ends STOPPED, not RUNNING forever.
+        session.execute(
+            update(Trial)
+            .where(Trial.job_id == claim.job_id, Trial.status == TrialStatus.RUNNING)
+            .values(status=TrialStatus.STOPPED, message="the job ended during this trial")
+        )
     return bool(result.rowcount)
 
 
@@ -161,7 +190,13 @@ def requeue_job(*, session: Session, claim: Claim, reason: str | None = None) ->
     result = session.execute(
         update(Job)
         .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
-        .values(status=JobStatus.QUEUED, lease_owner=None, lease_expires_at=None, error=reason)
+        .values(
+            status=JobStatus.QUEUED,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=reason,
+            chief_address=None,
+        )
     )
     return bool(result.rowcount)
 
@@ -187,3 +222,196 @@ def request_cancel(
         .values(cancel_requested=True)
     ).rowcount
     return JobStatus.RUNNING if running else None
+
+
+# --- Slots of parallel jobs ------------------------------------------------------------
+#
+# A parallel job's chief (run by the worker that claimed the job) opens one slot per
+# tuner. Any worker, on any machine, may claim an open slot, or one whose lease
+# expired, and run a KerasTuner worker against the chief. A slot only counts while
+# its job is running under the chief that opened it (job.attempt == chief_attempt).
+
+
+def _live_chief():  # type: ignore[no-untyped-def]
+    return and_(
+        Job.id == JobSlot.job_id,
+        Job.status == JobStatus.RUNNING,
+        Job.attempt == JobSlot.chief_attempt,
+        Job.chief_address.is_not(None),
+    )
+
+
+def open_slots(*, session: Session, claim: Claim, count: int, address: str) -> bool:
+    """The chief is serving at `address`: replace the job's slots with `count` open ones."""
+    if not holds_lease(session=session, claim=claim):
+        return False
+    session.execute(delete(JobSlot).where(JobSlot.job_id == claim.job_id))
+    session.add_all(
+        JobSlot(
+            job_id=claim.job_id,
+            slot=slot,
+            chief_attempt=claim.attempt,
+            status=SlotStatus.OPEN,
+            attempt=0,
+        )
+        for slot in range(count)
+    )
+    session.execute(update(Job).where(Job.id == claim.job_id).values(chief_address=address))
+    return True
+
+
+def claim_slot(
+    *,
+    session: Session,
+    worker_id: str,
+    lease_s: float,
+    job_id: str | None = None,
+    now: datetime | None = None,
+) -> SlotClaim | None:
+    """Lease an open slot (or one whose worker stopped heartbeating), oldest job first."""
+    now = now or utcnow()
+    claimable = and_(
+        _live_chief(),
+        Job.cancel_requested.is_(False),
+        or_(
+            JobSlot.status == SlotStatus.OPEN,
+            and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
+        ),
+    )
+    query = (
+        select(JobSlot.id)
+        .join(Job, Job.id == JobSlot.job_id)
+        .where(claimable)
+        .order_by(Job.created_at, JobSlot.slot)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=JobSlot)
+    )
+    if job_id is not None:
+        query = query.where(JobSlot.job_id == job_id)
+    candidate = session.execute(query).scalar_one_or_none()
+    if candidate is None:
+        return None
+    row = session.execute(
+        update(JobSlot)
+        .where(
+            JobSlot.id == candidate,
+            or_(
+                JobSlot.status == SlotStatus.OPEN,
+                and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status=SlotStatus.RUNNING,
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            heartbeat_at=now,
+            attempt=JobSlot.attempt + 1,
+        )
+        .returning(JobSlot.job_id, JobSlot.slot, JobSlot.attempt, JobSlot.chief_attempt)
+    ).one_or_none()
+    if row is None:
+        return None
+    address = session.execute(select(Job.chief_address).where(Job.id == row.job_id)).scalar_one()
+    return SlotClaim(
+        job_id=row.job_id,
+        slot=row.slot,
+        attempt=row.attempt,
+        worker_id=worker_id,
+        chief_attempt=row.chief_attempt,
+        chief_address=address,
+    )
+
+
+def _slot_fenced(claim: SlotClaim):  # type: ignore[no-untyped-def]
+    return and_(
+        JobSlot.job_id == claim.job_id,
+        JobSlot.slot == claim.slot,
+        JobSlot.status == SlotStatus.RUNNING,
+        JobSlot.lease_owner == claim.worker_id,
+        JobSlot.attempt == claim.attempt,
+        JobSlot.chief_attempt == claim.chief_attempt,
+    )
+
+
+def heartbeat_slot(
+    *, session: Session, claim: SlotClaim, lease_s: float, now: datetime | None = None
+) -> Heartbeat:
+    """Extend a slot's lease. `held` is False once the slot or its chief is gone (the job
+    finished, was requeued, or its chief restarted): the tuner must stop at once, as its
+    chief will never answer again. A cancel request stops it at the next epoch."""
+    now = now or utcnow()
+    alive = session.execute(
+        select(Job.cancel_requested).where(
+            Job.id == claim.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.attempt == claim.chief_attempt,
+        )
+    ).one_or_none()
+    if alive is None:
+        return Heartbeat(held=False)
+    extended = session.execute(
+        update(JobSlot)
+        .where(_slot_fenced(claim))
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
+    ).rowcount
+    return Heartbeat(held=bool(extended), cancel_requested=bool(alive.cancel_requested))
+
+
+def release_slot(
+    *, session: Session, claim: SlotClaim, status: SlotStatus, error: str | None = None
+) -> bool:
+    """End a lease on a slot: DONE (its tuner finished), OPEN (someone else may take it
+    over and rerun its interrupted trial) or FAILED."""
+    result = session.execute(
+        update(JobSlot)
+        .where(_slot_fenced(claim))
+        .values(status=status, lease_owner=None, lease_expires_at=None, error=error)
+    )
+    return bool(result.rowcount)
+
+
+def job_slots(*, session: Session, job_id: str, chief_attempt: int) -> list[JobSlot]:
+    return list(
+        session.scalars(
+            select(JobSlot)
+            .where(JobSlot.job_id == job_id, JobSlot.chief_attempt == chief_attempt)
+            .order_by(JobSlot.slot)
+        )
+    )
+
+
+def close_slots(
+    *, session: Session, claim: Claim, slots: list[int], now: datetime | None = None
+) -> None:
+    """The chief marks unattended slots DONE once it no longer needs their tuners (the
+    oracle has no trial left for them); live ones get the oracle's STOPPED themselves."""
+    now = now or utcnow()
+    if slots and holds_lease(session=session, claim=claim):
+        session.execute(
+            update(JobSlot)
+            .where(
+                JobSlot.job_id == claim.job_id,
+                JobSlot.chief_attempt == claim.attempt,
+                JobSlot.slot.in_(slots),
+                or_(
+                    JobSlot.status == SlotStatus.OPEN,
+                    and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
+                ),
+            )
+            .values(status=SlotStatus.DONE)
+        )
+
+
+def holds(*, session: Session, claim: Claim | SlotClaim) -> bool:
+    """Whether a search process may still write for this claim (the recorder's fence)."""
+    if isinstance(claim, SlotClaim):
+        return (
+            session.execute(
+                select(JobSlot.id)
+                .join(Job, Job.id == JobSlot.job_id)
+                .where(_slot_fenced(claim), Job.status == JobStatus.RUNNING)
+                .where(Job.attempt == claim.chief_attempt)
+            ).first()
+            is not None
+        )
+    return holds_lease(session=session, claim=claim)

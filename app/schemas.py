@@ -92,6 +92,9 @@ class TrialRead(BaseModel):
     epochs_run: int
     stopped_early: bool
     duration_s: float | None
+    worker: str | None = Field(
+        default=None, description="the worker (host:pid:id) whose search process ran the trial"
+    )
     overfit_epoch: int | None = Field(
         default=None,
         description="last epoch before validation loss rose for `patience` epochs in a row "

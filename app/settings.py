@@ -36,6 +36,20 @@ class Settings(BaseSettings):
     recycle_trials: int = Field(default=25, ge=1)
     recycle_rss_mb: int = Field(default=4096, ge=64)
 
+    # Search children yield the CPU to the API on a shared machine (os.nice: 0 = as the
+    # worker, 19 = lowest). Threads: TensorFlow's intra-op pool per child; 0 keeps its
+    # default (one per core). 1 lets N children train N trials at once on N cores
+    # without their thread pools fighting over them.
+    worker_nice: int = Field(default=10, ge=0, le=19)
+    child_threads: int = Field(default=0, ge=0)
+
+    # Parallel jobs (parallel_trials > 1): the chief serves KerasTuner's oracle over gRPC
+    # on `oracle_bind` (a free port); tuner workers dial `oracle_advertise` (default: the
+    # bind address, or this host's name when binding every interface). Several machines:
+    # TUNER_ORACLE_BIND=0.0.0.0 and an address the other workers can reach.
+    oracle_bind: str = "127.0.0.1"
+    oracle_advertise: str | None = None
+
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"

@@ -102,6 +102,14 @@ class JobCreate(_Spec):
         description="Wall-clock budget from the job's first start; past it the search stops "
         "at the next epoch and the job fails with reason timeout (its trials stay readable).",
     )
+    parallel_trials: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Trials run at once, by as many KerasTuner workers (on any worker "
+        "machines) against one chief that serves the oracle. 1 runs the search in one "
+        "process.",
+    )
 
 
 def metric_names(task: str) -> list[str]:

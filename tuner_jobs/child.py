@@ -13,8 +13,9 @@ from app.db import make_engine
 from app.logs import configure_logging
 from app.models import Dataset, Job
 from app.overfitting import overfitting_patience
-from app.queue import Claim
+from app.queue import Claim, SlotClaim
 from app.settings import Settings
+from tuner_jobs.cpu import apply_cpu_settings
 
 # Outcomes the child reports to its supervisor over the pipe.
 SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
@@ -32,13 +33,36 @@ class StopWhen:
         return self.event.is_set() or os.getppid() != self.parent
 
 
+# What a spawned process does for its job.
+SEARCH = "search"  # the whole search, in this one process
+CHIEF = "chief"  # a parallel job's oracle, served to its tuner workers
+TUNER = "tuner"  # one tuner worker of a parallel job (its slot's claim)
+
+
+def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
+    """Make this process KerasTuner tuner worker `slot.tuner_id` of the chief's oracle."""
+    host, _, port = slot.chief_address.rpartition(":")
+    os.environ["KERASTUNER_TUNER_ID"] = slot.tuner_id
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = port
+    from keras_tuner.src.distribute import oracle_client
+
+    # KerasTuner waits up to an hour for a chief that does not answer; ours is either
+    # up, or gone for good (the supervisor then stops this process anyway).
+    oracle_client.TIMEOUT = rpc_timeout_s
+
+
 def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> None:
     configure_logging()
-    # Training yields to the API when they share a machine.
-    os.nice(payload.get("nice", 5))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**payload["settings"])
-    claim = Claim(**payload["claim"])
+    # Training yields the CPU to the API (TUNER_WORKER_NICE) and keeps its TensorFlow
+    # thread pools to TUNER_CHILD_THREADS; both before TensorFlow runs any op.
+    apply_cpu_settings(settings)
+    role = payload.get("role", SEARCH)
+    claim: Claim | SlotClaim = (
+        SlotClaim(**payload["claim"]) if role == TUNER else Claim(**payload["claim"])
+    )
     engine = make_engine(
         settings.database_url,
         application_name="worker",
@@ -46,6 +70,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
     )
     try:
         # Imported here: the supervisor that spawned us must never load TensorFlow.
+        from tuner_jobs.chief import run_chief
         from tuner_jobs.recorder import LeaseLost, TrialRecorder
         from tuner_jobs.runner import run_search
         from tuner_jobs.tuners import RecycleProcess, SearchStopped
@@ -54,19 +79,28 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
             job = session.get_one(Job, claim.job_id)
             dataset = session.get_one(Dataset, job.dataset_id)
             session.expunge_all()
+        recorder = TrialRecorder(
+            engine, claim, patience=overfitting_patience(job.spec), outage_s=settings.lease_s
+        )
+        stop = StopWhen(stop_event)
         try:
-            run_search(
-                settings=settings,
-                job=job,
-                dataset=dataset,
-                recorder=TrialRecorder(
-                    engine,
-                    claim,
-                    patience=overfitting_patience(job.spec),
-                    outage_s=settings.lease_s,
-                ),
-                stop=StopWhen(stop_event),
-            )
+            if role == CHIEF:
+                assert isinstance(claim, Claim)
+                run_chief(
+                    settings=settings,
+                    engine=engine,
+                    claim=claim,
+                    job=job,
+                    dataset=dataset,
+                    recorder=recorder,
+                    stop=stop,
+                )
+            else:
+                if isinstance(claim, SlotClaim):
+                    _connect_to_chief(claim, rpc_timeout_s=2 * settings.lease_s)
+                run_search(
+                    settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+                )
             conn.send((SUCCEEDED, None))
         except SearchStopped:
             conn.send((STOPPED, None))

@@ -1,7 +1,8 @@
 """Writes trials and epochs to SQL as the search runs (one short transaction per event).
 
-Every write is fenced on the job's lease: a search whose worker lost the job
-(it stalled and another worker took over) raises LeaseLost instead of writing.
+Every write is fenced on the job's lease (or, for a tuner of a parallel job, on its
+slot's lease): a search whose worker lost the job (it stalled and another worker
+took over) raises LeaseLost instead of writing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.db import upsert, write_session
 from app.models import Trial, TrialEpoch, TrialStatus, utcnow
 from app.overfitting import DEFAULT_PATIENCE, assess
-from app.queue import Claim, holds_lease
+from app.queue import Claim, SlotClaim, holds
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class TrialRecorder:
     def __init__(
         self,
         engine: Engine,
-        claim: Claim,
+        claim: Claim | SlotClaim,
         *,
         patience: int = DEFAULT_PATIENCE,
         outage_s: float = 30.0,
@@ -70,7 +71,7 @@ class TrialRecorder:
         while True:
             try:
                 with write_session(self.engine) as session:
-                    if not holds_lease(session=session, claim=self.claim):
+                    if not holds(session=session, claim=self.claim):
                         raise LeaseLost(
                             f"job {self.claim.job_id} is no longer held by {self.claim.worker_id}"
                         )
@@ -101,6 +102,7 @@ class TrialRecorder:
                     "duration_s": None,
                     "overfit_epoch": None,
                     "generalization_gap": None,
+                    "worker": self.claim.worker_id,
                 },
                 conflict=["job_id", "trial_id"],
                 update=[
@@ -116,6 +118,7 @@ class TrialRecorder:
                     "duration_s",
                     "overfit_epoch",
                     "generalization_gap",
+                    "worker",
                 ],
                 returning=Trial.id,
             )
@@ -189,6 +192,23 @@ class TrialRecorder:
                     overfit_epoch=overfitting.overfit_epoch,
                     generalization_gap=finite(overfitting.generalization_gap),
                 )
+            )
+
+        self._write(work)
+
+    def trial_abandoned(self, trial_id: str, message: str) -> None:
+        """A trial whose process died and will not be rerun (a parallel job's chief gave
+        its tuner up): FAILED with the reason."""
+
+        def work(session: Session) -> None:
+            session.execute(
+                update(Trial)
+                .where(
+                    Trial.job_id == self.claim.job_id,
+                    Trial.trial_id == trial_id,
+                    Trial.status == TrialStatus.RUNNING,
+                )
+                .values(status=TrialStatus.FAILED, message=message, finished_at=utcnow())
             )
 
         self._write(work)

@@ -88,7 +88,9 @@ def make_tuner(
         "overwrite": False,
         "recorder": recorder,
         "stop": stop,
-        "after_trial": _after_trial(data, directory / BEST_MODEL_FILE, settings),
+        "after_trial": _after_trial(
+            data, directory / BEST_MODEL_FILE, settings, keep_best=not is_parallel(job)
+        ),
     }
     cls = TUNERS[algorithm]
     if algorithm == "hyperband":
@@ -112,17 +114,23 @@ def resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def _after_trial(data: TrainingData, path: Path, settings: Settings):  # type: ignore[no-untyped-def]
+def is_parallel(job: Job) -> bool:
+    return int(job.spec.get("parallel_trials", 1)) > 1
+
+
+def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_best: bool):  # type: ignore[no-untyped-def]
     """After each trial: save the model if it is the new best, drop stale checkpoints,
-    and hand over to a fresh process when this one has run enough trials or grown."""
+    and hand over to a fresh process when this one has run enough trials or grown.
+    (In a parallel job the chief, which holds the oracle, keeps the best model.)"""
     trials_here = 0
 
     def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
         nonlocal trials_here
-        best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
-        if best is not None and best.trial_id == trial_id:
-            export_best_model(tuner, data.preprocessor, path)
-        prune_checkpoints(tuner)
+        if keep_best:
+            best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
+            if best is not None and best.trial_id == trial_id:
+                export_best_model(tuner, data.preprocessor, path)
+            prune_checkpoints(tuner)
         trials_here += 1
         rss = resident_mb()
         if trials_here >= settings.recycle_trials or rss > settings.recycle_rss_mb:
@@ -135,15 +143,15 @@ def _after_trial(data: TrainingData, path: Path, settings: Settings):  # type: i
     return after_trial
 
 
-def run_search(
+def build_search(
     *,
     settings: Settings,
     job: Job,
     dataset: Dataset,
     recorder: TrialRecorder,
     stop: StopSignal,
-) -> None:
-    """Run the search to the end, or until `stop` is set (raises SearchStopped)."""
+) -> tuple[RecordingTuner, TrainingData, Path]:
+    """The job's data and tuner (reloading its project directory if it exists)."""
     spec = job.spec
     keras.utils.set_random_seed(spec["tuner"]["seed"] or 0)
     data = prepare(
@@ -159,7 +167,27 @@ def run_search(
     )
     directory = job_dir(settings, job.id)
     directory.mkdir(parents=True, exist_ok=True)
-    tuner = make_tuner(job, data, directory, recorder, stop, settings)
+    return make_tuner(job, data, directory, recorder, stop, settings), data, directory
+
+
+def run_search(
+    *,
+    settings: Settings,
+    job: Job,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+) -> None:
+    """Run the search to the end, or until `stop` is set (raises SearchStopped).
+
+    In a parallel job this process is one tuner worker (KERASTUNER_TUNER_ID and the
+    chief's address are in the environment): it runs trials until the chief's oracle
+    says the search is over; the chief judges the outcome and keeps the best model.
+    """
+    spec = job.spec
+    tuner, data, directory = build_search(
+        settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+    )
     logger.info(
         "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
     )
@@ -175,13 +203,15 @@ def run_search(
     except SearchStopped:
         tuner.record_interrupted()
         raise
-    _check_outcome(tuner)
+    if is_parallel(job):
+        return
+    check_outcome(tuner)
     if not (directory / BEST_MODEL_FILE).exists():
         # A resumed search whose best trial finished before the interruption.
         export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
 
 
-def _check_outcome(tuner: RecordingTuner) -> None:
+def check_outcome(tuner: RecordingTuner) -> None:
     trials = tuner.oracle.trials.values()  # type: ignore[attr-defined]
     if trials and not any(t.status == "COMPLETED" for t in trials):
         last = [t.message for t in trials if t.message][-1:] or ["no trial completed"]

@@ -17,25 +17,39 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db import make_engine, write_session
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobStatus, SlotStatus, utcnow
 from app.queue import (
     Claim,
     Heartbeat,
+    SlotClaim,
     claim_job,
+    claim_slot,
     finish_job,
     heartbeat,
+    heartbeat_slot,
     reap_exhausted,
+    release_slot,
     requeue_job,
 )
 from app.settings import Settings
-from tuner_jobs.child import FAILED, LEASE_LOST, RECYCLE, STOPPED, SUCCEEDED, run_child
+from tuner_jobs.child import (
+    CHIEF,
+    FAILED,
+    LEASE_LOST,
+    RECYCLE,
+    SEARCH,
+    STOPPED,
+    SUCCEEDED,
+    TUNER,
+    run_child,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +71,53 @@ def _read_report(receive: Connection) -> tuple[str | None, str | None]:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class SearchProcess:
+    """One spawned child (tuner_jobs.child.run_child): its stop event and its last word."""
+
+    def __init__(
+        self, context: Any, settings: Settings, role: str, claim: Claim | SlotClaim
+    ) -> None:
+        self.stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        payload = {
+            "settings": settings.model_dump(mode="json"),
+            "role": role,
+            "claim": asdict(claim),
+        }
+        self.process = context.Process(
+            target=run_child, args=(payload, send, self.stop), name=f"{role}-{claim.job_id}"
+        )
+        self.process.start()
+        send.close()
+        self.stop_asked_at: float | None = None
+
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout=timeout)
+
+    def ask_stop(self) -> None:
+        """Stop at the next epoch boundary; killed if it takes longer than STOP_GRACE_S."""
+        if self.stop_asked_at is None:
+            self.stop.set()
+            self.stop_asked_at = time.monotonic()
+        elif time.monotonic() - self.stop_asked_at > STOP_GRACE_S and self.alive():
+            logger.warning("search process did not stop in time; killing it")
+            self.process.kill()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.join()
+
+    def result(self) -> tuple[str | None, str | None, int | None]:
+        """(outcome, message, exit code) once it has exited."""
+        self.process.join()
+        outcome, message = _read_report(self._receive)
+        return outcome, message, self.process.exitcode
 
 
 class Worker:
@@ -91,13 +152,22 @@ class Worker:
             if claim is None:
                 self.shutdown.wait(self.settings.poll_s)
                 continue
-            self.execute(claim)
-            done += 1
+            if isinstance(claim, SlotClaim):
+                self.execute_slot(claim)  # helping another worker's parallel job
+            else:
+                self.execute(claim)
+                done += 1
         self.engine.dispose()
 
-    def claim(self) -> Claim | None:
+    def claim(self) -> Claim | SlotClaim | None:
+        """A tuner slot of a running parallel job first (finish started work), else a job."""
         with write_session(self.engine) as session:
             reap_exhausted(session=session, max_attempts=self.settings.max_attempts)
+            slot = claim_slot(
+                session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s
+            )
+            if slot is not None:
+                return slot
             return claim_job(
                 session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s
             )
@@ -117,9 +187,21 @@ class Worker:
                     return
                 time.sleep(self.settings.poll_s)
 
-    def _heartbeat(self, claim: Claim) -> Heartbeat:
+    def _heartbeat(self, claim: Claim | SlotClaim) -> Heartbeat:
         with write_session(self.engine) as session:
+            if isinstance(claim, SlotClaim):
+                return heartbeat_slot(session=session, claim=claim, lease_s=self.settings.lease_s)
             return heartbeat(session=session, claim=claim, lease_s=self.settings.lease_s)
+
+    def _beat(self, claim: Claim, since: float, log: dict[str, object]) -> tuple[Heartbeat, float]:
+        """Renew the job's lease: (heartbeat, when the lease was last renewed). While the
+        database is away the lease stays ours until it expires; past that point the
+        search stops, as another worker may own the job."""
+        try:
+            return self._heartbeat(claim), time.monotonic()
+        except DBAPIError as exc:
+            logger.warning("heartbeat failed", extra={**log, "error": str(exc.orig)})
+            return Heartbeat(held=time.monotonic() - since < self.settings.lease_s), since
 
     def _deadline(self, claim: Claim) -> float | None:
         """The job's max_runtime_s as a time.monotonic() deadline, counted from its first start."""
@@ -136,6 +218,9 @@ class Worker:
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
         deadline = self._deadline(claim)
+        if self._parallel_trials(claim) > 1:
+            outcome, message, exitcode, reason = self._run_parallel(claim, deadline, log)
+            return self._record_outcome(claim, outcome, message, exitcode, reason, log)
         while True:
             outcome, message, exitcode, reason = self._run_child(claim, deadline, log)
             if outcome != RECYCLE or reason is not None:
@@ -143,46 +228,141 @@ class Worker:
             # The search continues in a fresh process, under the same lease.
             logger.info("search process recycled: %s", message, extra=log)
 
+    def _parallel_trials(self, claim: Claim) -> int:
+        with Session(self.engine) as session:
+            return int(session.get_one(Job, claim.job_id).spec.get("parallel_trials", 1))
+
+    def _spawn(self, role: str, claim: Claim | SlotClaim) -> SearchProcess:
+        return SearchProcess(self._context, self.settings, role, claim)
+
     def _run_child(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
     ) -> tuple[str | None, str | None, int | None, StopReason | None]:
         """One search process, watched until it exits: (outcome, message, exit code, reason)."""
-        stop = self._context.Event()
-        receive, send = self._context.Pipe(duplex=False)
-        payload = {"settings": self.settings.model_dump(mode="json"), "claim": asdict(claim)}
-        child = self._context.Process(
-            target=run_child, args=(payload, send, stop), name=f"search-{claim.job_id}"
-        )
-        child.start()
-        send.close()
-
+        child = self._spawn(SEARCH, claim)
         reason: StopReason | None = None
-        stop_asked_at = 0.0
         last_beat = time.monotonic()
         while True:
             child.join(timeout=self.settings.heartbeat_s)
-            if not child.is_alive():
+            if not child.alive():
                 break
-            try:
-                beat = self._heartbeat(claim)
-                last_beat = time.monotonic()
-            except DBAPIError as exc:
-                # The database is away. The lease is only ours until it expires, so
-                # past that point the search stops: another worker may own the job.
-                logger.warning("heartbeat failed", extra={**log, "error": str(exc.orig)})
-                held = time.monotonic() - last_beat < self.settings.lease_s
-                beat = Heartbeat(held=held)
-            if reason is None:
-                reason = _stop_reason(beat, self.shutdown.is_set(), deadline)
-                if reason is not None:
+            beat, last_beat = self._beat(claim, last_beat, log)
+            reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
+            if reason is not None:
+                if child.stop_asked_at is None:
                     logger.info("stopping the search at the next epoch: %s", reason, extra=log)
-                    stop.set()
-                    stop_asked_at = time.monotonic()
-            elif time.monotonic() - stop_asked_at > STOP_GRACE_S:
-                logger.warning("search did not stop in time; killing it", extra=log)
-                child.kill()
-        outcome, message = _read_report(receive)
-        return outcome, message, child.exitcode, reason
+                child.ask_stop()
+        return (*child.result(), reason)
+
+    def _run_parallel(
+        self, claim: Claim, deadline: float | None, log: dict[str, object]
+    ) -> tuple[str | None, str | None, int | None, StopReason | None]:
+        """A parallel job: its chief in one child, and (like any free worker) a tuner in
+        another, taking a slot of this job whenever one is free. The chief's outcome is
+        the job's."""
+        chief = self._spawn(CHIEF, claim)
+        tuner: SearchProcess | None = None
+        slot: SlotClaim | None = None
+        reason: StopReason | None = None
+        last_beat = time.monotonic()
+        while True:
+            chief.join(timeout=self.settings.heartbeat_s)
+            if not chief.alive():
+                break
+            beat, last_beat = self._beat(claim, last_beat, log)
+            reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
+            if reason is not None:
+                if chief.stop_asked_at is None:
+                    logger.info("stopping the parallel search: %s", reason, extra=log)
+                for process in (chief, tuner):
+                    if process is not None:
+                        process.ask_stop()
+            if slot is not None and tuner is not None:
+                tuner, slot = self._tend_tuner(slot, tuner, log)
+            if tuner is None and reason is None:
+                slot = self._claim_own_slot(claim)
+                tuner = self._spawn(TUNER, slot) if slot is not None else None
+        if tuner is not None and slot is not None:
+            # The chief is gone, so a tuner still running waits for an oracle that will
+            # never answer: let it end its epoch if it is stopping, else stop it now.
+            if tuner.stop_asked_at is None:
+                tuner.kill()
+            self._finish_tuner(slot, *tuner.result(), stopping=True, log=log)
+        return (*chief.result(), reason)
+
+    def _claim_own_slot(self, claim: Claim) -> SlotClaim | None:
+        try:
+            with write_session(self.engine) as session:
+                return claim_slot(
+                    session=session,
+                    worker_id=self.worker_id,
+                    lease_s=self.settings.lease_s,
+                    job_id=claim.job_id,
+                )
+        except DBAPIError:
+            return None
+
+    def _tend_tuner(
+        self, slot: SlotClaim, tuner: SearchProcess, log: dict[str, object]
+    ) -> tuple[SearchProcess | None, SlotClaim | None]:
+        """Heartbeat a tuner's slot; when its process exits, record what it means."""
+        if tuner.alive():
+            try:
+                beat = self._heartbeat(slot)
+            except DBAPIError:
+                return tuner, slot
+            if not beat.held:
+                tuner.kill()  # its chief restarted or the job ended: nobody will answer it
+            elif beat.cancel_requested or self.shutdown.is_set():
+                tuner.ask_stop()
+            return tuner, slot
+        outcome, message, exitcode = tuner.result()
+        if outcome == RECYCLE and tuner.stop_asked_at is None:
+            logger.info("tuner process recycled: %s", message, extra=log)
+            return self._spawn(TUNER, slot), slot
+        self._finish_tuner(slot, outcome, message, exitcode, stopping=False, log=log)
+        return None, None
+
+    def _finish_tuner(
+        self,
+        slot: SlotClaim,
+        outcome: str | None,
+        message: str | None,
+        exitcode: int | None,
+        *,
+        stopping: bool,
+        log: dict[str, object],
+    ) -> None:
+        """Hand a slot back: DONE when its tuner ran out of trials, else OPEN for another
+        worker to rerun its interrupted trial (FAILED after max_attempts deaths)."""
+        error: str | None = None
+        if outcome == SUCCEEDED:
+            status = SlotStatus.DONE
+        elif outcome == LEASE_LOST:
+            return
+        elif stopping or outcome == STOPPED:
+            status = SlotStatus.OPEN
+        else:
+            error = message or f"the tuner process died (exit code {exitcode})"
+            status = (
+                SlotStatus.FAILED if slot.attempt >= self.settings.max_attempts else SlotStatus.OPEN
+            )
+
+        def write(session: Session) -> None:
+            release_slot(session=session, claim=slot, status=status, error=error)
+
+        self._write_with_retry(write, {**log, "slot": slot.slot})
+        logger.info("tuner slot %s", status, extra={**log, "slot": slot.slot, "error": error})
+
+    def execute_slot(self, slot: SlotClaim) -> None:
+        """Run one tuner of another worker's parallel job until its oracle says it is done."""
+        log = {"job_id": slot.job_id, "slot": slot.slot, "worker_id": self.worker_id}
+        logger.info("tuner slot claimed", extra=log)
+        tuner: SearchProcess | None = self._spawn(TUNER, slot)
+        current: SlotClaim | None = slot
+        while tuner is not None and current is not None:
+            tuner.join(timeout=self.settings.heartbeat_s)
+            tuner, current = self._tend_tuner(current, tuner, log)
 
     def _record_outcome(
         self,

@@ -1,0 +1,107 @@
+"""One search spread over several workers: KerasTuner's chief/worker mode, through the queue."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.factories import customers_frame, submit, trials_of, upload_ok, wait_for_job
+
+pytestmark = pytest.mark.slow
+
+SPACE = {
+    "num_layers": {"type": "fixed", "value": 1},
+    "units": {"type": "pow2", "min": 8, "max": 64},
+    "batch_size": {"type": "fixed", "value": 16},
+}
+
+
+def _parallel_job(api: httpx.Client, *, trials: int, epochs: int) -> dict[str, Any]:
+    dataset = upload_ok(api, customers_frame(rows=400), "churned")
+    return submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": trials},
+        training={"epochs": epochs},
+        callbacks={"early_stopping": False},
+        search_space=SPACE,
+        parallel_trials=2,
+    )
+
+
+def _pid(worker_id: str) -> int:
+    return int(worker_id.split(":")[1])
+
+
+def test_two_workers_share_one_search(api: httpx.Client, start_worker, settings) -> None:
+    job = _parallel_job(api, trials=6, epochs=3)
+    start_worker()
+    start_worker()
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    trials = trials_of(api, job["id"])
+    assert sorted(t["trial_id"] for t in trials) == [str(i) for i in range(6)]
+    assert all(t["status"] == "COMPLETED" for t in trials), trials
+    # Both workers ran trials: the chief's worker and the one that took the second slot.
+    assert len({t["worker"] for t in trials}) == 2, [t["worker"] for t in trials]
+    assert done["progress"]["trials_completed"] == 6
+    assert done["best"] is not None
+    best_model = api.get(f"/api/v1/jobs/{job['id']}/model")
+    assert best_model.status_code == 200
+    assert len(best_model.content) > 1000
+
+
+def test_a_killed_tuner_worker_loses_no_trial(api: httpx.Client, start_worker, settings) -> None:
+    # A short lease, so a dead worker's slot is taken over within seconds.
+    short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
+    job = _parallel_job(api, trials=5, epochs=6)
+    workers = [start_worker(settings_override=short_lease) for _ in range(2)]
+    by_pid = {worker.proc.pid: worker for worker in workers}
+
+    # Wait until both workers are mid-trial, then kill the one that is not the chief's.
+    deadline = time.monotonic() + 240
+    victim_trial = None
+    while victim_trial is None:
+        assert time.monotonic() < deadline, "the two workers never ran trials side by side"
+        running = [t for t in trials_of(api, job["id"]) if t["status"] == "RUNNING"]
+        if len({t["worker"] for t in running}) == 2:
+            lease_pids = {_pid(t["worker"]) for t in running}
+            chief_pid = _chief_pid(settings.database_url, job["id"])
+            for trial in running:
+                if _pid(trial["worker"]) != chief_pid and trial["epochs_run"] >= 1:
+                    victim_trial = trial
+            assert chief_pid in lease_pids
+        time.sleep(0.1)
+    victim = by_pid[_pid(victim_trial["worker"])]
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    trials = trials_of(api, job["id"])
+    assert sorted(t["trial_id"] for t in trials) == [str(i) for i in range(5)]
+    assert all(t["status"] == "COMPLETED" for t in trials), trials
+    rerun = next(t for t in trials if t["trial_id"] == victim_trial["trial_id"])
+    # The interrupted trial ran again, whole, under the surviving worker.
+    assert _pid(rerun["worker"]) != victim.proc.pid
+    assert rerun["hyperparameters"] == victim_trial["hyperparameters"]
+    assert rerun["epochs_run"] == 6
+
+
+def _chief_pid(database_url: str, job_id: str) -> int:
+    from sqlalchemy import create_engine, select
+
+    from app.models import Job
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            owner = conn.execute(select(Job.lease_owner).where(Job.id == job_id)).scalar_one()
+    finally:
+        engine.dispose()
+    return _pid(owner)

@@ -1,0 +1,206 @@
+"""The chief of a parallel job: KerasTuner's oracle served over gRPC to tuner workers.
+
+This is KerasTuner's own distributed tuning (KERASTUNER_TUNER_ID "chief" serves the
+oracle; workers named tuner0, tuner1, ... ask it for trials), with three changes
+that its built-in `oracle_chief.start_server` cannot make:
+
+- the server listens on a free port and the chief publishes "host:port" and the
+  job's slots in the database, where worker supervisors on any machine find them;
+- the chief is done when the oracle has said STOPPED and no trial is in flight. It
+  does not wait for every tuner id it ever saw to say goodbye (KerasTuner's rule),
+  so a tuner worker that died between trials cannot hold the job forever; one that
+  died during a trial leaves it in the oracle's `ongoing_trials`, and whoever
+  takes its slot over reruns it under the same tuner id;
+- it exports the best model and prunes checkpoints as trials end, as a one-process
+  search does after each trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.db import write_session
+from app.job_files import BEST_MODEL_FILE
+from app.models import Dataset, Job, JobSlot, SlotStatus
+from app.queue import Claim, close_slots, job_slots, open_slots
+from app.settings import Settings
+from tuner_jobs.recorder import LeaseLost, TrialRecorder
+from tuner_jobs.tuners import SearchStopped, StopSignal
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+# How often the chief looks at its slots in the database.
+SLOTS_EVERY_S = 2.0
+
+
+def advertised_host(settings: Settings) -> str:
+    if settings.oracle_advertise:
+        return settings.oracle_advertise
+    if settings.oracle_bind in ("0.0.0.0", "::", ""):
+        import socket
+
+        return socket.getfqdn()
+    return settings.oracle_bind
+
+
+@contextmanager
+def oracle_lock(oracle: Any, timeout: float = 10.0) -> Iterator[bool]:
+    """KerasTuner's own per-oracle lock (the one @synchronized takes), with a timeout:
+    an oracle method that raised leaves it held, and the chief must not hang on it."""
+    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+
+    acquired = LOCKS[oracle].acquire(timeout=timeout)
+    if not acquired:
+        yield False
+        return
+    THREADS[oracle] = threading.current_thread().name
+    try:
+        yield True
+    finally:
+        THREADS[oracle] = None
+        LOCKS[oracle].release()
+
+
+class OracleServer:
+    """KerasTuner's OracleServicer on a gRPC server with a free port."""
+
+    def __init__(self, oracle: Any, bind: str) -> None:
+        import grpc
+        from keras_tuner.src import protos
+        from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+        self.servicer = OracleServicer(oracle)
+        # Oracle calls serialize on the oracle's lock; threads only let slow clients overlap.
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
+        self.port = self.server.add_insecure_port(f"{bind}:0")
+        if not self.port:
+            raise RuntimeError(f"cannot listen for tuner workers on {bind}")
+
+    def __enter__(self) -> OracleServer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop(grace=1).wait(5)
+
+    @property
+    def stop_triggered(self) -> bool:
+        """The oracle has told some tuner that the search is over."""
+        return bool(self.servicer.stop_triggered)
+
+
+def run_chief(
+    *,
+    settings: Settings,
+    engine: Engine,
+    claim: Claim,
+    job: Job,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+) -> None:
+    """Serve the oracle until the search is over (raises SearchStopped when asked to stop)."""
+    # Read when the tuner is built: this process is the chief, so its oracle stays local.
+    os.environ["KERASTUNER_TUNER_ID"] = "chief"
+    os.environ["KERASTUNER_ORACLE_IP"] = settings.oracle_bind
+    os.environ["KERASTUNER_ORACLE_PORT"] = "0"
+    from tuner_jobs.best_model import export_best_model, prune_checkpoints
+    from tuner_jobs.runner import build_search, check_outcome
+
+    tuner, data, directory = build_search(
+        settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+    )
+    oracle = tuner.oracle
+    # What a resumed chief reloads: KerasTuner's chief saves before serving, too.
+    tuner.save()
+    best_model = directory / BEST_MODEL_FILE
+    with OracleServer(oracle, settings.oracle_bind) as server:
+        address = f"{advertised_host(settings)}:{server.port}"
+        with write_session(engine) as session:
+            if not open_slots(
+                session=session, claim=claim, count=job.spec["parallel_trials"], address=address
+            ):
+                raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
+        logger.info("chief serving the oracle", extra={"job_id": job.id, "address": address})
+        exported: str | None = None
+        ended = -1
+        slots_checked = 0.0
+        while True:
+            if stop.is_set():
+                raise SearchStopped("the search was asked to stop")
+            # Raises KerasTuner's own "consecutive failures" error: the job fails with it.
+            oracle._check_consecutive_failures()  # noqa: SLF001
+            if len(oracle.end_order) != ended:
+                ended = len(oracle.end_order)
+                exported = _keep_best(tuner, data.preprocessor, best_model, exported)
+            if time.monotonic() - slots_checked > SLOTS_EVERY_S:
+                slots_checked = time.monotonic()
+                _tend_slots(engine, claim, oracle, recorder, server.stop_triggered)
+            if server.stop_triggered and not oracle.ongoing_trials:
+                break
+            time.sleep(POLL_S)
+    check_outcome(tuner)
+    with oracle_lock(oracle):
+        export_best_model(tuner, data.preprocessor, best_model)
+        prune_checkpoints(tuner)
+
+
+def _keep_best(tuner: Any, preprocessor: Any, path: Path, exported: str | None) -> str | None:
+    """Export the best model when a new trial leads, and drop checkpoints nobody needs."""
+    from tuner_jobs.best_model import best_completed_trial, export_best_model, prune_checkpoints
+
+    with oracle_lock(tuner.oracle) as locked:
+        if not locked:
+            return exported
+        best = best_completed_trial(tuner.oracle)
+        if best is not None and best.trial_id != exported:
+            exported = export_best_model(tuner, preprocessor, path)
+        prune_checkpoints(tuner)
+    return exported
+
+
+def _tend_slots(
+    engine: Engine, claim: Claim, oracle: Any, recorder: TrialRecorder, stopping: bool
+) -> None:
+    """Close slots the search no longer needs; fail the trial of a slot that died for good."""
+    with Session(engine) as session:
+        slots: list[JobSlot] = job_slots(
+            session=session, job_id=claim.job_id, chief_attempt=claim.attempt
+        )
+    ongoing = dict(oracle.ongoing_trials)
+    for slot in slots:
+        trial = ongoing.get(slot.tuner_id)
+        if slot.status == SlotStatus.FAILED and trial is not None:
+            _abandon(oracle, trial, slot.error or "its tuner worker died", recorder)
+    if stopping:
+        idle = [slot.slot for slot in slots if slot.tuner_id not in ongoing]
+        with write_session(engine) as session:
+            close_slots(session=session, claim=claim, slots=idle)
+
+
+def _abandon(oracle: Any, trial: Any, reason: str, recorder: TrialRecorder) -> None:
+    """End a trial whose tuner died on every attempt as FAILED, so the search goes on."""
+    from keras_tuner.src.engine import trial as trial_module
+
+    ended = trial_module.Trial(
+        hyperparameters=trial.hyperparameters.copy(),
+        trial_id=trial.trial_id,
+        status=trial_module.TrialStatus.FAILED,
+        message=reason,
+    )
+    oracle.end_trial(ended)
+    recorder.trial_abandoned(trial.trial_id, reason)
+    logger.warning("trial abandoned", extra={"trial_id": trial.trial_id, "reason": reason})
