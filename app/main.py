@@ -18,7 +18,7 @@ from app.errors import ProblemError, install_error_handlers, problem_responses
 from app.limits import UploadLimit
 from app.metrics import metrics_registry
 from app.predictor import Predictor
-from app.routes import artifacts, datasets, exports, jobs
+from app.routes import artifacts, dashboard, dataset_space, datasets, exports, jobs
 from app.schemas import Health
 from app.settings import Settings, get_settings
 
@@ -65,10 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=problem_responses(401, 422, 503),
     )
     api.include_router(datasets.router)
+    api.include_router(dataset_space.router)
     api.include_router(jobs.router)
     api.include_router(artifacts.router)
     api.include_router(exports.router, responses=problem_responses(404))  # all are per job
     app.include_router(api)
+    dashboard.install(app)  # `/` and `/static`: open like /docs; the page asks for a key
 
     registry = metrics_registry(app.state.engine)
 

@@ -1,0 +1,102 @@
+// The REST API, as the dashboard calls it: one place that adds the API key, asks for one
+// on a 401 and turns problem+json answers into errors with the server's own message.
+
+const KEY_STORAGE = "tuner-service.api-key";
+const PREFIX = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+export function storedKey() {
+  return localStorage.getItem(KEY_STORAGE) || "";
+}
+
+// Every request that meets a 401 while the dialog is open waits for the same answer, so the
+// polling views never stack several prompts.
+let pendingKey = null;
+
+function askForKey(rejected) {
+  if (pendingKey) return pendingKey;
+  const dialog = document.getElementById("key-dialog");
+  const form = document.getElementById("key-form");
+  const input = document.getElementById("key-input");
+  document.getElementById("key-message").textContent = rejected
+    ? "The server refused the stored API key. Enter a valid one."
+    : "This service needs an API key (TUNER_API_KEYS).";
+  input.value = "";
+  pendingKey = new Promise((resolve) => {
+    form.addEventListener(
+      "submit",
+      () => {
+        localStorage.setItem(KEY_STORAGE, input.value.trim());
+        document.getElementById("key-button").hidden = false;
+        pendingKey = null;
+        resolve();
+      },
+      { once: true },
+    );
+  });
+  // A dialog closed with Escape would leave every caller waiting: keep it open until answered.
+  dialog.oncancel = (event) => event.preventDefault();
+  if (!dialog.open) dialog.showModal();
+  input.focus();
+  return pendingKey;
+}
+
+export function changeKey() {
+  return askForKey(false);
+}
+
+async function problemOf(response) {
+  try {
+    return await response.json();
+  } catch {
+    return { title: response.statusText, detail: `HTTP ${response.status}` };
+  }
+}
+
+// `body` may be a plain object (sent as JSON) or FormData (multipart, e.g. an upload). A 401
+// asks for a key and sends the request again; FormData can be sent twice.
+export async function request(path, { method = "GET", body, raw = false } = {}) {
+  for (;;) {
+    const headers = {};
+    const key = storedKey();
+    if (key) headers.Authorization = `Bearer ${key}`;
+    let payload = body;
+    if (body !== undefined && !(body instanceof FormData)) {
+      headers["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const response = await fetch(PREFIX + path, { method, headers, body: payload });
+    if (response.status === 401) {
+      await askForKey(Boolean(key));
+      continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+    if (raw) return response;
+    return response.status === 204 ? null : response.json();
+  }
+}
+
+export const get = (path) => request(path);
+export const post = (path, body) => request(path, { method: "POST", body });
+
+// A download through fetch, not a plain link: a link could not send the Authorization header.
+export async function download(path, fallbackName) {
+  const response = await request(path, { raw: true });
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = /filename="?([^";]+)"?/.exec(disposition);
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = match ? match[1] : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

@@ -1,0 +1,271 @@
+// One job: progress, best trial (with downloads), score over trials, learning curves of the
+// selected trial, parallel coordinates and the trial table; refreshed while the job runs.
+
+import { ApiError, download, get, post } from "./api.js";
+import { curveChart, parallelCoordinates, scoreChart } from "./charts.js";
+import { fixedNames, hyperparameterNames, trialTable } from "./trials.js";
+import {
+  FINISHED,
+  el,
+  fmtAge,
+  fmtDuration,
+  fmtScore,
+  fmtValue,
+  parseTime,
+  poll,
+  progressBar,
+  shortId,
+  statusBadge,
+  toast,
+} from "./util.js";
+
+const REFRESH_MS = 2000;
+
+function panel(title, ...children) {
+  return el("section", { class: "panel" }, el("h2", {}, title), ...children);
+}
+
+function elapsed(job) {
+  const start = parseTime(job.started_at);
+  if (!start) return null;
+  const end = parseTime(job.finished_at) || new Date();
+  return (end - start) / 1000;
+}
+
+export function renderJob(view, jobId) {
+  const state = {
+    job: null,
+    dataset: null,
+    trials: [],
+    selectedId: null,
+    userSelected: false, // until the user picks a trial, the curves follow the best one
+    curveKey: null,
+    scoreKey: null,
+    parcoordsKey: null,
+    bestKey: null,
+  };
+
+  const title = el("h1", {}, "Job ", el("span", { class: "mono" }, shortId(jobId)));
+  const status = el("span", { id: "job-status" });
+  const cancel = el("button", { type: "button", id: "cancel-job", class: "danger", hidden: true });
+  cancel.textContent = "Cancel job";
+  const summary = el("p", { class: "muted", id: "job-summary" });
+  const progress = el("div", { id: "job-progress" });
+  const current = el("p", { class: "muted", id: "current-trial" });
+  const error = el("pre", { class: "error-box", id: "job-error", hidden: true });
+  const best = el("div", { id: "best-trial" });
+  const scores = el("div", { id: "score-chart" });
+  const curvesTitle = el("h2", { id: "curves-title" }, "Learning curves");
+  const curves = el("div", { id: "curves" });
+  const parcoords = el("div", { id: "parcoords" });
+  const fixedNote = el("p", { class: "muted small", id: "fixed-note" });
+  const table = trialTable({ onSelect: (id) => select(id, true) });
+
+  view.append(
+    el(
+      "section",
+      { class: "panel" },
+      el(
+        "div",
+        { class: "panel-head" },
+        el("div", {}, el("a", { href: "#/", class: "back" }, "← Jobs"), title, status),
+        cancel,
+      ),
+      summary,
+      progress,
+      current,
+      error,
+    ),
+    el(
+      "div",
+      { class: "grid" },
+      panel("Best trial", best),
+      panel("Score over trials", scores),
+    ),
+    panel("Hyperparameters vs score", parcoords),
+    el("section", { class: "panel", id: "curves-panel" }, curvesTitle, curves),
+    panel("Trials", fixedNote, el("div", { class: "scroll-x" }, table.table)),
+  );
+
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      state.job = await post(`/jobs/${jobId}/cancel`);
+      toast("Cancel requested: the search stops at the end of its current epoch.", "info");
+      drawHeader();
+    } catch (e) {
+      toast(e.message);
+    } finally {
+      cancel.disabled = false;
+    }
+  });
+
+  function select(trialId, byUser) {
+    state.selectedId = trialId;
+    state.userSelected = state.userSelected || byUser;
+    state.curveKey = null; // load it now
+    drawTrials();
+    refreshCurves().catch((e) => toast(e.message));
+    if (byUser) document.getElementById("curves-panel").scrollIntoView({ block: "nearest" });
+  }
+
+  function drawHeader() {
+    const job = state.job;
+    const spec = job.spec;
+    status.replaceChildren(statusBadge(job.status));
+    const active = !FINISHED.has(job.status);
+    cancel.hidden = !active;
+    cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel job";
+    cancel.disabled = job.cancel_requested;
+    const datasetName = state.dataset ? state.dataset.name : shortId(job.dataset_id);
+    const took = elapsed(job);
+    summary.textContent =
+      `${spec.tuner.algorithm} on ${datasetName} · objective ${spec.objective.name} ` +
+      `(${spec.objective.direction}) · ${spec.training.epochs} epochs per trial · ` +
+      `created ${fmtAge(job.created_at)}` +
+      (took !== null ? ` · ${job.finished_at ? "ran" : "running for"} ${fmtDuration(took)}` : "");
+    progress.replaceChildren(
+      progressBar(job.progress.trials_completed, job.progress.trials_planned),
+    );
+    const cur = job.progress.current_trial;
+    current.textContent = cur
+      ? `Trial ${cur.trial_id} running: ${cur.epochs_run} epoch(s) done.`
+      : job.status === "queued"
+        ? "Waiting for a worker."
+        : "";
+    error.hidden = !job.error;
+    error.textContent = job.error || "";
+  }
+
+  function drawBest() {
+    const job = state.job;
+    // Redrawn only when the best changes, so a button is never replaced under the pointer.
+    const key = JSON.stringify(job.best);
+    if (key === state.bestKey) return;
+    state.bestKey = key;
+    if (!job.best) {
+      best.replaceChildren(el("p", { class: "empty" }, "No completed trial yet."));
+      return;
+    }
+    const hps = Object.entries(job.best.hyperparameters);
+    best.replaceChildren(
+      el(
+        "p",
+        { class: "best-score" },
+        "Trial ",
+        el("strong", { class: "mono", id: "best-trial-id" }, job.best.trial_id),
+        ": ",
+        el("strong", { id: "best-score" }, fmtScore(job.best.score)),
+        el("span", { class: "muted" }, ` ${job.spec.objective.name}`),
+      ),
+      el(
+        "dl",
+        { class: "hyperparameters", id: "best-hyperparameters" },
+        hps.map(([name, value]) => el("div", {}, el("dt", {}, name), el("dd", { class: "mono" }, fmtValue(value)))),
+      ),
+      el(
+        "div",
+        { class: "actions" },
+        el(
+          "button",
+          {
+            type: "button",
+            id: "download-model",
+            class: "primary",
+            onclick: () => download(`/jobs/${jobId}/model`, `${jobId}-best.keras`).catch((e) => toast(e.message)),
+          },
+          "Download model (.keras)",
+        ),
+        el(
+          "button",
+          {
+            type: "button",
+            id: "download-csv",
+            onclick: () => download(`/jobs/${jobId}/trials.csv`, `job-${jobId}-trials.csv`).catch((e) => toast(e.message)),
+          },
+          "Download trials (CSV)",
+        ),
+      ),
+    );
+  }
+
+  function drawTrials() {
+    const job = state.job;
+    const fixed = fixedNames(job.search_space);
+    const names = hyperparameterNames(state.trials);
+    const shown = names.filter((n) => !fixed.has(n));
+    const fixedShown = names.filter((n) => fixed.has(n));
+    fixedNote.textContent = fixedShown.length
+      ? `Fixed in this search: ${fixedShown.map((n) => `${n} = ${fmtValue(job.search_space[n].value)}`).join(", ")}.`
+      : "";
+    table.update({
+      trials: state.trials,
+      hpNames: shown,
+      objective: job.spec.objective,
+      bestId: job.best ? job.best.trial_id : null,
+      selectedId: state.selectedId,
+    });
+    const scoreKey = JSON.stringify(state.trials.map((t) => t.score));
+    if (scoreKey !== state.scoreKey) {
+      state.scoreKey = scoreKey;
+      scoreChart(scores, state.trials, job.spec.objective);
+    }
+    const pcKey = JSON.stringify([scoreKey, state.selectedId, job.best && job.best.trial_id]);
+    if (pcKey !== state.parcoordsKey) {
+      state.parcoordsKey = pcKey;
+      parallelCoordinates(parcoords, state.trials, shown, job.search_space, job.spec.objective, {
+        bestId: job.best ? job.best.trial_id : null,
+        selectedId: state.selectedId,
+        onSelect: (id) => select(id, true),
+      });
+    }
+  }
+
+  async function refreshCurves() {
+    const id = state.selectedId;
+    if (id === null) {
+      curvesTitle.textContent = "Learning curves";
+      curves.replaceChildren(el("p", { class: "empty" }, "Click a trial to see its curves."));
+      return;
+    }
+    const listed = state.trials.find((t) => t.trial_id === id);
+    const key = JSON.stringify([id, listed && listed.epochs_run, listed && listed.status]);
+    if (key === state.curveKey) return;
+    let detail;
+    try {
+      detail = await get(`/jobs/${jobId}/trials/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return; // not recorded yet
+      throw e;
+    }
+    if (state.selectedId !== id) return; // the user picked another one meanwhile
+    state.curveKey = key;
+    curvesTitle.replaceChildren(
+      "Learning curves: trial ",
+      el("span", { class: "mono", id: "curves-trial-id" }, id),
+      detail.status === "RUNNING" ? el("span", { class: "muted" }, " (running)") : "",
+    );
+    curveChart(curves, detail);
+  }
+
+  return poll(async () => {
+    const job = await get(`/jobs/${jobId}`);
+    if (!state.dataset) {
+      state.dataset = await get(`/datasets/${job.dataset_id}`).catch(() => null);
+    }
+    const page = await get(`/jobs/${jobId}/trials?limit=1000`);
+    state.job = job;
+    state.trials = page.items;
+    if (!state.userSelected) {
+      const follow = job.best ? job.best.trial_id : job.progress.current_trial?.trial_id ?? null;
+      if (follow !== state.selectedId) state.curveKey = null;
+      state.selectedId = follow;
+    }
+    drawHeader();
+    drawBest();
+    drawTrials();
+    await refreshCurves();
+    // One last refresh after the job finishes, then stop polling.
+    return !FINISHED.has(job.status);
+  }, REFRESH_MS);
+}

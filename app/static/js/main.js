@@ -1,0 +1,37 @@
+// The dashboard's entry point: a hash router over three views (jobs, one job, new job).
+// Each view returns a function that stops its polling when another view takes over.
+
+import { changeKey, storedKey } from "./api.js";
+import { renderJob } from "./job.js";
+import { renderJobs } from "./jobs.js";
+import { renderNewJob } from "./newjob.js";
+
+const view = document.getElementById("view");
+let stop = () => {};
+
+function route() {
+  stop();
+  view.replaceChildren();
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const job = /^\/jobs\/([^/]+)$/.exec(hash);
+  let section = "jobs";
+  if (job) {
+    stop = renderJob(view, decodeURIComponent(job[1]));
+  } else if (hash === "/new") {
+    section = "new";
+    stop = renderNewJob(view);
+  } else {
+    stop = renderJobs(view);
+  }
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    link.classList.toggle("active", link.dataset.nav === section);
+  }
+  document.body.dataset.view = job ? "job" : section;
+}
+
+const keyButton = document.getElementById("key-button");
+keyButton.hidden = !storedKey();
+keyButton.addEventListener("click", () => changeKey().then(route));
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,106 @@
+// Small DOM and formatting helpers shared by the views.
+
+// el("td", {class: "num", dataset: {id: 1}}, "text", child): every string becomes a text node,
+// so values from the API (column names, error messages) can never inject markup.
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name in node && typeof value !== "string") node[name] = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+export function fmtScore(value) {
+  if (value === null || value === undefined) return "—";
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return value.toExponential(3);
+  return value.toFixed(4);
+}
+
+export function fmtValue(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number" && !Number.isInteger(value)) {
+    const abs = Math.abs(value);
+    return abs !== 0 && abs < 1e-2 ? value.toExponential(2) : String(+value.toPrecision(4));
+  }
+  return String(value);
+}
+
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+// The API's datetimes are UTC; an older migration may store them without a zone suffix.
+export function parseTime(value) {
+  if (!value) return null;
+  return new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`);
+}
+
+export function fmtAge(value) {
+  const time = parseTime(value);
+  if (!time) return "—";
+  const seconds = Math.max(0, (Date.now() - time.getTime()) / 1000);
+  if (seconds < 60) return `${Math.round(seconds)} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} d ago`;
+}
+
+export function shortId(id) {
+  return id.slice(0, 8);
+}
+
+export function statusBadge(status) {
+  return el("span", { class: `badge status-${status.toLowerCase()}` }, status.toLowerCase());
+}
+
+export function progressBar(done, planned) {
+  const pct = planned ? Math.min(100, Math.round((100 * done) / planned)) : 0;
+  return el(
+    "div",
+    { class: "progress", title: `${done} of ${planned} trials` },
+    el("div", { class: "progress-fill", style: `width: ${pct}%` }),
+    el("span", { class: "progress-label" }, `${done} / ${planned}`),
+  );
+}
+
+let toastTimer = null;
+export function toast(message, kind = "error") {
+  const box = document.getElementById("toast");
+  box.textContent = message;
+  box.className = kind;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (box.hidden = true), 6000);
+}
+
+// Runs `task` now and then every `ms` after it finishes (never two at once); `stop()` ends it.
+// A failed run shows its error and the polling goes on: the server may just be restarting.
+export function poll(task, ms) {
+  let timer = null;
+  let stopped = false;
+  const run = async () => {
+    try {
+      const again = await task();
+      if (again === false) return;
+    } catch (error) {
+      if (!stopped) toast(error.message);
+    }
+    if (!stopped) timer = setTimeout(run, ms);
+  };
+  run();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
