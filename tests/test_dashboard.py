@@ -424,6 +424,17 @@ def test_with_api_keys_the_page_asks_once_and_keeps_the_key(
         expect(page.locator("#space-editor tr[data-param=units]")).to_be_visible()
         page.select_option("#job-algorithm", "random_search")
         page.fill("#job-max-trials", "2")
+        # The server's 422 is shown, and the hyperparameter it names is marked.
+        units_min = page.locator("#space-editor tr[data-param=units] [data-field=min]")
+        seeded = units_min.input_value()
+        units_min.fill("3")
+        page.click("#submit-job")
+        expect(page.locator("#job-form-error")).to_contain_text("not a power of two")
+        expect(page.locator("#space-editor tr[data-param=units]")).to_have_class(
+            re.compile(r"\binvalid\b")
+        )
+        tab.shot("keyed-invalid-space")
+        units_min.fill(seeded)
         page.click("#submit-job")
         page.wait_for_url(re.compile(r"#/jobs/\w+$"))
         expect(page.locator("#job-status")).to_have_text("queued")
