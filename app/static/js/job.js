@@ -248,7 +248,20 @@ export function renderJob(view, jobId) {
     curveChart(curves, detail);
   }
 
-  return poll(async () => {
+  // Charts are drawn at the width of their panel: redraw them when the window changes size.
+  let resizeTimer = null;
+  const onResize = () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (!state.job) return;
+      state.scoreKey = state.parcoordsKey = state.curveKey = null;
+      drawTrials();
+      refreshCurves().catch((e) => toast(e.message));
+    }, 200);
+  };
+  window.addEventListener("resize", onResize);
+
+  const stopPolling = poll(async () => {
     const job = await get(`/jobs/${jobId}`);
     if (!state.dataset) {
       state.dataset = await get(`/datasets/${job.dataset_id}`).catch(() => null);
@@ -268,4 +281,9 @@ export function renderJob(view, jobId) {
     // One last refresh after the job finishes, then stop polling.
     return !FINISHED.has(job.status);
   }, REFRESH_MS);
+  return () => {
+    stopPolling();
+    clearTimeout(resizeTimer);
+    window.removeEventListener("resize", onResize);
+  };
 }
