@@ -1,4 +1,4 @@
-"""`tuner-service`: api, worker, migrate, serve."""
+"""`tuner-service`: api, worker, migrate, serve; and client commands (app.client_cli)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 
+from app.client_cli import add_client_commands
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
 
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="migrate, then API + TUNER_WORKERS workers").set_defaults(
         func=cmd_serve
     )
+    add_client_commands(sub)
     return parser
 
 

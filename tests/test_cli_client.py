@@ -1,0 +1,192 @@
+"""The client commands of `tuner-service`, run as real processes against the live API."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from app.settings import Settings
+from tests.conftest import LiveServer, make_settings, sqlite_only
+from tests.factories import customers_frame
+
+pytestmark = sqlite_only
+
+SPACE = {
+    "num_layers": {"type": "fixed", "value": 1},
+    "units": {"type": "pow2", "min": 8, "max": 16},
+    "batch_size": {"type": "fixed", "value": 32},
+}
+# The installed console script, as a user runs it (python -m app.cli where there is none).
+SCRIPT = Path(sys.executable).with_name("tuner-service")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # The caller's TUNER_URL / TUNER_API_KEY must not leak in: each test says what it means.
+    base = {k: v for k, v in os.environ.items() if k not in ("TUNER_URL", "TUNER_API_KEY")}
+    return subprocess.run(
+        [*COMMAND, *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def data_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "data.csv"
+    customers_frame().to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_submit_wait_then_every_command_on_the_finished_job(
+    live: LiveServer, start_worker, data_csv: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    start_worker()
+    url = ["--url", live.url]
+    submitted = cli(
+        "submit", "data.csv", "--target", "churned", "--algorithm", "random_search",
+        "--max-trials", "2", "--epochs", "2", "--space", "space.json", "--wait", *url,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.splitlines()[0]
+    assert "status    succeeded" in submitted.stdout
+    assert "trials    2/2" in submitted.stdout
+    # The progress bar (stderr): trials done / planned and the best score so far.
+    assert "2/2" in submitted.stderr
+    assert "best val_accuracy=" in submitted.stderr
+    assert "240 rows" in submitted.stderr
+
+    with httpx.Client(base_url=live.url) as raw:
+        job = raw.get(f"/api/v1/jobs/{job_id}").json()
+        served_trials = raw.get(f"/api/v1/jobs/{job_id}/trials").json()["items"]
+        model = raw.get(f"/api/v1/jobs/{job_id}/model").content
+    assert job["status"] == "succeeded"
+    assert job["spec"]["tuner"]["max_trials"] == 2
+    assert job["spec"]["training"]["epochs"] == 2
+    # --space reached the server: one fixed layer, so no trial has a units_1.
+    assert job["search_space"]["num_layers"]["type"] == "fixed"
+    assert all("units_1" not in t["hyperparameters"] for t in served_trials)
+
+    # From here on the URL comes from TUNER_URL.
+    env = {"TUNER_URL": live.url}
+    listed = cli("jobs", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if job_id in line)
+    assert "succeeded" in line
+    assert "random_search" in line
+    assert f"{job['best']['score']:.4g}" in line
+
+    status = cli("status", job_id, cwd=tmp_path, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "status    succeeded" in status.stdout
+    assert f"best      val_accuracy={job['best']['score']:.4g}" in status.stdout
+    as_json = cli("status", job_id, "--json", cwd=tmp_path, env=env)
+    assert json.loads(as_json.stdout)["best"] == job["best"]
+
+    csv = cli("trials", job_id, "--csv", cwd=tmp_path, env=env)
+    assert csv.returncode == 0, csv.stderr
+    frame = pd.read_csv(io.StringIO(csv.stdout), dtype={"trial_id": str})
+    assert list(frame["trial_id"]) == [t["trial_id"] for t in served_trials]
+    for trial, (_, row) in zip(served_trials, frame.iterrows(), strict=True):
+        assert row["score"] == pytest.approx(trial["score"])
+        assert row["units_0"] == trial["hyperparameters"]["units_0"]
+        assert row["learning_rate"] == pytest.approx(trial["hyperparameters"]["learning_rate"])
+    table = cli("trials", job_id, cwd=tmp_path, env=env)
+    assert all(t["trial_id"] in table.stdout for t in served_trials)
+    assert "units_0" in table.stdout.splitlines()[0]
+
+    download = cli("download", job_id, "-o", "best.keras", cwd=tmp_path, env=env)
+    assert download.returncode == 0, download.stderr
+    assert (tmp_path / "best.keras").read_bytes() == model
+
+    cancel = cli("cancel", job_id, cwd=tmp_path, env=env)
+    assert cancel.returncode == 1
+    assert f"Job finished: job '{job_id}' has already finished (succeeded)" in cancel.stderr
+
+
+def test_errors_print_the_servers_message_and_exit_non_zero(
+    live: LiveServer, data_csv: Path, tmp_path: Path
+) -> None:
+    url = ["--url", live.url]
+    missing = cli("status", "no-such-job", *url, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "job 'no-such-job' does not exist" in missing.stderr
+    assert missing.stdout == ""
+
+    bad_target = cli("submit", "data.csv", "--target", "nope", *url, cwd=tmp_path)
+    assert bad_target.returncode == 1
+    assert "Invalid dataset" in bad_target.stderr
+    assert "target column 'nope' is not in the file" in bad_target.stderr
+
+    (tmp_path / "space.json").write_text('{"neurons": {"type": "int", "min": 1, "max": 4}}')
+    bad_space = cli("submit", "data.csv", "--target", "churned", "--space", "space.json", *url,
+                    cwd=tmp_path)  # fmt: skip
+    assert bad_space.returncode == 1
+    assert "neurons" in bad_space.stderr
+
+    (tmp_path / "broken.json").write_text("{not json")
+    unreadable = cli("submit", "data.csv", "--target", "churned", "--space", "broken.json", *url,
+                     cwd=tmp_path)  # fmt: skip
+    assert unreadable.returncode == 2
+    assert "broken.json" in unreadable.stderr
+
+    # A queued job (no worker here) is cancelled at once; cancelling it again is a conflict.
+    queued = cli("submit", "data.csv", "--target", "churned", "--max-trials", "1", *url,
+                 cwd=tmp_path)  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    job_id = queued.stdout.strip()
+    first = cli("cancel", job_id, *url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "cancelled" in first.stdout
+    again = cli("cancel", job_id, *url, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "has already finished (cancelled)" in again.stderr
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    refused = cli("jobs", "--url", dead, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert f"cannot reach the tuner service at {dead}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_api_key_flag_and_environment(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path / "data", api_keys="right-key-0123456789")
+    with LiveServer(settings) as live:
+        env = {"TUNER_URL": live.url}
+        wrong = cli("jobs", "--api-key", "wrong-key", cwd=tmp_path, env=env)
+        assert wrong.returncode == 1
+        assert wrong.stderr.startswith(
+            "error: 401 Unauthorized: a valid API key is required: Authorization: Bearer <key>"
+        )
+        none = cli("jobs", cwd=tmp_path, env=env)
+        assert none.returncode == 1
+        assert "401" in none.stderr
+        right = cli("jobs", cwd=tmp_path, env={**env, "TUNER_API_KEY": "right-key-0123456789"})
+        assert right.returncode == 0, right.stderr
+        assert "no jobs" in right.stderr

@@ -1,0 +1,260 @@
+"""`Client`: the REST API of tuner-service as Python calls (httpx; no TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import httpx
+
+from tuner_client.errors import (
+    JobFailed,
+    WaitTimeout,
+    error_from_response,
+    error_from_transport,
+)
+from tuner_client.progress import JobProgress
+from tuner_client.rows import rows_payload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+API = "/api/v1"
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+# The largest page every list endpoint accepts (jobs and datasets: 500, trials: 1000).
+MAX_PAGE = 500
+
+Ref = str | Mapping[str, Any]  # an id, or what the client returned for it (a dict with "id")
+
+
+def _id(ref: Ref) -> str:
+    return ref if isinstance(ref, str) else str(ref["id"])
+
+
+def _merge(spec: dict[str, Any], section: str, **values: Any) -> None:
+    """Set the given non-None values in spec[section], keeping what the section already had."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if given:
+        spec[section] = {**(spec.get(section) or {}), **given}
+
+
+class Client:
+    """A tuner-service client.
+
+    `url` defaults to TUNER_URL (else http://127.0.0.1:8000), `api_key` to TUNER_API_KEY.
+    Jobs and datasets are plain dicts as the API returns them; any method taking a job or
+    dataset takes its id or that dict. Every failure raises a `tuner_client.TunerError`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        page_size: int = MAX_PAGE,
+    ) -> None:
+        self.url = (url or os.environ.get("TUNER_URL") or DEFAULT_URL).rstrip("/")
+        api_key = api_key if api_key is not None else os.environ.get("TUNER_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.page_size = max(1, min(page_size, MAX_PAGE))
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    def _pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, page by page ({items, total, limit, offset})."""
+        offset = 0
+        while True:
+            page = self._json(
+                "GET", path, params={**params, "limit": self.page_size, "offset": offset}
+            )
+            yield from page["items"]
+            offset += len(page["items"])
+            # An empty page ends it too: rows deleted meanwhile must not loop us forever.
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    # -- datasets ---------------------------------------------------------------------
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        target: str | None = None,
+        *,
+        name: str | None = None,
+        task: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a CSV, Parquet or NPZ file; returns the dataset (rows, task, units_range…)."""
+        path = Path(path)
+        form = {k: v for k, v in {"target": target, "name": name, "task": task}.items() if v}
+        with path.open("rb") as file:
+            return self._json("POST", "/datasets", files={"file": (path.name, file)}, data=form)
+
+    def dataset(self, dataset: Ref) -> dict[str, Any]:
+        return self._json("GET", f"/datasets/{_id(dataset)}")
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return list(self._pages("/datasets"))
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        dataset: Ref,
+        *,
+        algorithm: str | None = None,
+        max_trials: int | None = None,
+        epochs: int | None = None,
+        objective: str | Mapping[str, Any] | None = None,
+        **spec: Any,
+    ) -> dict[str, Any]:
+        """Queue a search on `dataset`; returns the job (status `queued`).
+
+        `spec` takes the job spec's sections as keyword arguments (`tuner=`, `search_space=`,
+        `training=`, `callbacks=`, `max_runtime_s=`...). The shortcuts `algorithm`,
+        `max_trials`, `epochs` (training.epochs) and `objective` (a metric name or a dict)
+        are merged into those sections and win over the same key there.
+        """
+        body: dict[str, Any] = {**spec, "dataset_id": _id(dataset)}
+        _merge(body, "tuner", algorithm=algorithm, max_trials=max_trials)
+        _merge(body, "training", epochs=epochs)
+        if isinstance(objective, str):
+            _merge(body, "objective", name=objective)
+        elif objective is not None:
+            body["objective"] = dict(objective)
+        return self._json("POST", "/jobs", json=body)
+
+    def job(self, job: Ref) -> dict[str, Any]:
+        """The job now: status, progress, best so far, effective search space, error."""
+        return self._json("GET", f"/jobs/{_id(job)}")
+
+    def jobs(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every job (newest first), optionally only those with this status."""
+        params = {"status": status} if status else {}
+        return list(self._pages("/jobs", **params))
+
+    def cancel(self, job: Ref) -> dict[str, Any]:
+        """Cancel: a queued job at once, a running one at the end of its epoch (Conflict if
+        it has finished)."""
+        return self._json("POST", f"/jobs/{_id(job)}/cancel")
+
+    def wait(
+        self,
+        job: Ref,
+        *,
+        progress: bool | TextIO = True,
+        poll_s: float = 1.0,
+        timeout: float | None = None,
+        raise_on_failure: bool = True,
+    ) -> dict[str, Any]:
+        """Poll until the job finishes; return its final state.
+
+        `progress` draws a bar (trials done / planned, best so far) on stderr, or on the
+        stream given. A job that ends `failed` raises `JobFailed` (its `detail` is the job's
+        error) unless `raise_on_failure=False`; `cancelled` is returned like `succeeded`,
+        since someone asked for it. Past `timeout` seconds, `WaitTimeout`.
+        """
+        state = self.job(job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = None
+        if progress:
+            bar = JobProgress(state, sys.stderr if progress is True else progress)
+        try:
+            while True:
+                if bar is not None:
+                    bar.update(state)
+                if state["status"] in FINISHED:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise WaitTimeout(state, timeout or 0)
+                time.sleep(poll_s)
+                state = self.job(state)
+        finally:
+            if bar is not None:
+                bar.close()
+        if state["status"] == "failed" and raise_on_failure:
+            raise JobFailed(state)
+        return state
+
+    # -- results ----------------------------------------------------------------------
+
+    def trials(self, job: Ref, *, order: str = "started") -> pd.DataFrame:
+        """Every trial as a DataFrame row, one column per hyperparameter (`order`: started
+        or score, best first)."""
+        # pandas is imported here, not at the top: it costs a CLI command seconds to load.
+        from tuner_client.frames import trials_frame
+
+        return trials_frame(list(self._pages(f"/jobs/{_id(job)}/trials", order=order)))
+
+    def trial(self, job: Ref, trial_id: str) -> dict[str, Any]:
+        """One trial with its per-epoch `metrics`."""
+        return self._json("GET", f"/jobs/{_id(job)}/trials/{trial_id}")
+
+    def best(self, job: Ref) -> dict[str, Any]:
+        """The best completed trial: hyperparameters, score, per-epoch metrics."""
+        return self._json("GET", f"/jobs/{_id(job)}/best")
+
+    def download_model(self, job: Ref, path: str | os.PathLike[str]) -> Path:
+        """Save the best model (`.keras`, preprocessing inside) to `path`; returns the path.
+        A directory gets `<job id>-best.keras` inside it."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / f"{_id(job)}-best.keras"
+        # Stream into a temporary file beside the target and rename it into place, so an
+        # interrupted download never leaves a truncated model under the final name.
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
+            try:
+                self._stream_to(f"/jobs/{_id(job)}/model", tmp)
+            except BaseException:
+                tmp.close()
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+        Path(tmp.name).replace(target)
+        return target
+
+    def _stream_to(self, path: str, out: Any) -> None:
+        try:
+            with self._http.stream("GET", API + path) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.url) from exc
+
+    def predict(
+        self, job: Ref, rows: pd.DataFrame | Iterable[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Predictions of the best model for raw rows (dicts by column, or a DataFrame; NaN
+        and None are missing values): `label` and `probabilities`, or `value`."""
+        body = {"rows": rows_payload(rows)}
+        return self._json("POST", f"/jobs/{_id(job)}/predict", json=body)["predictions"]
