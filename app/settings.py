@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     worker_nice: int = Field(default=10, ge=0, le=19)
     child_threads: int = Field(default=0, ge=0)
 
+    # An idle worker keeps one search process with TensorFlow already imported.
+    prewarm: bool = True
+
     # Parallel jobs (parallel_trials > 1): the chief serves KerasTuner's oracle over gRPC
     # on `oracle_bind` (a free port); tuner workers dial `oracle_advertise` (default: the
     # bind address, or this host's name when binding every interface). Several machines:

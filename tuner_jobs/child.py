@@ -15,7 +15,7 @@ from app.models import Dataset, Job
 from app.overfitting import overfitting_patience
 from app.queue import Claim, SlotClaim
 from app.settings import Settings
-from tuner_jobs.cpu import apply_cpu_settings
+from tuner_jobs.cpu import prepare_search_process
 
 # Outcomes the child reports to its supervisor over the pipe.
 SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
@@ -56,9 +56,9 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**payload["settings"])
-    # Training yields the CPU to the API (TUNER_WORKER_NICE) and keeps its TensorFlow
-    # thread pools to TUNER_CHILD_THREADS; both before TensorFlow runs any op.
-    apply_cpu_settings(settings)
+    # Before TensorFlow runs any op: yield the CPU to the API (TUNER_WORKER_NICE), cap the
+    # thread pools (TUNER_CHILD_THREADS), keep the imported stack out of gc's way.
+    prepare_search_process(settings)
     role = payload.get("role", SEARCH)
     claim: Claim | SlotClaim = (
         SlotClaim(**payload["claim"]) if role == TUNER else Claim(**payload["claim"])
@@ -114,3 +114,25 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
     finally:
         conn.close()
         engine.dispose()
+
+
+def run_spare(jobs: Connection, conn: Connection, stop_event: Any) -> None:
+    """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
+    while its worker is idle, then waits for one payload and runs it like `run_child`.
+
+    Each spare runs one job and exits, so no state leaks from one search to the next;
+    only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
+    """
+    import keras_tuner  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    import tuner_jobs.chief  # noqa: F401
+    import tuner_jobs.runner  # noqa: F401
+
+    try:
+        payload = jobs.recv()
+    except (EOFError, OSError):
+        return
+    finally:
+        jobs.close()
+    run_child(payload, conn, stop_event)
