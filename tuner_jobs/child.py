@@ -15,7 +15,7 @@ from app.models import Dataset, Job
 from app.overfitting import overfitting_patience
 from app.queue import Claim, SlotClaim
 from app.settings import Settings
-from tuner_jobs.cpu import prepare_search_process
+from tuner_jobs.cpu import lower_priority, prepare_search_process
 
 # Outcomes the child reports to its supervisor over the pipe.
 SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
@@ -116,13 +116,14 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
         engine.dispose()
 
 
-def run_spare(jobs: Connection, conn: Connection, stop_event: Any) -> None:
+def run_spare(nice: int, jobs: Connection, conn: Connection, stop_event: Any) -> None:
     """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
     while its worker is idle, then waits for one payload and runs it like `run_child`.
 
     Each spare runs one job and exits, so no state leaks from one search to the next;
     only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
     """
+    lower_priority(nice)  # the import is seconds of CPU the API should not wait behind
     import keras_tuner  # noqa: F401
     import tensorflow  # noqa: F401
 

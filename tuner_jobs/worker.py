@@ -79,12 +79,14 @@ class SearchProcess:
     The process starts before it has work: it imports TensorFlow at once and waits for
     `start`, so an idle worker keeps one ready (see Worker.keep_spare)."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, settings: Settings) -> None:
         self.stop = context.Event()
         self._receive, send = context.Pipe(duplex=False)
         jobs_out, self._jobs = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=run_spare, args=(jobs_out, send, self.stop), name="search-spare"
+            target=run_spare,
+            args=(settings.worker_nice, jobs_out, send, self.stop),
+            name="search-spare",
         )
         self.process.start()
         send.close()
@@ -259,14 +261,14 @@ class Worker:
     def _spawn(self, role: str, claim: Claim | SlotClaim) -> SearchProcess:
         spare, self._spare = self._spare, None
         if spare is None or not spare.alive():
-            spare = SearchProcess(self._context)
+            spare = SearchProcess(self._context, self.settings)
         return spare.start(self.settings, role, claim)
 
     def keep_spare(self) -> None:
         """While idle, keep one search process with TensorFlow already imported, so the
         next job starts training seconds sooner (TUNER_PREWARM)."""
         if self.settings.prewarm and (self._spare is None or not self._spare.alive()):
-            self._spare = SearchProcess(self._context)
+            self._spare = SearchProcess(self._context, self.settings)
 
     def _run_child(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
