@@ -59,6 +59,13 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             return _report(exc)
         except UsageError as exc:
             return _fail(str(exc), code=2)
+        except OSError as exc:  # a local file: unreadable dataset, unwritable model path
+            return _fail(str(exc))
+        except KeyboardInterrupt:
+            # Only the waiting stops: the job itself runs on in the service.
+            return _fail(
+                "interrupted (a submitted job keeps running; see `tuner-service jobs`)", 130
+            )
 
     return run
 

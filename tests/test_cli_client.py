@@ -166,6 +166,21 @@ def test_errors_print_the_servers_message_and_exit_non_zero(
     assert again.returncode == 1
     assert "has already finished (cancelled)" in again.stderr
 
+    # --wait exits 0 only for a succeeded job: cancel one while the command waits on it.
+    waiting = subprocess.Popen(
+        [*COMMAND, "submit", "data.csv", "--target", "churned", "--wait", *url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert waiting.stdout is not None
+    waited_id = waiting.stdout.readline().strip()  # printed before the wait begins
+    assert cli("cancel", waited_id, *url, cwd=tmp_path).returncode == 0
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 1, err
+    assert "status    cancelled" in out
+
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"

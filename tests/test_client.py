@@ -22,6 +22,7 @@ from tuner_client import (
     Conflict,
     ConnectionFailed,
     InvalidRequest,
+    JobFailed,
     NotFound,
     TunerError,
     Unauthorized,
@@ -136,6 +137,17 @@ def _workflow(
         client.cancel(job)
     assert finished.value.status == 409
     assert "already finished" in finished.value.detail
+
+    # A job that ends failed raises JobFailed with the job's error (here: past its
+    # max_runtime_s, which travels in **spec); raise_on_failure=False returns it instead.
+    doomed = client.submit(
+        dataset, algorithm="random_search", max_trials=3, epochs=50, max_runtime_s=0.01
+    )
+    with pytest.raises(JobFailed) as failed:
+        client.wait(doomed, progress=False, poll_s=0.3, timeout=300)
+    assert failed.value.job["status"] == "failed"
+    assert "max_runtime_s" in failed.value.detail
+    assert client.wait(doomed, progress=False, raise_on_failure=False)["status"] == "failed"
 
 
 @sqlite_only

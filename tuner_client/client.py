@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -228,6 +229,8 @@ class Client:
         target = Path(path)
         if target.is_dir():
             target = target / f"{_id(job)}-best.keras"
+        if not target.parent.is_dir():  # say so, rather than name the temporary file below
+            raise FileNotFoundError(errno.ENOENT, "no such directory", str(target.parent))
         # Stream into a temporary file beside the target and rename it into place, so an
         # interrupted download never leaves a truncated model under the final name.
         with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
