@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY tuner_jobs ./tuner_jobs
 COPY migrations ./migrations
+COPY tuner_client ./tuner_client
 
 FROM base AS api
 RUN pip install .

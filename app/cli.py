@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import subprocess
 import sys
 
@@ -69,6 +70,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for _ in range(settings.workers)
     ]
     logger.info("started %d worker(s)", len(workers))
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler
+    # that was there before it: with the default one the process would die on the spot
+    # and leave its workers running. This one unwinds through `finally`.
+    signal.signal(signal.SIGTERM, _exit)
     try:
         return _run_api(settings, host)
     finally:

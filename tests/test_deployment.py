@@ -60,3 +60,59 @@ def test_compose_has_the_four_services_and_a_healthchecked_database() -> None:
     assert "pg_isready" in COMPOSE
     assert "service_completed_successfully" in COMPOSE
     assert "postgresql+psycopg://" in COMPOSE
+
+
+def test_serve_stops_its_workers_on_sigterm(tmp_path) -> None:
+    """`docker stop` of an all-in-one container sends SIGTERM to `serve`: its workers
+    must go with it (uvicorn re-raises the signal after its own shutdown)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "TUNER_DATABASE_URL": f"sqlite:///{tmp_path / 'tuner.db'}",
+        "TUNER_DATA_DIR": str(tmp_path / "data"),
+        "TUNER_PORT": str(port),
+        "TUNER_WORKERS": "1",
+        "TUNER_PREWARM": "false",
+    }
+    env.pop("TUNER_API_KEYS", None)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "serve never answered /healthz"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        children = Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()
+        workers = [
+            int(pid) for pid in children if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 1
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        # The worker is gone (reaped by serve, so no /proc entry is left behind).
+        assert not Path(f"/proc/{workers[0]}").exists()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tuner_jobs.data import TrainingData, prepare
 from tuner_jobs.hyperparameters import build_hyperparameters
 from tuner_jobs.model_builder import DenseHyperModel
 from tuner_jobs.recorder import TrialRecorder
+from tuner_jobs.recycling import recycle_reason, resident_mb
 from tuner_jobs.tuners import TUNERS, RecordingTuner, RecycleProcess, SearchStopped, StopSignal
 
 logger = logging.getLogger(__name__)
@@ -107,13 +107,6 @@ def make_tuner(
     return cls(max_trials=tuner_spec["max_trials"], **common)
 
 
-def resident_mb() -> float:
-    """This process's resident memory now (not its peak)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
-
-
 def is_parallel(job: Job) -> bool:
     return int(job.spec.get("parallel_trials", 1)) > 1
 
@@ -133,12 +126,13 @@ def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_bes
             prune_checkpoints(tuner)
         trials_here += 1
         rss = resident_mb()
-        if trials_here >= settings.recycle_trials or rss > settings.recycle_rss_mb:
+        reason = recycle_reason(trials_here, rss, settings)
+        if reason is not None:
             logger.info(
                 "recycling the search process",
                 extra={"trials_here": trials_here, "rss_mb": round(rss)},
             )
-            raise RecycleProcess(f"recycle after {trials_here} trial(s), {rss:.0f} MB")
+            raise RecycleProcess(reason)
 
     return after_trial
 
