@@ -120,7 +120,11 @@ class Dataset(Owned, Base):
 
 class Job(Owned, Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        # GET /jobs without a status filter: newest first (migration 0005).
+        Index("ix_jobs_created_at", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     dataset_id: Mapped[str] = mapped_column(
@@ -196,6 +200,11 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "trial_id"),
         Index("ix_trials_job_id_score", "job_id", "score"),
+        # Migration 0005: a job's progress (trials by status, epochs run) is read from
+        # this index alone, and its running trial found without scanning its trials;
+        # trial pages in start order walk the second one instead of sorting.
+        Index("ix_trials_job_id_status_epochs_run", "job_id", "status", "epochs_run"),
+        Index("ix_trials_job_id_started_at", "job_id", "started_at", "trial_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

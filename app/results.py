@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
 
 from app.db import storable
 from app.models import Job, JobStatus, Trial, TrialEpoch, TrialStatus
@@ -27,38 +27,117 @@ FINISHED_TRIALS = [s.value for s in TrialStatus if s.is_finished()]
 TrialOrder = Literal["score", "started"]
 
 
+def _maximize(job: Job) -> bool:
+    return job.spec["objective"]["direction"] == "max"
+
+
 def _score_order(job: Job):  # type: ignore[no-untyped-def]
-    maximize = job.spec["objective"]["direction"] == "max"
-    return (Trial.score.desc() if maximize else Trial.score.asc()).nulls_last()
+    return (Trial.score.desc() if _maximize(job) else Trial.score.asc()).nulls_last()
+
+
+def _scored_first(maximize: bool):  # type: ignore[no-untyped-def]
+    # For rows already filtered on `score IS NOT NULL`: no NULLS LAST, so both backends
+    # walk the (job_id, score) index instead of sorting every trial of the job.
+    return (Trial.score.desc() if maximize else Trial.score.asc(), Trial.trial_id)
+
+
+def _completed(job_id):  # type: ignore[no-untyped-def]
+    return and_(
+        Trial.job_id == job_id,
+        Trial.status == TrialStatus.COMPLETED,
+        Trial.score.is_not(None),
+    )
 
 
 def best_trial(session: Session, job: Job) -> Trial | None:
     return session.scalars(
-        select(Trial)
-        .where(
-            Trial.job_id == job.id,
-            Trial.status == TrialStatus.COMPLETED,
-            Trial.score.is_not(None),
-        )
-        .order_by(_score_order(job), Trial.trial_id)
-        .limit(1)
+        select(Trial).where(_completed(job.id)).order_by(*_scored_first(_maximize(job))).limit(1)
     ).first()
+
+
+def _best_trials(session: Session, jobs: list[Job]) -> dict[str, Trial]:
+    """Each job's best completed trial, in one statement per objective direction.
+
+    A correlated subquery picks each job's best trial id through the index, inside the
+    database: no query per job, and no ranking of every trial of every job.
+    """
+    best: dict[str, Trial] = {}
+    for maximize in (True, False):
+        ids = [job.id for job in jobs if _maximize(job) == maximize]
+        if not ids:
+            continue
+        inner = aliased(Trial)
+        best_id = (
+            select(inner.id)
+            .where(
+                inner.job_id == Job.id,
+                inner.status == TrialStatus.COMPLETED,
+                inner.score.is_not(None),
+            )
+            .order_by(inner.score.desc() if maximize else inner.score.asc(), inner.trial_id)
+            .limit(1)
+            .correlate(Job)
+            .scalar_subquery()
+        )
+        rows = session.scalars(
+            select(Trial).join(Job, Trial.id == best_id).where(Job.id.in_(ids))
+        ).all()
+        best.update({trial.job_id: trial for trial in rows})
+    return best
+
+
+def _progress(session: Session, job_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Per job: trials finished, epochs recorded (one grouped query, index-only)."""
+    rows = session.execute(
+        select(
+            Trial.job_id,
+            func.count(Trial.id).filter(Trial.status.in_(FINISHED_TRIALS)),
+            func.coalesce(func.sum(Trial.epochs_run), 0),
+        )
+        .where(Trial.job_id.in_(job_ids))
+        .group_by(Trial.job_id)
+    ).all()
+    return {job_id: (int(done), int(epochs)) for job_id, done, epochs in rows}
+
+
+def _current_trials(session: Session, jobs: list[Job]) -> dict[str, Trial]:
+    """The latest-started RUNNING trial of each running job."""
+    ids = [job.id for job in jobs if job.status == JobStatus.RUNNING]
+    if not ids:
+        return {}
+    # Sorted here, not in SQL: an ORDER BY started_at could lead the planner to walk the
+    # job's trials in start order instead of looking up its few RUNNING ones by status.
+    rows = session.scalars(
+        select(Trial).where(Trial.job_id.in_(ids), Trial.status == TrialStatus.RUNNING)
+    ).all()
+    latest: dict[str, Trial] = {}
+    for trial in sorted(rows, key=lambda t: (t.started_at, t.trial_id)):
+        latest[trial.job_id] = trial
+    return latest
+
+
+def job_reads(session: Session, jobs: list[Job]) -> list[JobRead]:
+    """JobRead for each of `jobs` with at most four queries, however many jobs."""
+    if not jobs:
+        return []
+    ids = [job.id for job in jobs]
+    progress = _progress(session, ids)
+    running = _current_trials(session, jobs)
+    best = _best_trials(session, jobs)
+    return [
+        _job_read(job, progress.get(job.id, (0, 0)), running.get(job.id), best.get(job.id))
+        for job in jobs
+    ]
 
 
 def job_read(session: Session, job: Job) -> JobRead:
-    completed, epochs = session.execute(
-        select(
-            func.count(Trial.id).filter(Trial.status.in_(FINISHED_TRIALS)),
-            func.coalesce(func.sum(Trial.epochs_run), 0),
-        ).where(Trial.job_id == job.id)
-    ).one()
-    running = session.scalars(
-        select(Trial)
-        .where(Trial.job_id == job.id, Trial.status == TrialStatus.RUNNING)
-        .order_by(Trial.started_at.desc())
-        .limit(1)
-    ).first()
-    best = best_trial(session, job)
+    return job_reads(session, [job])[0]
+
+
+def _job_read(
+    job: Job, progress: tuple[int, int], running: Trial | None, best: Trial | None
+) -> JobRead:
+    completed, epochs = progress
     return JobRead(
         id=job.id,
         status=job.status,
@@ -74,9 +153,9 @@ def job_read(session: Session, job: Job) -> JobRead:
                 hyperparameters=running.hyperparameters,
                 started_at=running.started_at,
             )
-            if running is not None and job.status == JobStatus.RUNNING
+            if running is not None
             else None,
-            epochs_run=int(epochs),
+            epochs_run=epochs,
         ),
         best=BestSoFar(
             trial_id=best.trial_id, score=best.score, hyperparameters=best.hyperparameters

@@ -14,7 +14,7 @@ from app.errors import NotFound, ProblemError, problem_responses
 from app.job_files import directory_bytes, job_dir
 from app.models import Dataset, Job, JobStatus
 from app.queue import request_cancel
-from app.results import TrialOrder, best_trial, find_trial, job_read, trial_detail, trial_page
+from app.results import TrialOrder, best_trial, find_trial, job_reads, trial_detail, trial_page
 from app.schemas import MAX_OFFSET, JobRead, Page, TrialDetail, TrialRead
 from app.settings import Settings
 from app.spec import JobCreate, resolve_spec
@@ -22,10 +22,16 @@ from app.spec import JobCreate, resolve_spec
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
+def _reads(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRead]:
+    # Progress and best trial for the whole page in a fixed number of queries (not per job).
+    reads = job_reads(session, jobs)
+    for read in reads:
+        read.disk_bytes = directory_bytes(job_dir(settings, read.id))
+    return reads
+
+
 def _read(session: Session, settings: Settings, job: Job) -> JobRead:
-    read = job_read(session, job)
-    read.disk_bytes = directory_bytes(job_dir(settings, job.id))
-    return read
+    return _reads(session, settings, [job])[0]
 
 
 def get_job_or_404(session: Session, job_id: str, owner: str | None) -> Job:
@@ -83,7 +89,7 @@ def list_jobs(
         .offset(offset)
     ).all()
     return Page(
-        items=[_read(session, settings, j) for j in jobs], total=total, limit=limit, offset=offset
+        items=_reads(session, settings, list(jobs)), total=total, limit=limit, offset=offset
     )
 
 
