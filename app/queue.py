@@ -232,12 +232,13 @@ def request_cancel(
 # its job is running under the chief that opened it (job.attempt == chief_attempt).
 
 
-def _live_chief():  # type: ignore[no-untyped-def]
+def _live_chief(now: datetime):  # type: ignore[no-untyped-def]
     return and_(
         Job.id == JobSlot.job_id,
         Job.status == JobStatus.RUNNING,
         Job.attempt == JobSlot.chief_attempt,
         Job.chief_address.is_not(None),
+        Job.lease_expires_at >= now,  # else its worker died: the chief is gone with it
     )
 
 
@@ -271,7 +272,7 @@ def claim_slot(
     """Lease an open slot (or one whose worker stopped heartbeating), oldest job first."""
     now = now or utcnow()
     claimable = and_(
-        _live_chief(),
+        _live_chief(now),
         Job.cancel_requested.is_(False),
         or_(
             JobSlot.status == SlotStatus.OPEN,
@@ -345,6 +346,7 @@ def heartbeat_slot(
             Job.id == claim.job_id,
             Job.status == JobStatus.RUNNING,
             Job.attempt == claim.chief_attempt,
+            Job.lease_expires_at >= now,
         )
     ).one_or_none()
     if alive is None:

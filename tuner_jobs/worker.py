@@ -320,8 +320,9 @@ class Worker:
         if tuner is not None and slot is not None:
             # The chief is gone, so a tuner still running waits for an oracle that will
             # never answer: let it end its epoch if it is stopping, else stop it now.
-            if tuner.stop_asked_at is None:
-                tuner.kill()
+            if tuner.stop_asked_at is not None:
+                tuner.join(timeout=STOP_GRACE_S)
+            tuner.kill()
             self._finish_tuner(slot, *tuner.result(), stopping=True, log=log)
         return (*chief.result(), reason)
 

@@ -1,0 +1,127 @@
+"""The slots of a parallel job: claimed and leased like jobs, fenced on their chief."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, select
+
+from app.db import write_session
+from app.models import JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
+from app.queue import (
+    Claim,
+    SlotClaim,
+    claim_job,
+    claim_slot,
+    close_slots,
+    finish_job,
+    heartbeat_slot,
+    holds,
+    open_slots,
+    release_slot,
+    requeue_job,
+)
+from tests.test_queue import insert_jobs
+
+
+def _chief(engine: Engine, slots: int = 2) -> Claim:
+    insert_jobs(engine, 1)
+    with write_session(engine) as session:
+        claim = claim_job(session=session, worker_id="chief-worker", lease_s=30)
+        assert claim is not None
+        assert open_slots(session=session, claim=claim, count=slots, address="h:1234")
+    return claim
+
+
+def _take(engine: Engine, worker: str, **kw: object) -> SlotClaim | None:
+    with write_session(engine) as session:
+        return claim_slot(session=session, worker_id=worker, lease_s=30, **kw)  # type: ignore[arg-type]
+
+
+def test_each_slot_goes_to_one_worker_with_the_chief_address(engine: Engine) -> None:
+    chief = _chief(engine, slots=2)
+    first, second = _take(engine, "w1"), _take(engine, "w2")
+    assert first is not None
+    assert second is not None
+    assert {first.slot, second.slot} == {0, 1}
+    assert (first.tuner_id, first.chief_address, first.chief_attempt) == (
+        "tuner0",
+        "h:1234",
+        chief.attempt,
+    )
+    assert _take(engine, "w3") is None
+    with write_session(engine) as session:
+        assert heartbeat_slot(session=session, claim=first, lease_s=30).held
+        assert holds(session=session, claim=first)
+
+
+def test_a_dead_workers_slot_is_taken_over_under_the_same_tuner_id(engine: Engine) -> None:
+    _chief(engine, slots=1)
+    dead = _take(engine, "dead")
+    assert dead is not None
+    # Its lease expires; the job's (its chief's) has not.
+    with write_session(engine) as session:
+        session.execute(
+            JobSlot.__table__.update().values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    heir = _take(engine, "heir")
+    assert heir is not None
+    assert (heir.slot, heir.attempt) == (dead.slot, dead.attempt + 1)
+    with write_session(engine) as session:
+        # The stale worker can neither renew nor write, nor hand the slot back.
+        assert not heartbeat_slot(session=session, claim=dead, lease_s=30).held
+        assert not holds(session=session, claim=dead)
+        assert not release_slot(session=session, claim=dead, status=SlotStatus.DONE)
+        assert release_slot(session=session, claim=heir, status=SlotStatus.DONE)
+
+
+def test_slots_of_a_chief_that_is_gone_are_dead(engine: Engine) -> None:
+    chief = _chief(engine, slots=2)
+    tuner = _take(engine, "w1")
+    assert tuner is not None
+    with write_session(engine) as session:
+        requeue_job(session=session, claim=chief, reason="worker shutting down")
+    with write_session(engine) as session:
+        # Its tuner must stop at once: nobody will answer its calls.
+        assert not heartbeat_slot(session=session, claim=tuner, lease_s=30).held
+        assert not holds(session=session, claim=tuner)
+        assert claim_slot(session=session, worker_id="w2", lease_s=30) is None
+    # The job's next chief opens fresh slots; the old tuner's claim stays dead.
+    restarted = _chief_again(engine)
+    assert restarted.attempt == chief.attempt + 1
+    fresh = _take(engine, "w2")
+    assert fresh is not None
+    assert fresh.chief_attempt == restarted.attempt
+    with write_session(engine) as session:
+        assert not holds(session=session, claim=tuner)
+
+
+def _chief_again(engine: Engine) -> Claim:
+    with write_session(engine) as session:
+        claim = claim_job(session=session, worker_id="chief-2", lease_s=30)
+        assert claim is not None
+        assert open_slots(session=session, claim=claim, count=2, address="h:999")
+    return claim
+
+
+def test_the_chief_closes_idle_slots_and_a_finished_job_runs_no_trial(engine: Engine) -> None:
+    chief = _chief(engine, slots=3)
+    busy = _take(engine, "w1")
+    assert busy is not None
+    with write_session(engine) as session:
+        session.add(
+            Trial(job_id=chief.job_id, trial_id="0", status=TrialStatus.RUNNING, hyperparameters={})
+        )
+        close_slots(session=session, claim=chief, slots=[0, 1, 2])
+    with write_session(engine) as session:
+        statuses = dict(session.execute(select(JobSlot.slot, JobSlot.status)).all())
+        # Only unattended slots close; the live tuner hears STOPPED from the oracle itself.
+        assert statuses == {
+            busy.slot: SlotStatus.RUNNING,
+            **dict.fromkeys({0, 1, 2} - {busy.slot}, SlotStatus.DONE),
+        }
+        assert finish_job(session=session, claim=chief, status=JobStatus.CANCELLED)
+    with write_session(engine) as session:
+        trial = session.scalars(select(Trial)).one()
+        assert trial.status == TrialStatus.STOPPED
+        assert not heartbeat_slot(session=session, claim=busy, lease_s=30).held
