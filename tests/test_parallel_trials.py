@@ -105,3 +105,34 @@ def _chief_pid(database_url: str, job_id: str) -> int:
     finally:
         engine.dispose()
     return _pid(owner)
+
+
+def test_a_killed_chief_resumes_like_any_job(api: httpx.Client, start_worker, settings) -> None:
+    short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
+    job = _parallel_job(api, trials=4, epochs=6)
+    workers = [start_worker(settings_override=short_lease) for _ in range(2)]
+    by_pid = {worker.proc.pid: worker for worker in workers}
+    deadline = time.monotonic() + 240
+    while True:
+        assert time.monotonic() < deadline, "no trial finished"
+        trials = trials_of(api, job["id"])
+        if any(t["status"] == "COMPLETED" for t in trials) and any(
+            t["status"] == "RUNNING" and t["epochs_run"] >= 1 for t in trials
+        ):
+            break
+        time.sleep(0.1)
+    finished = {t["trial_id"]: t for t in trials if t["status"] == "COMPLETED"}
+    chief = by_pid[_chief_pid(settings.database_url, job["id"])]
+    chief.proc.send_signal(signal.SIGKILL)
+    chief.proc.wait()
+
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    assert done["attempt"] == 2  # the surviving worker became the new chief
+    trials = trials_of(api, job["id"])
+    assert sorted(t["trial_id"] for t in trials) == [str(i) for i in range(4)]
+    assert all(t["status"] == "COMPLETED" for t in trials), trials
+    for trial in trials:
+        if trial["trial_id"] in finished:  # finished before the kill: kept as they were
+            before = finished[trial["trial_id"]]
+            assert (trial["score"], trial["worker"]) == (before["score"], before["worker"])
