@@ -38,6 +38,7 @@ TRIAL_COLUMNS = [
     "overfit_epoch",
     "generalization_gap",
     "duration_s",
+    "worker",
 ]
 
 
