@@ -80,6 +80,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "heartbeat_s": 0.5,
         "lease_s": 15.0,
         "poll_s": 0.2,
+        # Two test processes share two cores: one TensorFlow thread per search process
+        # keeps them from oversubscribing the machine.
+        "child_threads": 1,
     }
     values.update(overrides)
     return Settings(**values)

@@ -16,6 +16,8 @@ from tests.factories import customers_frame, regression_frame, submit, upload_ok
 
 pytestmark = pytest.mark.slow
 
+# Long enough to kill mid-trial, short enough for the suite.
+EPOCHS = 5
 SLOW_TRIALS = {
     "num_layers": {"type": "fixed", "value": 1},
     "units": {"type": "pow2", "min": 8, "max": 32},
@@ -61,7 +63,7 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
         api,
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 3},
-        training={"epochs": 8},
+        training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
         search_space=SLOW_TRIALS,
     )
@@ -97,7 +99,7 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
     # Every trial's curve is whole: the interrupted one reran from its first epoch.
     for trial_id in after:
         curve = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial_id}").json()["metrics"]
-        assert [m["epoch"] for m in curve] == list(range(8))
+        assert [m["epoch"] for m in curve] == list(range(EPOCHS))
 
 
 def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
@@ -108,7 +110,7 @@ def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
         api,
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 3},
-        training={"epochs": 8},
+        training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
         search_space=SLOW_TRIALS,
     )
@@ -139,7 +141,7 @@ def test_a_search_process_that_keeps_dying_fails_the_job(
         api,
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 3},
-        training={"epochs": 8},
+        training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
         search_space=SLOW_TRIALS,
     )
