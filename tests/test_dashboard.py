@@ -173,6 +173,7 @@ def test_upload_search_watch_live_and_read_the_results(
         assert job["spec"]["tuner"]["algorithm"] == "random_search"
         assert job["spec"]["tuner"]["max_trials"] == 3
         assert job["spec"]["training"]["epochs"] == 2
+        assert job["spec"]["parallel_trials"] == 1  # the form's default: one trial at a time
         assert job["search_space"]["num_layers"]["max"] == 1
         assert job["search_space"]["batch_size"] == {"type": "fixed", "value": 32}
         assert job["search_space"]["units"] == {
@@ -197,6 +198,8 @@ def test_upload_search_watch_live_and_read_the_results(
         expect(page.locator("#job-status")).to_have_text("succeeded", timeout=SEARCH_TIMEOUT_MS)
         expect(page.locator("#trials-table tbody tr")).to_have_count(3)
         expect(page.locator("#job-progress")).to_contain_text("3 / 3")
+        # Each row names the worker that ran it (host:pid).
+        expect(page.locator("#trials-table tbody")).to_contain_text(_worker_of(api, job_id))
         expect(page.locator("#cancel-job")).to_be_hidden()
         row = jobs.locator(f"#jobs-table tr[data-job-id='{job_id}']")
         expect(row.locator(".job-status")).to_have_text("succeeded")
@@ -424,6 +427,7 @@ def test_with_api_keys_the_page_asks_once_and_keeps_the_key(
         expect(page.locator("#space-editor tr[data-param=units]")).to_be_visible()
         page.select_option("#job-algorithm", "random_search")
         page.fill("#job-max-trials", "2")
+        page.fill("#job-parallel-trials", "2")
         # The server's 422 is shown, and the hyperparameter it names is marked.
         units_min = page.locator("#space-editor tr[data-param=units] [data-field=min]")
         seeded = units_min.input_value()
@@ -440,6 +444,11 @@ def test_with_api_keys_the_page_asks_once_and_keeps_the_key(
         expect(page.locator("#job-status")).to_have_text("queued")
         page.click("#cancel-job")
         expect(page.locator("#job-status")).to_have_text("cancelled")
+        keyed_job = page.url.rsplit("/", 1)[1]
+        spec = httpx.get(
+            f"{live.url}/api/v1/jobs/{keyed_job}", headers={"Authorization": f"Bearer {KEY}"}
+        ).json()["spec"]
+        assert spec["parallel_trials"] == 2
 
         # A reload, and a new tab, use the stored key: no second prompt.
         page.reload()
@@ -492,3 +501,9 @@ def test_dataset_search_space_is_the_default_a_job_would_get(api: httpx.Client) 
     default_job = api.post("/api/v1/jobs", json={"dataset_id": dataset["id"]}).json()
     assert job["search_space"] == default_job["search_space"] == space
     assert_problem(api.get("/api/v1/datasets/nope/search_space"), 404, "nope")
+
+
+def _worker_of(api: httpx.Client, job_id: str) -> str:
+    """The worker of the job's trials as the table shows it: host:pid."""
+    trials = api.get(f"/api/v1/jobs/{job_id}/trials").json()["items"]
+    return ":".join(trials[0]["worker"].split(":")[:2])

@@ -111,6 +111,7 @@ export function renderNewJob(view) {
   const maxEpochs = numberInput("job-max-epochs", { placeholder: "= epochs" });
   const factor = numberInput("job-factor", { min: 2, value: "3" });
   const patience = el("input", { id: "job-patience", type: "number", min: 0, step: 1, value: "5" });
+  const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, value: "1" });
   const hyperbandFields = el(
     "div",
     { class: "row", id: "hyperband-fields" },
@@ -143,6 +144,7 @@ export function renderNewJob(view) {
       el("label", { class: "field" }, el("span", {}, "Max trials"), maxTrials, trialsHint),
       labelled("Epochs per trial", epochs),
       labelled("Early-stopping patience", patience, "epochs without improvement"),
+      labelled("Parallel trials", parallel, "trials at once, on as many free workers"),
     ),
     hyperbandFields,
     el("h2", {}, "3. Search space"),
@@ -253,6 +255,7 @@ export function renderNewJob(view) {
     // Empty fields keep the server's defaults.
     if (epochs.value) spec.training = { epochs: Number(epochs.value) };
     if (patience.value) spec.callbacks = { early_stopping: { patience: Number(patience.value) } };
+    if (parallel.value && Number(parallel.value) > 1) spec.parallel_trials = Number(parallel.value);
     submitButton.disabled = true;
     try {
       const job = await post("/jobs", spec);

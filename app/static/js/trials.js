@@ -100,6 +100,13 @@ function columns(hpNames, objective) {
       cell: (t) => fmtDuration(t.duration_s),
       className: "num",
     },
+    {
+      // Which worker ran it (host:pid): with parallel_trials, trials spread over several.
+      key: "worker",
+      label: "Worker",
+      value: (t) => t.worker,
+      cell: (t) => (t.worker ? t.worker.split(":").slice(0, 2).join(":") : ""),
+    },
     ...hp,
   ];
 }
