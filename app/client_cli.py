@@ -147,6 +147,8 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     spec: dict[str, Any] = {"search_space": space} if space is not None else {}
+    if args.parallel_trials is not None:
+        spec["parallel_trials"] = args.parallel_trials
     job = client.submit(
         dataset,
         algorithm=args.algorithm,
@@ -251,6 +253,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     submit.add_argument("--algorithm", choices=ALGORITHMS, help="default: hyperband")
     submit.add_argument("--max-trials", type=int, help="trial budget")
     submit.add_argument("--epochs", type=int, help="epochs per trial (training.epochs)")
+    submit.add_argument(
+        "--parallel-trials", type=int, help="trials at once, each on a free worker (default 1)"
+    )
     submit.add_argument("--objective", help="metric to optimize, e.g. val_loss")
     submit.add_argument("--space", type=Path, help="JSON file of search-space overrides")
     submit.add_argument(

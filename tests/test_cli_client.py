@@ -155,10 +155,12 @@ def test_errors_print_the_servers_message_and_exit_non_zero(
     assert "broken.json" in unreadable.stderr
 
     # A queued job (no worker here) is cancelled at once; cancelling it again is a conflict.
-    queued = cli("submit", "data.csv", "--target", "churned", "--max-trials", "1", *url,
-                 cwd=tmp_path)  # fmt: skip
+    queued = cli("submit", "data.csv", "--target", "churned", "--max-trials", "1",
+                 "--parallel-trials", "2", *url, cwd=tmp_path)  # fmt: skip
     assert queued.returncode == 0, queued.stderr
     job_id = queued.stdout.strip()
+    status = cli("status", job_id, "--json", *url, cwd=tmp_path)
+    assert json.loads(status.stdout)["spec"]["parallel_trials"] == 2
     first = cli("cancel", job_id, *url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "cancelled" in first.stdout
