@@ -83,6 +83,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         # Two test processes share two cores: one TensorFlow thread per search process
         # keeps them from oversubscribing the machine.
         "child_threads": 1,
+        # A spare process made after a test's last job is only thrown away at teardown
+        # (seconds of TensorFlow import each); tests/test_prewarm.py turns it back on.
+        "prewarm": False,
     }
     values.update(overrides)
     return Settings(**values)
