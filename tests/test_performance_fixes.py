@@ -226,3 +226,15 @@ def test_best_epoch_checkpoint_written_once_holds_the_best_epoch(tmp_path: Path)
         np.array_equal(a, b)
         for a, b in zip(model.get_weights(), weights("once.weights.h5"), strict=True)
     )
+
+
+def test_disk_usage_is_walked_again_when_the_job_changes_status(tmp_path: Path) -> None:
+    from app.disk_usage import cached_directory_bytes
+
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    assert cached_directory_bytes(tmp_path, "running") == 10
+    (tmp_path / "b").write_bytes(b"x" * 5)
+    # Polls of a running job within a few seconds reuse the last walk...
+    assert cached_directory_bytes(tmp_path, "running") == 10
+    # ...and the finished job reports what its directory holds at once.
+    assert cached_directory_bytes(tmp_path, "succeeded") == 15

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from app.auth import OwnerDep, get_owned, owned
 from app.db import storable
 from app.deps import SessionDep, SettingsDep, WriteSessionDep
+from app.disk_usage import cached_directory_bytes
 from app.errors import NotFound, ProblemError, problem_responses
-from app.job_files import directory_bytes, job_dir
+from app.job_files import job_dir
 from app.models import Dataset, Job, JobStatus
 from app.queue import request_cancel
 from app.responses import model_response
@@ -29,7 +30,7 @@ def _reads(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRea
     # Progress and best trial for the whole page in a fixed number of queries (not per job).
     reads = job_reads(session, jobs)
     for read in reads:
-        read.disk_bytes = directory_bytes(job_dir(settings, read.id))
+        read.disk_bytes = cached_directory_bytes(job_dir(settings, read.id), read.status)
     return reads
 
 
