@@ -15,6 +15,7 @@ from app.models import Dataset, Job
 from app.overfitting import overfitting_patience
 from app.queue import Claim, SlotClaim
 from app.settings import Settings
+from app.uploads import dataset_path
 from tuner_jobs.cpu import lower_priority, prepare_search_process
 
 # Outcomes the child reports to its supervisor over the pipe.
@@ -56,9 +57,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**payload["settings"])
-    # Before TensorFlow runs any op: yield the CPU to the API (TUNER_WORKER_NICE), cap the
-    # thread pools (TUNER_CHILD_THREADS), keep the imported stack out of gc's way.
-    prepare_search_process(settings)
+    lower_priority(settings.worker_nice)  # training yields the CPU to the API
     role = payload.get("role", SEARCH)
     claim: Claim | SlotClaim = (
         SlotClaim(**payload["claim"]) if role == TUNER else Claim(**payload["claim"])
@@ -69,16 +68,27 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
         busy_timeout_s=settings.sqlite_busy_timeout_s,
     )
     try:
+        with Session(engine, expire_on_commit=False) as session:
+            job = session.get_one(Job, claim.job_id)
+            dataset = session.get_one(Dataset, job.dataset_id)
+            session.expunge_all()
+        upload = dataset_path(settings.datasets_dir, dataset.sha256, dataset.format)
+        if not upload.is_file():
+            # Before paying for TensorFlow: a worker machine whose TUNER_DATA_DIR is not
+            # the shared one fails its job in a second, saying why.
+            raise FileNotFoundError(
+                f"dataset {dataset.id}'s file is not in this worker's TUNER_DATA_DIR "
+                f"({settings.datasets_dir}); is the data directory shared with the API?"
+            )
+        # Before TensorFlow runs any op: cap its thread pools (TUNER_CHILD_THREADS) and
+        # keep the imported stack out of gc's way.
+        prepare_search_process(settings)
         # Imported here: the supervisor that spawned us must never load TensorFlow.
         from tuner_jobs.chief import run_chief
         from tuner_jobs.recorder import LeaseLost, TrialRecorder
         from tuner_jobs.runner import run_search
         from tuner_jobs.tuners import RecycleProcess, SearchStopped
 
-        with Session(engine, expire_on_commit=False) as session:
-            job = session.get_one(Job, claim.job_id)
-            dataset = session.get_one(Dataset, job.dataset_id)
-            session.expunge_all()
         recorder = TrialRecorder(
             engine, claim, patience=overfitting_patience(job.spec), outage_s=settings.lease_s
         )
@@ -116,7 +126,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
         engine.dispose()
 
 
-def run_spare(nice: int, jobs: Connection, conn: Connection, stop_event: Any) -> None:
+def run_spare(nice: int, warm: bool, jobs: Connection, conn: Connection, stop_event: Any) -> None:
     """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
     while its worker is idle, then waits for one payload and runs it like `run_child`.
 
@@ -124,11 +134,12 @@ def run_spare(nice: int, jobs: Connection, conn: Connection, stop_event: Any) ->
     only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
     """
     lower_priority(nice)  # the import is seconds of CPU the API should not wait behind
-    import keras_tuner  # noqa: F401
-    import tensorflow  # noqa: F401
+    if warm:
+        import keras_tuner  # noqa: F401
+        import tensorflow  # noqa: F401
 
-    import tuner_jobs.chief  # noqa: F401
-    import tuner_jobs.runner  # noqa: F401
+        import tuner_jobs.chief  # noqa: F401
+        import tuner_jobs.runner  # noqa: F401
 
     try:
         payload = jobs.recv()

@@ -76,16 +76,17 @@ def default_worker_id() -> str:
 class SearchProcess:
     """One spawned child (tuner_jobs.child.run_spare): its stop event and its last word.
 
-    The process starts before it has work: it imports TensorFlow at once and waits for
-    `start`, so an idle worker keeps one ready (see Worker.keep_spare)."""
+    The process starts before it has its job. A `warm` one (Worker.keep_spare) imports
+    TensorFlow while it waits, so an idle worker has one ready; otherwise the job's
+    payload follows at once and TensorFlow is imported only if the job gets that far."""
 
-    def __init__(self, context: Any, settings: Settings) -> None:
+    def __init__(self, context: Any, settings: Settings, *, warm: bool) -> None:
         self.stop = context.Event()
         self._receive, send = context.Pipe(duplex=False)
         jobs_out, self._jobs = context.Pipe(duplex=False)
         self.process = context.Process(
             target=run_spare,
-            args=(settings.worker_nice, jobs_out, send, self.stop),
+            args=(settings.worker_nice, warm, jobs_out, send, self.stop),
             name="search-spare",
         )
         self.process.start()
@@ -261,14 +262,14 @@ class Worker:
     def _spawn(self, role: str, claim: Claim | SlotClaim) -> SearchProcess:
         spare, self._spare = self._spare, None
         if spare is None or not spare.alive():
-            spare = SearchProcess(self._context, self.settings)
+            spare = SearchProcess(self._context, self.settings, warm=False)
         return spare.start(self.settings, role, claim)
 
     def keep_spare(self) -> None:
         """While idle, keep one search process with TensorFlow already imported, so the
         next job starts training seconds sooner (TUNER_PREWARM)."""
         if self.settings.prewarm and (self._spare is None or not self._spare.alive()):
-            self._spare = SearchProcess(self._context, self.settings)
+            self._spare = SearchProcess(self._context, self.settings, warm=True)
 
     def _run_child(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
