@@ -242,6 +242,14 @@ def _live_chief(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+def _unattended(now: datetime):  # type: ignore[no-untyped-def]
+    """A slot nobody runs: never claimed, handed back, or its worker stopped heartbeating."""
+    return or_(
+        JobSlot.status == SlotStatus.OPEN,
+        and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
+    )
+
+
 def open_slots(*, session: Session, claim: Claim, count: int, address: str) -> bool:
     """The chief is serving at `address`: replace the job's slots with `count` open ones."""
     if not holds_lease(session=session, claim=claim):
@@ -274,10 +282,7 @@ def claim_slot(
     claimable = and_(
         _live_chief(now),
         Job.cancel_requested.is_(False),
-        or_(
-            JobSlot.status == SlotStatus.OPEN,
-            and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
-        ),
+        _unattended(now),
     )
     query = (
         select(JobSlot.id)
@@ -296,10 +301,7 @@ def claim_slot(
         update(JobSlot)
         .where(
             JobSlot.id == candidate,
-            or_(
-                JobSlot.status == SlotStatus.OPEN,
-                and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
-            ),
+            _unattended(now),
         )
         .values(
             status=SlotStatus.RUNNING,
@@ -395,10 +397,7 @@ def close_slots(
                 JobSlot.job_id == claim.job_id,
                 JobSlot.chief_attempt == claim.attempt,
                 JobSlot.slot.in_(slots),
-                or_(
-                    JobSlot.status == SlotStatus.OPEN,
-                    and_(JobSlot.status == SlotStatus.RUNNING, JobSlot.lease_expires_at < now),
-                ),
+                _unattended(now),
             )
             .values(status=SlotStatus.DONE)
         )
