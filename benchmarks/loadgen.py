@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,15 +61,21 @@ async def _client(
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     n = 0
+    if interval_s is not None:
+        # Paced clients start at random points of the interval, as independent pollers
+        # do; started together they would arrive in bursts of every client at once.
+        await asyncio.sleep(random.uniform(0, interval_s))
+    next_at = time.monotonic()
     try:
-        while (now := time.monotonic()) < until:
+        while time.monotonic() < until:
             started = time.perf_counter()
             status, _ = await _exchange(reader, writer, next_request(n), f"{host}:{port}")
             results.latencies_ms.append((time.perf_counter() - started) * 1000)
             results.statuses[status] = results.statuses.get(status, 0) + 1
             n += 1
-            if interval_s is not None:  # a paced client: one request per interval
-                await asyncio.sleep(max(0.0, now + interval_s - time.monotonic()))
+            if interval_s is not None:  # one request per interval, on a fixed schedule
+                next_at += interval_s
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
     finally:
         writer.close()
 

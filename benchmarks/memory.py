@@ -1,7 +1,7 @@
 """(6) Memory: the resident memory of search processes across a 50-trial search.
 
-One RandomSearch (50 trials x 1 epoch on the 2,000-row set) with the default
-recycling: a search process hands the search to a fresh one after
+One RandomSearch (50 trials x 1 epoch on the 2,000-row set, one hidden layer) with
+the default recycling: a search process hands the search to a fresh one after
 TUNER_RECYCLE_TRIALS=25 trials (or above TUNER_RECYCLE_RSS_MB). Every 0.25 s the
 resident memory (VmRSS) of the worker's busy search process is read from /proc,
 alongside the job's finished trials. The first process shows how memory grows
@@ -29,6 +29,12 @@ def _spec(dataset_id: str) -> dict[str, Any]:
         "tuner": {"algorithm": "random_search", "max_trials": TRIALS, "seed": 42},
         "training": {"epochs": 1},
         "callbacks": {"early_stopping": None},
+        # The smallest network of the family: memory growth per trial comes from
+        # KerasTuner and TensorFlow, and a quick trial keeps 50 of them in budget.
+        "search_space": {
+            "num_layers": {"type": "fixed", "value": 1},
+            "batch_size": {"type": "fixed", "value": 128},
+        },
     }
 
 

@@ -1,6 +1,6 @@
 """(2) Parallel trials on one machine: two trials at once vs one at a time.
 
-The same RandomSearch job (8 trials x 5 epochs on the 2,000-row set) twice:
+The same RandomSearch job (8 trials x 4 epochs on the 2,000-row set) twice:
 - one at a time: `parallel_trials: 1`, one worker, TensorFlow's default threads;
 - two at once: `parallel_trials: 2` (the service's KerasTuner chief/worker mode), two
   workers, each search process limited to one TensorFlow thread (TUNER_CHILD_THREADS=1).
@@ -21,7 +21,7 @@ from benchmarks.data import TARGET, write_csv
 from benchmarks.harness import service, submit, upload_csv, wait_finished, wait_warm
 from benchmarks.report import Row
 
-TRIALS, EPOCHS = 8, 5
+TRIALS, EPOCHS = 8, 4
 
 
 def _spec(dataset_id: str, parallel: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The rows are written straight into the database (benchmarks/bulk.py), then a real
 API process answers over HTTP: the top 50 trials by score, and one trial's curve
 (its 50 epochs, a different trial each request). One client, requests back to back
-for 3 s each; the median is the figure. On SQLite and, when TUNER_TEST_POSTGRES_URL
+for 2 s each; the median is the figure. On SQLite and, when TUNER_TEST_POSTGRES_URL
 is set, on a scratch PostgreSQL database (after VACUUM ANALYZE, as autovacuum would
 do after a load this size). Also shown: the job itself (its progress counts all
 10,000 trials) and the last page of trials in start order.
@@ -22,7 +22,7 @@ from benchmarks.loadgen import run_clients
 from benchmarks.report import Row
 
 TRIALS, EPOCHS = 10_000, 50
-SECONDS = 3.0
+SECONDS = 2.0
 TARGET_MS = 50.0
 
 

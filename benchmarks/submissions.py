@@ -17,7 +17,7 @@ from benchmarks.harness import service, tree_cpu_seconds, upload_csv
 from benchmarks.loadgen import Results, json_body, run_clients
 from benchmarks.report import Row
 
-CLIENTS, DURATION_S, WARMUP_S = 16, 10.0, 2.0
+CLIENTS, DURATION_S, WARMUP_S = 16, 8.0, 2.0
 
 
 def _run(api_processes: int) -> tuple[float, Results, float, int]:
