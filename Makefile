@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format install migrate clean bench
+.PHONY: run test lint format install migrate clean bench bench-workers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 # PostgreSQL rows need TUNER_TEST_POSTGRES_URL (an admin URL; a scratch database is made).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# One 8-trial search on 1 worker vs spread over 2 (parallel_trials): about four minutes.
+bench-workers: $(STAMP)
+	$(BIN)/python -m benchmarks.parallel_workers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
