@@ -230,22 +230,24 @@ class Worker:
             logger.warning("heartbeat failed", extra={**log, "error": str(exc.orig)})
             return Heartbeat(held=time.monotonic() - since < self.settings.lease_s), since
 
-    def _deadline(self, claim: Claim) -> float | None:
-        """The job's max_runtime_s as a time.monotonic() deadline, counted from its first start."""
+    def _plan(self, claim: Claim) -> tuple[float | None, int]:
+        """From the job's spec: its max_runtime_s as a time.monotonic() deadline, counted
+        from its first start, and how many trials run at once."""
         with Session(self.engine) as session:
             job = session.get_one(Job, claim.job_id)
             budget = job.spec.get("max_runtime_s")
+            parallel = int(job.spec.get("parallel_trials", 1))
             if budget is None or job.started_at is None:
-                return None
+                return None, parallel
             elapsed = (utcnow() - job.started_at).total_seconds()
-        return time.monotonic() + budget - elapsed
+        return time.monotonic() + budget - elapsed, parallel
 
     def execute(self, claim: Claim) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if lease lost)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
-        deadline = self._deadline(claim)
-        if self._parallel_trials(claim) > 1:
+        deadline, parallel_trials = self._plan(claim)
+        if parallel_trials > 1:
             outcome, message, exitcode, reason = self._run_parallel(claim, deadline, log)
             return self._record_outcome(claim, outcome, message, exitcode, reason, log)
         while True:
@@ -254,10 +256,6 @@ class Worker:
                 return self._record_outcome(claim, outcome, message, exitcode, reason, log)
             # The search continues in a fresh process, under the same lease.
             logger.info("search process recycled: %s", message, extra=log)
-
-    def _parallel_trials(self, claim: Claim) -> int:
-        with Session(self.engine) as session:
-            return int(session.get_one(Job, claim.job_id).spec.get("parallel_trials", 1))
 
     def _spawn(self, role: str, claim: Claim | SlotClaim) -> SearchProcess:
         spare, self._spare = self._spare, None
