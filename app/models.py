@@ -168,6 +168,7 @@ class SlotStatus(enum.StrEnum):
 class JobSlot(Base):
     """One tuner of a parallel job (KerasTuner's KERASTUNER_TUNER_ID `tuner<slot>`).
 
+    Slots are numbered from 1: tuner0 runs inside the chief's own process.
     A slot is claimed, leased and heartbeated like a job. It belongs to the chief of
     one job attempt (`chief_attempt`): when the chief restarts, its slots are replaced.
     A worker that takes over a dead slot reuses its tuner id, so the oracle hands it

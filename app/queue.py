@@ -250,8 +250,10 @@ def _unattended(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def open_slots(*, session: Session, claim: Claim, count: int, address: str) -> bool:
-    """The chief is serving at `address`: replace the job's slots with `count` open ones."""
+def open_slots(*, session: Session, claim: Claim, tuners: int, address: str) -> bool:
+    """The chief is serving at `address`: replace the job's slots with open ones for a
+    search of `tuners` tuners. The chief runs tuner0 itself; slots 1 .. tuners-1 are
+    for other processes, on this worker or any other."""
     if not holds_lease(session=session, claim=claim):
         return False
     session.execute(delete(JobSlot).where(JobSlot.job_id == claim.job_id))
@@ -263,7 +265,7 @@ def open_slots(*, session: Session, claim: Claim, count: int, address: str) -> b
             status=SlotStatus.OPEN,
             attempt=0,
         )
-        for slot in range(count)
+        for slot in range(1, tuners)
     )
     session.execute(update(Job).where(Job.id == claim.job_id).values(chief_address=address))
     return True

@@ -24,12 +24,12 @@ from app.queue import (
 from tests.test_queue import insert_jobs
 
 
-def _chief(engine: Engine, slots: int = 2) -> Claim:
+def _chief(engine: Engine, tuners: int = 3) -> Claim:
     insert_jobs(engine, 1)
     with write_session(engine) as session:
         claim = claim_job(session=session, worker_id="chief-worker", lease_s=30)
         assert claim is not None
-        assert open_slots(session=session, claim=claim, count=slots, address="h:1234")
+        assert open_slots(session=session, claim=claim, tuners=tuners, address="h:1234")
     return claim
 
 
@@ -39,13 +39,14 @@ def _take(engine: Engine, worker: str, **kw: object) -> SlotClaim | None:
 
 
 def test_each_slot_goes_to_one_worker_with_the_chief_address(engine: Engine) -> None:
-    chief = _chief(engine, slots=2)
+    chief = _chief(engine, tuners=3)
     first, second = _take(engine, "w1"), _take(engine, "w2")
     assert first is not None
     assert second is not None
-    assert {first.slot, second.slot} == {0, 1}
+    # tuner0 is the chief's own: the others get tuner1 and tuner2.
+    assert (first.slot, second.slot) == (1, 2)
     assert (first.tuner_id, first.chief_address, first.chief_attempt) == (
-        "tuner0",
+        "tuner1",
         "h:1234",
         chief.attempt,
     )
@@ -56,7 +57,7 @@ def test_each_slot_goes_to_one_worker_with_the_chief_address(engine: Engine) -> 
 
 
 def test_a_dead_workers_slot_is_taken_over_under_the_same_tuner_id(engine: Engine) -> None:
-    _chief(engine, slots=1)
+    _chief(engine, tuners=2)
     dead = _take(engine, "dead")
     assert dead is not None
     # Its lease expires; the job's (its chief's) has not.
@@ -76,7 +77,7 @@ def test_a_dead_workers_slot_is_taken_over_under_the_same_tuner_id(engine: Engin
 
 
 def test_slots_of_a_chief_that_is_gone_are_dead(engine: Engine) -> None:
-    chief = _chief(engine, slots=2)
+    chief = _chief(engine, tuners=3)
     tuner = _take(engine, "w1")
     assert tuner is not None
     with write_session(engine) as session:
@@ -100,25 +101,25 @@ def _chief_again(engine: Engine) -> Claim:
     with write_session(engine) as session:
         claim = claim_job(session=session, worker_id="chief-2", lease_s=30)
         assert claim is not None
-        assert open_slots(session=session, claim=claim, count=2, address="h:999")
+        assert open_slots(session=session, claim=claim, tuners=3, address="h:999")
     return claim
 
 
 def test_the_chief_closes_idle_slots_and_a_finished_job_runs_no_trial(engine: Engine) -> None:
-    chief = _chief(engine, slots=3)
+    chief = _chief(engine, tuners=4)
     busy = _take(engine, "w1")
     assert busy is not None
     with write_session(engine) as session:
         session.add(
             Trial(job_id=chief.job_id, trial_id="0", status=TrialStatus.RUNNING, hyperparameters={})
         )
-        close_slots(session=session, claim=chief, slots=[0, 1, 2])
+        close_slots(session=session, claim=chief, slots=[1, 2, 3])
     with write_session(engine) as session:
         statuses = dict(session.execute(select(JobSlot.slot, JobSlot.status)).all())
         # Only unattended slots close; the live tuner hears STOPPED from the oracle itself.
         assert statuses == {
             busy.slot: SlotStatus.RUNNING,
-            **dict.fromkeys({0, 1, 2} - {busy.slot}, SlotStatus.DONE),
+            **dict.fromkeys({1, 2, 3} - {busy.slot}, SlotStatus.DONE),
         }
         assert finish_job(session=session, claim=chief, status=JobStatus.CANCELLED)
     with write_session(engine) as session:

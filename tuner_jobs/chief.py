@@ -1,16 +1,22 @@
 """The chief of a parallel job: KerasTuner's oracle served over gRPC to tuner workers.
 
-This is KerasTuner's own distributed tuning (KERASTUNER_TUNER_ID "chief" serves the
-oracle; workers named tuner0, tuner1, ... ask it for trials), with three changes
-that its built-in `oracle_chief.start_server` cannot make:
+This is KerasTuner's own distributed tuning (a chief serves the oracle; workers
+named tuner0, tuner1, ... ask it for trials), with four changes that its built-in
+`oracle_chief.start_server` cannot make:
 
+- the chief runs tuner0's trials itself, in the process that holds the oracle (a
+  local tuner of the same oracle object; KerasTuner's per-oracle lock keeps it and
+  the server's threads apart), so a job of N parallel trials costs N processes, not
+  N + 1, and its first trial starts as soon as the search is built;
 - the server listens on a free port and the chief publishes "host:port" and the
-  job's slots in the database, where worker supervisors on any machine find them;
-- the chief is done when the oracle has said STOPPED and no trial is in flight. It
+  job's other slots (tuner1 ... tuner<N-1>) in the database, where worker
+  supervisors on any machine find them;
+- the chief is done when tuner0 has been told STOPPED and no trial is in flight. It
   does not wait for every tuner id it ever saw to say goodbye (KerasTuner's rule),
   so a tuner worker that died between trials cannot hold the job forever; one that
   died during a trial leaves it in the oracle's `ongoing_trials`, and whoever
-  takes its slot over reruns it under the same tuner id;
+  takes its slot over (the chief's own supervisor, once tuner0 is done) reruns it
+  under the same tuner id;
 - it exports the best model and prunes checkpoints as trials end, as a one-process
   search does after each trial.
 """
@@ -21,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,9 +46,12 @@ from tuner_jobs.tuners import SearchStopped, StopSignal
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 0.5
+# How often the chief looks for the last trials' end, once tuner0 is done.
+POLL_S = 0.1
 # How often the chief looks at its slots in the database.
 SLOTS_EVERY_S = 2.0
+# The chief runs trials itself as this tuner; slots 1.. are the other tuners'.
+CHIEF_TUNER_ID = "tuner0"
 
 
 def advertised_host(settings: Settings) -> str:
@@ -111,65 +120,119 @@ def run_chief(
     dataset: Dataset,
     recorder: TrialRecorder,
     stop: StopSignal,
+    searched: Callable[[], None] = lambda: None,
 ) -> None:
-    """Serve the oracle until the search is over (raises SearchStopped when asked to stop)."""
-    # Read when the tuner is built: this process is the chief, so its oracle stays local.
-    os.environ["KERASTUNER_TUNER_ID"] = "chief"
-    os.environ["KERASTUNER_ORACLE_IP"] = settings.oracle_bind
-    os.environ["KERASTUNER_ORACLE_PORT"] = "0"
-    from tuner_jobs.best_model import export_best_model, prune_checkpoints
-    from tuner_jobs.runner import build_search, check_outcome
+    """Serve the oracle and run tuner0's trials until the search is over (raises
+    SearchStopped when asked to stop). `searched` is called once tuner0 has no more
+    trials to run: from then on this process only waits for the other tuners."""
+    # tuner0 is a plain local tuner of the oracle the server shares with the others.
+    os.environ["KERASTUNER_TUNER_ID"] = CHIEF_TUNER_ID
+    for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        os.environ.pop(name, None)
+    from tuner_jobs.runner import build_search, check_outcome, search
 
     tuner, data, directory = build_search(
         settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
     )
     oracle = tuner.oracle
+    best_model = directory / BEST_MODEL_FILE
+    keeper = _BestKeeper(data.preprocessor, best_model)
+    # No recycling here: this process is the oracle's home, it cannot hand over.
+    tuner.after_trial = keeper.after_trial
     # What a resumed chief reloads: KerasTuner's chief saves before serving, too.
     tuner.save()
-    best_model = directory / BEST_MODEL_FILE
     with OracleServer(oracle, settings.oracle_bind) as server:
         address = f"{advertised_host(settings)}:{server.port}"
         with write_session(engine) as session:
             if not open_slots(
-                session=session, claim=claim, count=job.spec["parallel_trials"], address=address
+                session=session, claim=claim, tuners=job.spec["parallel_trials"], address=address
             ):
                 raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
         logger.info("chief serving the oracle", extra={"job_id": job.id, "address": address})
-        exported: str | None = None
-        ended = -1
-        slots_checked = 0.0
-        while True:
+        slots = _SlotKeeper(engine, claim, oracle, recorder, stopping=lambda: server.stop_triggered)
+        with slots:
+            search(tuner, data, job.spec, directory)
+        # The oracle said STOPPED to tuner0: close the slots nobody needs, then let the
+        # supervisor take over any slot whose trial is still owed (its tuner died).
+        _tend_slots(engine, claim, oracle, recorder, stopping=True)
+        searched()
+        slots_checked = time.monotonic()
+        while oracle.ongoing_trials:
             if stop.is_set():
                 raise SearchStopped("the search was asked to stop")
             # Raises KerasTuner's own "consecutive failures" error: the job fails with it.
             oracle._check_consecutive_failures()  # noqa: SLF001
-            if len(oracle.end_order) != ended:
-                ended = len(oracle.end_order)
-                exported = _keep_best(tuner, data.preprocessor, best_model, exported)
+            keeper.keep(tuner)
             if time.monotonic() - slots_checked > SLOTS_EVERY_S:
                 slots_checked = time.monotonic()
-                _tend_slots(engine, claim, oracle, recorder, server.stop_triggered)
-            if server.stop_triggered and not oracle.ongoing_trials:
-                break
+                _tend_slots(engine, claim, oracle, recorder, stopping=True)
             time.sleep(POLL_S)
     check_outcome(tuner)
-    with oracle_lock(oracle):
-        export_best_model(tuner, data.preprocessor, best_model)
-        prune_checkpoints(tuner)
+    keeper.keep(tuner)
 
 
-def _keep_best(tuner: Any, preprocessor: Any, path: Path, exported: str | None) -> str | None:
-    """Export the best model when a new trial leads, and drop checkpoints nobody needs."""
-    from tuner_jobs.best_model import best_completed_trial, export_best_model, prune_checkpoints
+class _BestKeeper:
+    """Exports the best model when a new trial leads, whichever tuner ran it, and
+    drops checkpoints nobody needs. Runs on the chief's main thread only: between
+    tuner0's trials, then while the last trials of the other tuners finish."""
 
-    with oracle_lock(tuner.oracle) as locked:
-        if not locked:
-            return exported
-        best = best_completed_trial(tuner.oracle)
-        if best is not None and best.trial_id != exported:
-            exported = export_best_model(tuner, preprocessor, path)
-        prune_checkpoints(tuner)
-    return exported
+    def __init__(self, preprocessor: Any, path: Path) -> None:
+        self.preprocessor = preprocessor
+        self.path = path
+        self.exported: str | None = None
+        self.ended = -1
+
+    def after_trial(self, tuner: Any, _trial_id: str) -> None:
+        self.keep(tuner)
+
+    def keep(self, tuner: Any) -> None:
+        """Export and prune if a trial ended since the last look."""
+        from tuner_jobs.best_model import best_completed_trial, export_best_model, prune_checkpoints
+
+        oracle = tuner.oracle
+        if len(oracle.end_order) == self.ended:
+            return
+        with oracle_lock(oracle) as locked:
+            if not locked:
+                return  # a stuck lock: the next look tries again
+            self.ended = len(oracle.end_order)
+            best = best_completed_trial(oracle)
+            if best is not None and best.trial_id != self.exported:
+                self.exported = export_best_model(tuner, self.preprocessor, self.path)
+            prune_checkpoints(tuner)
+
+
+class _SlotKeeper:
+    """While tuner0 trains on the main thread, look after the slots every SLOTS_EVERY_S
+    (a thread: a trial takes longer than a slot may wait)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        claim: Claim,
+        oracle: Any,
+        recorder: TrialRecorder,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._args = (engine, claim, oracle, recorder)
+        self._stopping = stopping
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chief-slots", daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(SLOTS_EVERY_S):
+            try:
+                _tend_slots(*self._args, stopping=self._stopping())
+            except Exception:  # the database is away, say: try again next round
+                logger.warning("could not tend the slots", exc_info=True)
+
+    def __enter__(self) -> _SlotKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _tend_slots(

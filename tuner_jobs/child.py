@@ -53,7 +53,9 @@ def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
     oracle_client.TIMEOUT = rpc_timeout_s
 
 
-def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> None:
+def run_child(
+    payload: dict[str, Any], conn: Connection, stop_event: Any, searched_event: Any
+) -> None:
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**payload["settings"])
@@ -104,6 +106,7 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
                     dataset=dataset,
                     recorder=recorder,
                     stop=stop,
+                    searched=searched_event.set,
                 )
             else:
                 if isinstance(claim, SlotClaim):
@@ -126,7 +129,14 @@ def run_child(payload: dict[str, Any], conn: Connection, stop_event: Any) -> Non
         engine.dispose()
 
 
-def run_spare(nice: int, warm: bool, jobs: Connection, conn: Connection, stop_event: Any) -> None:
+def run_spare(
+    nice: int,
+    warm: bool,
+    jobs: Connection,
+    conn: Connection,
+    stop_event: Any,
+    searched_event: Any,
+) -> None:
     """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
     while its worker is idle, then waits for one payload and runs it like `run_child`.
 
@@ -147,4 +157,4 @@ def run_spare(nice: int, warm: bool, jobs: Connection, conn: Connection, stop_ev
         return
     finally:
         jobs.close()
-    run_child(payload, conn, stop_event)
+    run_child(payload, conn, stop_event, searched_event)

@@ -174,9 +174,10 @@ def run_search(
 ) -> None:
     """Run the search to the end, or until `stop` is set (raises SearchStopped).
 
-    In a parallel job this process is one tuner worker (KERASTUNER_TUNER_ID and the
-    chief's address are in the environment): it runs trials until the chief's oracle
-    says the search is over; the chief judges the outcome and keeps the best model.
+    In a parallel job this process is one tuner worker other than tuner0
+    (KERASTUNER_TUNER_ID and the chief's address are in the environment): it runs
+    trials until the chief's oracle says the search is over; the chief (tuner0,
+    tuner_jobs.chief) judges the outcome and keeps the best model.
     """
     spec = job.spec
     tuner, data, directory = build_search(
@@ -185,8 +186,21 @@ def run_search(
     logger.info(
         "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
     )
+    search(tuner, data, spec, directory)
+    if is_parallel(job):
+        return
+    check_outcome(tuner)
+    if not (directory / BEST_MODEL_FILE).exists():
+        # A resumed search whose best trial finished before the interruption.
+        export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
+
+
+def search(
+    tuner: RecordingTuner, data: TrainingData, spec: dict[str, Any], directory: Path
+) -> None:
+    """Run trials until the oracle says STOPPED (raises SearchStopped when asked to stop)."""
     try:
-        tuner.search(
+        tuner.search(  # type: ignore[attr-defined]
             data.x_train,
             data.y_train,
             validation_data=(data.x_val, data.y_val),
@@ -197,12 +211,6 @@ def run_search(
     except SearchStopped:
         tuner.record_interrupted()
         raise
-    if is_parallel(job):
-        return
-    check_outcome(tuner)
-    if not (directory / BEST_MODEL_FILE).exists():
-        # A resumed search whose best trial finished before the interruption.
-        export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
 
 
 def check_outcome(tuner: RecordingTuner) -> None:

@@ -14,6 +14,9 @@ from keras_tuner.src.engine import trial as trial_module
 from tuner_jobs.hyperparameters import active_values
 from tuner_jobs.recorder import TrialRecorder
 
+# How long a tuner waits before asking again after the oracle answered IDLE.
+IDLE_WAIT_S = 0.5
+
 
 class StopSignal(Protocol):
     def is_set(self) -> bool: ...
@@ -48,10 +51,24 @@ class RecordingTuner:
         self._started: dict[str, float] = {}
         self._stopped_early: dict[str, bool] = {}
         self._epoch_lr: dict[str, float] = {}
+        self._asked_for_trial = False
         super().__init__(*args, **kwargs)
+
+    def pre_create_trial(self) -> None:
+        """Before asking the oracle for a trial: stop if asked, and wait a little if the
+        last answer was IDLE (no trial began since). In a parallel job Hyperband's
+        oracle answers IDLE while a bracket waits for other tuners' trials, and
+        KerasTuner asks again at once, in a loop that would take a core."""
+        super().pre_create_trial()  # type: ignore[misc]
+        if self.stop.is_set():
+            raise SearchStopped("the search was asked to stop")
+        if self._asked_for_trial:
+            time.sleep(IDLE_WAIT_S)
+        self._asked_for_trial = True
 
     def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_begin(trial)  # type: ignore[misc]
+        self._asked_for_trial = False
         self._started[trial.trial_id] = time.monotonic()
         self._stopped_early[trial.trial_id] = False
         self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))

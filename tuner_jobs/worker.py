@@ -82,11 +82,13 @@ class SearchProcess:
 
     def __init__(self, context: Any, settings: Settings, *, warm: bool) -> None:
         self.stop = context.Event()
+        # Set by a chief once its own tuner (tuner0) has run out of trials.
+        self.searched = context.Event()
         self._receive, send = context.Pipe(duplex=False)
         jobs_out, self._jobs = context.Pipe(duplex=False)
         self.process = context.Process(
             target=run_spare,
-            args=(settings.worker_nice, warm, jobs_out, send, self.stop),
+            args=(settings.worker_nice, warm, jobs_out, send, self.stop, self.searched),
             name="search-spare",
         )
         self.process.start()
@@ -291,9 +293,10 @@ class Worker:
     def _run_parallel(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
     ) -> tuple[str | None, str | None, int | None, StopReason | None]:
-        """A parallel job: its chief in one child, and (like any free worker) a tuner in
-        another, taking a slot of this job whenever one is free. The chief's outcome is
-        the job's."""
+        """A parallel job: its chief in one child, which runs tuner0's trials itself.
+        Once tuner0 has no more trials, this worker (like any free one) takes over a
+        slot of this job that is still open, i.e. whose tuner died mid-trial, in a
+        second child. The chief's outcome is the job's."""
         chief = self._spawn(CHIEF, claim)
         tuner: SearchProcess | None = None
         slot: SlotClaim | None = None
@@ -313,7 +316,7 @@ class Worker:
                         process.ask_stop()
             if slot is not None and tuner is not None:
                 tuner, slot = self._tend_tuner(slot, tuner, log)
-            if tuner is None and reason is None:
+            if tuner is None and reason is None and chief.searched.is_set():
                 slot = self._claim_own_slot(claim)
                 tuner = self._spawn(TUNER, slot) if slot is not None else None
         if tuner is not None and slot is not None:
