@@ -148,7 +148,7 @@ BEARER = HTTPBearer(
 )
 
 
-def get_owner(
+async def get_owner(  # async: a hash and a compare, no reason for a thread-pool hop
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
 ) -> str | None:

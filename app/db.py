@@ -47,20 +47,27 @@ def make_engine(
     *,
     application_name: str = "tuner-service",
     busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+    pool_size: int = 5,
 ) -> Engine:
     """An engine for `url`. On SQLite, `busy_timeout_s` is how long a writer waits for
-    the write lock before the database counts as unavailable."""
+    the write lock before the database counts as unavailable. `pool_size`: connections
+    kept open for reuse; a request that finds none free opens (and afterwards closes)
+    one more, which costs more than the query itself on either backend."""
+    pool: dict[str, int] = {"pool_size": pool_size, "max_overflow": 10}
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+        else:
+            pool = {}  # one connection per thread (SingletonThreadPool): nothing to size
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, **pool)
         _configure_sqlite(engine, busy_timeout_s)
         return engine
     return create_engine(
         url,
         pool_pre_ping=True,
         connect_args={"application_name": application_name},
+        **pool,
     )
 
 

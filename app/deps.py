@@ -1,31 +1,54 @@
-"""FastAPI dependencies: settings and one database session per request."""
+"""FastAPI dependencies: settings and one database session per request.
+
+They are `async def` on purpose. FastAPI runs a plain `def` dependency in its thread
+pool, and each hop there costs about as much CPU as a small route's own work (the
+POST /jobs and GET /jobs/{id} benchmarks, items 3 and 5). None of these wait on
+anything when they start: a Session opens its connection at its first query, which
+runs in the route's own thread.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.db import for_writing
 from app.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def _session(engine: Engine) -> AsyncIterator[Session]:
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        if engine.dialect.name == "sqlite":
+            # Handing the connection back rolls it back: an in-process call that
+            # takes microseconds, cheaper than the hop to a thread.
+            session.close()
+        else:
+            # A round trip to the server: not on the event loop.
+            await run_in_threadpool(session.close)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session for reading."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    async for session in _session(request.app.state.engine):
         yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
+async def get_write_session(request: Request) -> AsyncIterator[Session]:
     """A session for routes that write; they open `with session.begin():` themselves,
     so the commit happens before the response is built, never after it was sent."""
-    with Session(for_writing(request.app.state.engine), expire_on_commit=False) as session:
+    async for session in _session(for_writing(request.app.state.engine)):
         yield session
 
 

@@ -24,6 +24,9 @@ from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
+# How many sync routes run at once: anyio's default thread pool, which FastAPI uses.
+API_CONCURRENCY = 40
+
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         application_name="api",
         busy_timeout_s=settings.sqlite_busy_timeout_s,
+        # As many as the routes that can run at once (anyio's thread pool: 40), so a
+        # burst of polls never pays for opening connections.
+        pool_size=API_CONCURRENCY,
     )
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from app.datasets import category_strings, class_label, load_training_frame
 from tuner_jobs.layers import ImputeMissing
+from tuner_jobs.split import split_rows
 
 
 @dataclass
@@ -41,14 +42,6 @@ class TrainingData:
     y_val: np.ndarray
     preprocessor: keras.Model
     head: Head
-
-
-def _split(rows: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(rows)
-    n_val = min(rows - 1, max(1, round(rows * validation_split)))
-    if n_val < 1:
-        raise ValueError(f"{rows} row(s) is too few to hold out a validation set")
-    return order[n_val:], order[:n_val]
 
 
 def input_names(columns: list[dict[str, Any]]) -> dict[str, str]:
@@ -152,7 +145,7 @@ def prepare(
     max_unpacked_bytes: int,
 ) -> TrainingData:
     features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
-    train_idx, val_idx = _split(len(features), validation_split, seed)
+    train_idx, val_idx = split_rows(len(features), validation_split, seed)
     preprocessor = build_preprocessor(columns, features.iloc[train_idx])
     x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features)))
     x = x.astype("float32")

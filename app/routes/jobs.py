@@ -30,7 +30,9 @@ def _reads(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRea
     # Progress and best trial for the whole page in a fixed number of queries (not per job).
     reads = job_reads(session, jobs)
     for read in reads:
-        read.disk_bytes = cached_directory_bytes(job_dir(settings, read.id), read.status)
+        # A job no worker has claimed yet has no directory to walk.
+        if read.attempt > 0:
+            read.disk_bytes = cached_directory_bytes(job_dir(settings, read.id), read.status)
     return reads
 
 
