@@ -103,6 +103,7 @@ def _workflow(
     assert {"score", "epochs_run", "num_layers", "units_0", "batch_size"} <= set(frame.columns)
     for trial, (_, row) in zip(served, frame.iterrows(), strict=True):
         assert row["score"] == pytest.approx(trial["score"])
+        assert row["worker"] == trial["worker"] is not None
         for name, value in trial["hyperparameters"].items():
             assert row[name] == value, (name, row[name], value)
     assert frame["started_at"].dt.tz is not None

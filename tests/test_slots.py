@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 
 from app.db import write_session
@@ -126,3 +127,75 @@ def test_the_chief_closes_idle_slots_and_a_finished_job_runs_no_trial(engine: En
         trial = session.scalars(select(Trial)).one()
         assert trial.status == TrialStatus.STOPPED
         assert not heartbeat_slot(session=session, claim=busy, lease_s=30).held
+
+
+def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
+    engine: Engine, tmp_path
+) -> None:
+    """The chief's side (tuner_jobs.chief._tend_slots) against a real KerasTuner oracle:
+    a slot FAILED after max_attempts holds a trial nobody will finish; the chief ends it
+    FAILED, in the oracle and in the database, and hands out the next trial."""
+    import keras_tuner as kt
+
+    from tuner_jobs.chief import _tend_slots
+    from tuner_jobs.recorder import TrialRecorder
+
+    chief = _chief(engine, tuners=2)
+    hp = kt.HyperParameters()
+    hp.Int("units", 8, 64)
+    oracle = kt.oracles.RandomSearchOracle(
+        objective=kt.Objective("val_loss", "min"), max_trials=3, hyperparameters=hp, seed=1
+    )
+    oracle._set_project_dir(str(tmp_path), "p")  # noqa: SLF001
+    tuner = _take(engine, "w1")
+    assert tuner is not None
+    assert tuner.tuner_id == "tuner1"
+    trial = oracle.create_trial(tuner.tuner_id)
+    TrialRecorder(engine, tuner).trial_started(trial.trial_id, dict(trial.hyperparameters.values))
+    with write_session(engine) as session:
+        assert release_slot(
+            session=session, claim=tuner, status=SlotStatus.FAILED, error="killed by OOM"
+        )
+
+    _tend_slots(engine, chief, oracle, TrialRecorder(engine, chief), stopping=False)
+
+    assert oracle.trials[trial.trial_id].status == "FAILED"
+    assert tuner.tuner_id not in oracle.ongoing_trials
+    with write_session(engine) as session:
+        row = session.scalars(select(Trial)).one()
+        assert (row.status, row.message) == (TrialStatus.FAILED, "killed by OOM")
+    following = oracle.create_trial("tuner0")
+    assert following.status == "RUNNING"
+    assert following.trial_id != trial.trial_id
+
+
+def test_a_failing_oracle_call_from_a_tuner_gives_the_lock_back(tmp_path) -> None:
+    """KerasTuner's @synchronized keeps the oracle's lock when the method raises; through
+    the chief's servicer the lock comes back, so tuner0 and the others can go on."""
+    import keras_tuner as kt
+    from keras_tuner.src.engine.oracle import LOCKS
+
+    from tuner_jobs.chief import _LockSafeOracle
+
+    def failed_trial(oracle: kt.Oracle, tuner_id: str) -> kt.engine.trial.Trial:
+        trial = oracle.create_trial(tuner_id)
+        trial.status = "FAILED"
+        return trial
+
+    for served in (False, True):
+        hp = kt.HyperParameters()
+        hp.Int("units", 8, 64)
+        oracle = kt.oracles.RandomSearchOracle(
+            objective=kt.Objective("val_loss", "min"),
+            max_trials=5,
+            hyperparameters=hp,
+            max_consecutive_failed_trials=1,
+        )
+        oracle._set_project_dir(str(tmp_path / str(served)), "p")  # noqa: SLF001
+        caller = _LockSafeOracle(oracle) if served else oracle
+        with pytest.raises(RuntimeError, match="consecutive failures"):
+            caller.end_trial(failed_trial(oracle, "tuner1"))
+        lock = LOCKS[oracle]
+        assert lock.acquire(timeout=0.2) is served  # KerasTuner alone leaves it held
+        if served:
+            lock.release()

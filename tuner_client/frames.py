@@ -18,6 +18,7 @@ TRIAL_COLUMNS = [
     "overfit_epoch",
     "generalization_gap",
     "duration_s",
+    "worker",
     "message",
     "started_at",
     "finished_at",

@@ -82,6 +82,39 @@ def oracle_lock(oracle: Any, timeout: float = 10.0) -> Iterator[bool]:
         LOCKS[oracle].release()
 
 
+def release_leaked_lock(oracle: Any) -> None:
+    """Give KerasTuner's per-oracle lock back if this thread still holds it: its
+    @synchronized releases it only when the method returns, not when it raises (as
+    end_trial does on too many failed trials in a row)."""
+    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+
+    if THREADS[oracle] == threading.current_thread().name:
+        THREADS[oracle] = None
+        LOCKS[oracle].release()
+
+
+class _LockSafeOracle:
+    """The oracle as the gRPC servicer sees it: a call that raises gives the lock back,
+    so one tuner's failing call cannot freeze tuner0 and every other tuner."""
+
+    def __init__(self, oracle: Any) -> None:
+        self._oracle = oracle
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._oracle, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except BaseException:
+                release_leaked_lock(self._oracle)
+                raise
+
+        return call
+
+
 class OracleServer:
     """KerasTuner's OracleServicer on a gRPC server with a free port."""
 
@@ -90,7 +123,7 @@ class OracleServer:
         from keras_tuner.src import protos
         from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
-        self.servicer = OracleServicer(oracle)
+        self.servicer = OracleServicer(_LockSafeOracle(oracle))
         # Oracle calls serialize on the oracle's lock; threads only let slow clients overlap.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
@@ -264,6 +297,9 @@ def _abandon(oracle: Any, trial: Any, reason: str, recorder: TrialRecorder) -> N
         status=trial_module.TrialStatus.FAILED,
         message=reason,
     )
-    oracle.end_trial(ended)
+    try:
+        oracle.end_trial(ended)
+    finally:
+        release_leaked_lock(oracle)  # it raises when too many trials failed in a row
     recorder.trial_abandoned(trial.trial_id, reason)
     logger.warning("trial abandoned", extra={"trial_id": trial.trial_id, "reason": reason})
