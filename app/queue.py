@@ -250,6 +250,23 @@ def _unattended(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+def _slot_claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return and_(_live_chief(now), Job.cancel_requested.is_(False), _unattended(now))
+
+
+def work_waiting(*, session: Session, now: datetime | None = None) -> bool:
+    """Whether claim_slot or claim_job would find something, read without a lock.
+
+    Idle workers ask this a few times a second and claim (a write transaction: on
+    SQLite, the database's write lock) only when it says yes, so a new job, or a slot
+    a chief just opened, is taken within a fraction of a second.
+    """
+    now = now or utcnow()
+    slot = select(JobSlot.id).join(Job, Job.id == JobSlot.job_id).where(_slot_claimable(now))
+    job = select(Job.id).where(_claimable(now))
+    return any(session.execute(query.limit(1)).first() is not None for query in (slot, job))
+
+
 def open_slots(*, session: Session, claim: Claim, tuners: int, address: str) -> bool:
     """The chief is serving at `address`: replace the job's slots with open ones for a
     search of `tuners` tuners. The chief runs tuner0 itself; slots 1 .. tuners-1 are
@@ -281,15 +298,10 @@ def claim_slot(
 ) -> SlotClaim | None:
     """Lease an open slot (or one whose worker stopped heartbeating), oldest job first."""
     now = now or utcnow()
-    claimable = and_(
-        _live_chief(now),
-        Job.cancel_requested.is_(False),
-        _unattended(now),
-    )
     query = (
         select(JobSlot.id)
         .join(Job, Job.id == JobSlot.job_id)
-        .where(claimable)
+        .where(_slot_claimable(now))
         .order_by(Job.created_at, JobSlot.slot)
         .limit(1)
         .with_for_update(skip_locked=True, of=JobSlot)

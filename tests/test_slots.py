@@ -21,6 +21,7 @@ from app.queue import (
     open_slots,
     release_slot,
     requeue_job,
+    work_waiting,
 )
 from tests.test_queue import insert_jobs
 
@@ -199,3 +200,25 @@ def test_a_failing_oracle_call_from_a_tuner_gives_the_lock_back(tmp_path) -> Non
         assert lock.acquire(timeout=0.2) is served  # KerasTuner alone leaves it held
         if served:
             lock.release()
+
+
+def test_work_waiting_sees_exactly_what_a_claim_would_take(engine: Engine) -> None:
+    """Idle workers read this between claims: it must say yes for a queued job and for an
+    open slot, and no once both are taken."""
+
+    def waiting() -> bool:
+        with write_session(engine) as session:
+            return work_waiting(session=session)
+
+    assert not waiting()
+    insert_jobs(engine, 1)
+    assert waiting()
+    with write_session(engine) as session:
+        chief = claim_job(session=session, worker_id="chief-worker", lease_s=30)
+        assert chief is not None
+    assert not waiting()
+    with write_session(engine) as session:
+        assert open_slots(session=session, claim=chief, tuners=2, address="h:1")
+    assert waiting()
+    assert _take(engine, "w1") is not None
+    assert not waiting()

@@ -37,6 +37,7 @@ from app.queue import (
     reap_exhausted,
     release_slot,
     requeue_job,
+    work_waiting,
 )
 from app.settings import Settings
 from tuner_jobs.child import (
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 # After asking a child to stop, how long it gets to reach an epoch boundary.
 STOP_GRACE_S = 60.0
+# How often an idle worker looks for work between claims (app.queue.work_waiting).
+LOOK_S = 0.2
 
 StopReason = Literal["lease_lost", "cancel", "timeout", "shutdown"]
 
@@ -177,7 +180,7 @@ class Worker:
                 claim = None
             if claim is None:
                 self.keep_spare()
-                self.shutdown.wait(self.settings.poll_s)
+                self._wait_for_work()
                 continue
             if isinstance(claim, SlotClaim):
                 self.execute_slot(claim)  # helping another worker's parallel job
@@ -187,6 +190,20 @@ class Worker:
         if self._spare is not None:
             self._spare.discard()
         self.engine.dispose()
+
+    def _wait_for_work(self) -> None:
+        """Up to poll_s, looking every LOOK_S with a read that takes no lock; the claim
+        itself runs when that read finds work, and at least once per poll_s."""
+        deadline = time.monotonic() + self.settings.poll_s
+        while not self.shutdown.wait(min(LOOK_S, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                with Session(self.engine) as session:
+                    if work_waiting(session=session):
+                        return
+            except DBAPIError:
+                return  # the claim will say so, and wait
 
     def claim(self) -> Claim | SlotClaim | None:
         """A tuner slot of a running parallel job first (finish started work), else a job."""
