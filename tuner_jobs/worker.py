@@ -160,6 +160,8 @@ class Worker:
         self.shutdown = threading.Event()
         self._context = multiprocessing.get_context("spawn")
         self._spare: SearchProcess | None = None
+        # A parallel job this worker ran a tuner for, while its other tuners still train.
+        self._helped: str | None = None
 
     def install_signal_handlers(self) -> None:
         def _graceful(signum: int, _frame: object) -> None:
@@ -285,8 +287,21 @@ class Worker:
     def keep_spare(self) -> None:
         """While idle, keep one search process with TensorFlow already imported, so the
         next job starts training seconds sooner (TUNER_PREWARM)."""
-        if self.settings.prewarm and (self._spare is None or not self._spare.alive()):
-            self._spare = SearchProcess(self._context, self.settings, warm=True)
+        if not self.settings.prewarm or (self._spare is not None and self._spare.alive()):
+            return
+        if self._helped is not None and self._still_running(self._helped):
+            # Its other tuners may train on this machine: TensorFlow's import is seconds
+            # of CPU taken from them. The spare waits until that search is over.
+            return
+        self._helped = None
+        self._spare = SearchProcess(self._context, self.settings, warm=True)
+
+    def _still_running(self, job_id: str) -> bool:
+        try:
+            with Session(self.engine) as session:
+                return session.get_one(Job, job_id).status == JobStatus.RUNNING
+        except DBAPIError:
+            return True
 
     def _run_child(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
@@ -418,6 +433,7 @@ class Worker:
         while tuner is not None and current is not None:
             tuner.join(timeout=self.settings.heartbeat_s)
             tuner, current = self._tend_tuner(current, tuner, log)
+        self._helped = slot.job_id
 
     def _record_outcome(
         self,
