@@ -94,6 +94,20 @@ def for_writing(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
+def for_reading(engine: Engine) -> Engine:
+    """The engine whose transactions read one snapshot, from their first query to their end.
+
+    A request that reads a page of trials and their total, or a job and its progress,
+    runs several queries. PostgreSQL's default (READ COMMITTED) gives each its own
+    snapshot, so a trial a worker inserts in between made a page's total disagree with
+    its rows; REPEATABLE READ gives the request one (a read-only transaction there
+    never fails to serialize). SQLite's read transactions are snapshots already.
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session in one write transaction that commits on success and rolls back on error."""

@@ -40,8 +40,8 @@ async def _session(engine: Engine) -> AsyncIterator[Session]:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A session for reading."""
-    async for session in _session(request.app.state.engine):
+    """A session for reading: one snapshot for the whole request (app.db.for_reading)."""
+    async for session in _session(request.app.state.read_engine):
         yield session
 
 

@@ -222,3 +222,35 @@ def test_work_waiting_sees_exactly_what_a_claim_would_take(engine: Engine) -> No
     assert waiting()
     assert _take(engine, "w1") is not None
     assert not waiting()
+
+
+def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chief(
+    engine: Engine, tmp_path
+) -> None:
+    """A tuner killed between end_trial (the oracle scored the trial) and its own write
+    leaves the row RUNNING; the chief writes what the oracle knows before it finishes."""
+    import keras_tuner as kt
+
+    from tuner_jobs.chief import _record_unreported
+    from tuner_jobs.recorder import TrialRecorder
+
+    chief = _chief(engine, tuners=2)
+    hp = kt.HyperParameters()
+    hp.Int("units", 8, 64)
+    oracle = kt.oracles.RandomSearchOracle(
+        objective=kt.Objective("val_loss", "min"), max_trials=3, hyperparameters=hp, seed=1
+    )
+    oracle._set_project_dir(str(tmp_path), "p")  # noqa: SLF001
+    tuner = _take(engine, "w1")
+    assert tuner is not None
+    trial = oracle.create_trial(tuner.tuner_id)
+    TrialRecorder(engine, tuner).trial_started(trial.trial_id, dict(trial.hyperparameters.values))
+    oracle.update_trial(trial.trial_id, {"val_loss": 0.25}, step=3)
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)  # ... and the tuner dies here
+
+    _record_unreported(oracle, TrialRecorder(engine, chief))
+
+    with write_session(engine) as session:
+        row = session.scalars(select(Trial)).one()
+        assert (row.status, row.score, row.best_epoch) == (TrialStatus.COMPLETED, 0.25, 3)

@@ -200,8 +200,23 @@ def run_chief(
                 slots_checked = time.monotonic()
                 _tend_slots(engine, claim, oracle, recorder, stopping=True)
             time.sleep(POLL_S)
+    _record_unreported(oracle, recorder)
     check_outcome(tuner)
     keeper.keep(tuner)
+
+
+def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
+    """A tuner killed after telling the oracle that its trial ended, but before writing
+    that down, leaves the trial RUNNING in the database: the oracle knows how it ended."""
+    from tuner_jobs.tuners import trial_best_epoch
+
+    for trial_id in recorder.unreported_trials():
+        trial = oracle.trials.get(trial_id)
+        if trial is None or trial.status in ("RUNNING", "IDLE"):
+            continue
+        recorder.trial_ended_elsewhere(
+            trial_id, status=trial.status, score=trial.score, best_epoch=trial_best_epoch(trial)
+        )
 
 
 class _BestKeeper:

@@ -165,34 +165,60 @@ class TrialRecorder:
         best_epoch: int | None,
         stopped_early: bool,
         message: str | None,
-        duration_s: float,
+        duration_s: float | None,
     ) -> None:
         pk = self._trial_pks.pop(trial_id)
+        self._write(
+            lambda session: _end(
+                session,
+                pk,
+                self.patience,
+                status=status,
+                score=score,
+                best_epoch=best_epoch,
+                stopped_early=stopped_early,
+                message=message,
+                duration_s=duration_s,
+            )
+        )
+
+    def unreported_trials(self) -> list[str]:
+        """Trials of the job still RUNNING in the database."""
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(Trial.trial_id).where(
+                        Trial.job_id == self.claim.job_id, Trial.status == TrialStatus.RUNNING
+                    )
+                )
+            )
+
+    def trial_ended_elsewhere(
+        self, trial_id: str, *, status: str, score: float | None, best_epoch: int | None
+    ) -> None:
+        """A trial another process ran and ended, which it could not write down (it died
+        between telling the oracle and the database): what the oracle knows of it."""
 
         def work(session: Session) -> None:
-            curve = session.execute(
-                select(TrialEpoch.epoch, TrialEpoch.loss, TrialEpoch.val_loss).where(
-                    TrialEpoch.trial_pk == pk
+            pk = session.scalar(
+                select(Trial.id).where(
+                    Trial.job_id == self.claim.job_id,
+                    Trial.trial_id == trial_id,
+                    Trial.status == TrialStatus.RUNNING,
                 )
-            ).all()
-            overfitting = assess(
-                [tuple(row) for row in curve], patience=self.patience, best_epoch=best_epoch
             )
-            session.execute(
-                update(Trial)
-                .where(Trial.id == pk)
-                .values(
+            if pk is not None:
+                _end(
+                    session,
+                    pk,
+                    self.patience,
                     status=status,
-                    score=finite(score),
+                    score=score,
                     best_epoch=best_epoch,
-                    stopped_early=stopped_early,
-                    message=message,
-                    finished_at=utcnow(),
-                    duration_s=duration_s,
-                    overfit_epoch=overfitting.overfit_epoch,
-                    generalization_gap=finite(overfitting.generalization_gap),
+                    stopped_early=False,
+                    message=None,
+                    duration_s=None,
                 )
-            )
 
         self._write(work)
 
@@ -212,3 +238,39 @@ class TrialRecorder:
             )
 
         self._write(work)
+
+
+def _end(
+    session: Session,
+    pk: int,
+    patience: int,
+    *,
+    status: str,
+    score: float | None,
+    best_epoch: int | None,
+    stopped_early: bool,
+    message: str | None,
+    duration_s: float | None,
+) -> None:
+    """Write a trial's outcome, and judge its curve for overfitting."""
+    curve = session.execute(
+        select(TrialEpoch.epoch, TrialEpoch.loss, TrialEpoch.val_loss).where(
+            TrialEpoch.trial_pk == pk
+        )
+    ).all()
+    overfitting = assess([tuple(row) for row in curve], patience=patience, best_epoch=best_epoch)
+    session.execute(
+        update(Trial)
+        .where(Trial.id == pk)
+        .values(
+            status=status,
+            score=finite(score),
+            best_epoch=best_epoch,
+            stopped_early=stopped_early,
+            message=message,
+            finished_at=utcnow(),
+            duration_s=duration_s,
+            overfit_epoch=overfitting.overfit_epoch,
+            generalization_gap=finite(overfitting.generalization_gap),
+        )
+    )

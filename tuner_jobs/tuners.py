@@ -102,7 +102,7 @@ class RecordingTuner:
                 trial.trial_id,
                 status=done.status,
                 score=done.score,
-                best_epoch=_best_epoch(done),
+                best_epoch=trial_best_epoch(done),
                 stopped_early=self._stopped_early.pop(trial.trial_id, False),
                 message=_last_line(done.message) or _diverged(done),
                 duration_s=time.monotonic() - self._started.pop(trial.trial_id),
@@ -129,7 +129,7 @@ def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def _best_epoch(trial: Any) -> int | None:
+def trial_best_epoch(trial: Any) -> int | None:
     """KerasTuner counts the best step from the start of the trial's own fit; a Hyperband
     trial that continues a parent starts at tuner/initial_epoch. Store the epoch number."""
     if trial.best_step is None:
