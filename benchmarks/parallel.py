@@ -84,8 +84,8 @@ def measure() -> list[Row]:
             f"{two_wall:.1f} s vs {one_wall:.1f} s = {one_wall / two_wall:.2f}x throughput",
             "",
             None,
-            "the second tuner's process is started when the job is claimed and imports "
-            "TensorFlow first",
+            "the chief runs tuner0 from the start; tuner1 joins once the chief has opened "
+            "its slot (both warm)",
         ),
     ]
 
