@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -130,18 +131,13 @@ def test_the_chief_closes_idle_slots_and_a_finished_job_runs_no_trial(engine: En
         assert not heartbeat_slot(session=session, claim=busy, lease_s=30).held
 
 
-def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
-    engine: Engine, tmp_path
-) -> None:
-    """The chief's side (tuner_jobs.chief._tend_slots) against a real KerasTuner oracle:
-    a slot FAILED after max_attempts holds a trial nobody will finish; the chief ends it
-    FAILED, in the oracle and in the database, and hands out the next trial."""
+def _tuner1_mid_trial(engine: Engine, tmp_path) -> tuple[Any, SlotClaim, Any]:
+    """A real KerasTuner oracle whose trial is running on slot 1 (taken by worker w1),
+    recorded as RUNNING by that tuner."""
     import keras_tuner as kt
 
-    from tuner_jobs.chief import _tend_slots
     from tuner_jobs.recorder import TrialRecorder
 
-    chief = _chief(engine, tuners=2)
     hp = kt.HyperParameters()
     hp.Int("units", 8, 64)
     oracle = kt.oracles.RandomSearchOracle(
@@ -153,6 +149,20 @@ def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
     assert tuner.tuner_id == "tuner1"
     trial = oracle.create_trial(tuner.tuner_id)
     TrialRecorder(engine, tuner).trial_started(trial.trial_id, dict(trial.hyperparameters.values))
+    return oracle, tuner, trial
+
+
+def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
+    engine: Engine, tmp_path
+) -> None:
+    """The chief's side (tuner_jobs.chief._tend_slots) against a real KerasTuner oracle:
+    a slot FAILED after max_attempts holds a trial nobody will finish; the chief ends it
+    FAILED, in the oracle and in the database, and hands out the next trial."""
+    from tuner_jobs.chief import _tend_slots
+    from tuner_jobs.recorder import TrialRecorder
+
+    chief = _chief(engine, tuners=2)
+    oracle, tuner, trial = _tuner1_mid_trial(engine, tmp_path)
     with write_session(engine) as session:
         assert release_slot(
             session=session, claim=tuner, status=SlotStatus.FAILED, error="killed by OOM"
@@ -229,22 +239,11 @@ def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chi
 ) -> None:
     """A tuner killed between end_trial (the oracle scored the trial) and its own write
     leaves the row RUNNING; the chief writes what the oracle knows before it finishes."""
-    import keras_tuner as kt
-
     from tuner_jobs.chief import _record_unreported
     from tuner_jobs.recorder import TrialRecorder
 
     chief = _chief(engine, tuners=2)
-    hp = kt.HyperParameters()
-    hp.Int("units", 8, 64)
-    oracle = kt.oracles.RandomSearchOracle(
-        objective=kt.Objective("val_loss", "min"), max_trials=3, hyperparameters=hp, seed=1
-    )
-    oracle._set_project_dir(str(tmp_path), "p")  # noqa: SLF001
-    tuner = _take(engine, "w1")
-    assert tuner is not None
-    trial = oracle.create_trial(tuner.tuner_id)
-    TrialRecorder(engine, tuner).trial_started(trial.trial_id, dict(trial.hyperparameters.values))
+    oracle, tuner, trial = _tuner1_mid_trial(engine, tmp_path)
     oracle.update_trial(trial.trial_id, {"val_loss": 0.25}, step=3)
     trial.status = "COMPLETED"
     oracle.end_trial(trial)  # ... and the tuner dies here

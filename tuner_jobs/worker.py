@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
 from sqlalchemy import Engine
@@ -127,6 +127,19 @@ class SearchProcess:
     def join(self, timeout: float) -> None:
         self.process.join(timeout=timeout)
 
+    def finished(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the child's last word or its death. A child that has
+        reported is done: its interpreter's exit (TensorFlow's teardown takes about a
+        second) need not hold up the job's outcome."""
+        wait([self._receive, self.process.sentinel], timeout=timeout)
+        return self._reported() or not self.alive()
+
+    def _reported(self) -> bool:
+        try:
+            return bool(self._receive.poll())
+        except (EOFError, OSError):
+            return False
+
     def ask_stop(self) -> None:
         """Stop at the next epoch boundary; killed if it takes longer than STOP_GRACE_S."""
         if self.stop_asked_at is None:
@@ -142,9 +155,11 @@ class SearchProcess:
         self.process.join()
 
     def result(self) -> tuple[str | None, str | None, int | None]:
-        """(outcome, message, exit code) once it has exited."""
-        self.process.join()
+        """(outcome, message, exit code) once it has reported (the exit code is None while
+        it still exits) or died."""
         outcome, message = _read_report(self._receive)
+        if outcome is None:
+            self.process.join()  # it died without a word: its exit code says how
         return outcome, message, self.process.exitcode
 
 
@@ -311,8 +326,7 @@ class Worker:
         reason: StopReason | None = None
         last_beat = time.monotonic()
         while True:
-            child.join(timeout=self.settings.heartbeat_s)
-            if not child.alive():
+            if child.finished(timeout=self.settings.heartbeat_s):
                 break
             beat, last_beat = self._beat(claim, last_beat, log)
             reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
@@ -335,8 +349,7 @@ class Worker:
         reason: StopReason | None = None
         last_beat = time.monotonic()
         while True:
-            chief.join(timeout=self.settings.heartbeat_s)
-            if not chief.alive():
+            if chief.finished(timeout=self.settings.heartbeat_s):
                 break
             beat, last_beat = self._beat(claim, last_beat, log)
             reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
