@@ -314,7 +314,8 @@ class Worker:
     def _still_running(self, job_id: str) -> bool:
         try:
             with Session(self.engine) as session:
-                return session.get_one(Job, job_id).status == JobStatus.RUNNING
+                job = session.get(Job, job_id)  # None: deleted since
+                return job is not None and job.status == JobStatus.RUNNING
         except DBAPIError:
             return True
 
