@@ -19,19 +19,10 @@ from typing import Any
 
 from benchmarks.data import TARGET, write_csv
 from benchmarks.harness import service, submit, upload_csv, wait_finished, wait_warm
+from benchmarks.parallel_workers import job_spec
 from benchmarks.report import Row
 
 TRIALS, EPOCHS = 8, 4
-
-
-def _spec(dataset_id: str, parallel: int) -> dict[str, Any]:
-    return {
-        "dataset_id": dataset_id,
-        "tuner": {"algorithm": "random_search", "max_trials": TRIALS, "seed": 42},
-        "training": {"epochs": EPOCHS},
-        "callbacks": {"early_stopping": None},
-        "parallel_trials": parallel,
-    }
 
 
 def _steady_rate(trials: list[dict[str, Any]]) -> float:
@@ -58,7 +49,7 @@ def _run(csv: Path, *, parallel: int, threads: int) -> tuple[float, float]:
             svc.start_worker()
         wait_warm(svc)
         started = time.monotonic()
-        job = submit(client, _spec(dataset["id"], parallel))
+        job = submit(client, job_spec(dataset["id"], parallel, trials=TRIALS, epochs=EPOCHS))
         done = wait_finished(client, [job["id"]])[job["id"]]
         wall = done["finished_monotonic"] - started
         trials = client.get(f"/api/v1/jobs/{job['id']}/trials", params={"limit": 100}).json()

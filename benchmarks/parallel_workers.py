@@ -32,11 +32,15 @@ TRIALS, EPOCHS = 8, 10
 ROUNDS = 5
 
 
-def job_spec(dataset_id: str, parallel_trials: int) -> dict[str, Any]:
+def job_spec(
+    dataset_id: str, parallel_trials: int, *, trials: int = TRIALS, epochs: int = EPOCHS
+) -> dict[str, Any]:
+    """A seeded RandomSearch without early stopping: the same configurations, whatever
+    the number of workers."""
     return {
         "dataset_id": dataset_id,
-        "tuner": {"algorithm": "random_search", "max_trials": TRIALS, "seed": 42},
-        "training": {"epochs": EPOCHS},
+        "tuner": {"algorithm": "random_search", "max_trials": trials, "seed": 42},
+        "training": {"epochs": epochs},
         "callbacks": {"early_stopping": None},
         "parallel_trials": parallel_trials,
     }

@@ -10,17 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
-from app.db import make_engine
+from app.db import make_engine, scratch_database
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
@@ -41,16 +39,8 @@ def _postgres_database() -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail("TUNER_TEST_REQUIRE_POSTGRES=1 but TUNER_TEST_POSTGRES_URL is unset")
         pytest.skip("PostgreSQL not configured (set TUNER_TEST_POSTGRES_URL; .ci/run does)")
-    name = f"tuner_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(POSTGRES_ADMIN_URL, "tuner_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
