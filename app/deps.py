@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.db import for_writing
 from app.settings import Settings
 
 
@@ -48,7 +47,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 async def get_write_session(request: Request) -> AsyncIterator[Session]:
     """A session for routes that write; they open `with session.begin():` themselves,
     so the commit happens before the response is built, never after it was sent."""
-    async for session in _session(for_writing(request.app.state.engine)):
+    async for session in _session(request.app.state.write_engine):
         yield session
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.auth import API_PREFIX, Keyring, RejectUnauthenticated, get_owner
-from app.db import for_reading, make_engine
+from app.db import for_reading, for_writing, make_engine
 from app.deps import SessionDep
 from app.errors import ProblemError, install_error_handlers, problem_responses
 from app.limits import UploadLimit
@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # burst of polls never pays for opening connections.
         pool_size=API_CONCURRENCY,
     )
+    # Built once: the options a request's session needs, for reading and for writing.
     app.state.read_engine = for_reading(app.state.engine)
+    app.state.write_engine = for_writing(app.state.engine)
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
