@@ -38,7 +38,11 @@ def _wait_mid_trial(api: httpx.Client, job_id: str, completed: int) -> dict[str,
     while time.monotonic() < deadline:
         job = api.get(f"/api/v1/jobs/{job_id}").json()
         current = job["progress"]["current_trial"]
-        if job["progress"]["trials_completed"] >= completed and current and current["epochs_run"]:
+        # An epoch done and at least two to go: a signal sent now lands mid-trial, not
+        # after the trial's last epoch (a search asked to stop between trials stops
+        # there, with no trial to interrupt).
+        mid = current is not None and 1 <= current["epochs_run"] <= EPOCHS - 2
+        if job["progress"]["trials_completed"] >= completed and mid:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached a trial in progress")
