@@ -16,8 +16,10 @@ from tests.factories import customers_frame, regression_frame, submit, upload_ok
 
 pytestmark = pytest.mark.slow
 
-# Long enough to kill mid-trial, short enough for the suite.
+# Long enough to kill mid-trial, short enough for the suite: an epoch of 4,000 rows
+# takes about 0.4 s here (600 rows took 60 ms, shorter than the tests' polling).
 EPOCHS = 5
+ROWS = 4000
 SLOW_TRIALS = {
     "num_layers": {"type": "fixed", "value": 1},
     "units": {"type": "pow2", "min": 8, "max": 32},
@@ -62,7 +64,7 @@ def _search_child(supervisor_pid: int) -> int:
 def test_killed_worker_job_resumes_with_its_finished_trials(
     api: httpx.Client, start_worker, settings, tmp_path: Path, victim: str
 ) -> None:
-    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    dataset = upload_ok(api, customers_frame(rows=ROWS), "churned")
     job = submit(
         api,
         dataset["id"],
@@ -107,9 +109,9 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
 
 
 def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
-    api: httpx.Client, start_worker
+    api: httpx.Client, start_worker, settings
 ) -> None:
-    dataset = upload_ok(api, customers_frame(rows=600), "churned")
+    dataset = upload_ok(api, customers_frame(rows=ROWS), "churned")
     job = submit(
         api,
         dataset["id"],
@@ -118,7 +120,12 @@ def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
         callbacks={"early_stopping": False},
         search_space=SLOW_TRIALS,
     )
-    first = start_worker()
+    # A slow heartbeat: SIGTERM wakes the supervisor at once, so the search stops at its
+    # next epoch, not after the trial (or the whole search) has run on to the next beat.
+    slow_beat = make_settings(
+        settings.database_url, settings.data_dir, heartbeat_s=30.0, lease_s=60.0
+    )
+    first = start_worker(settings_override=slow_beat)
     _wait_mid_trial(api, job["id"], completed=1)
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=60) == 0

@@ -72,6 +72,35 @@ def _read_report(receive: Connection) -> tuple[str | None, str | None]:
         receive.close()
 
 
+class Shutdown:
+    """Set on SIGTERM or SIGINT. While unset it also offers a pipe that becomes readable
+    when it is set, so a supervisor waiting on its child wakes at once and asks the
+    search to stop at its next epoch, not at its next heartbeat."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        self._event.set()
+        try:
+            os.write(self._write, b"!")  # safe in a signal handler
+        except OSError:
+            pass  # already readable
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    def wakeup(self) -> list[int]:
+        """What to add to a wait() so that it ends when this is set (nothing once it is:
+        the pipe stays readable)."""
+        return [] if self.is_set() else [self._read]
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -127,12 +156,17 @@ class SearchProcess:
     def join(self, timeout: float) -> None:
         self.process.join(timeout=timeout)
 
-    def finished(self, timeout: float) -> bool:
-        """Wait up to `timeout` for the child's last word or its death. A child that has
-        reported is done: its interpreter's exit (TensorFlow's teardown takes about a
-        second) need not hold up the job's outcome."""
-        wait([self._receive, self.process.sentinel], timeout=timeout)
+    def finished(self, timeout: float, wakeup: list[int]) -> bool:
+        """Wait up to `timeout` for the child's last word or its death (or for a file in
+        `wakeup` to become readable). A child that has reported is done: its
+        interpreter's exit (TensorFlow's teardown takes about a second) need not hold up
+        the job's outcome."""
+        wait([self._receive, self.process.sentinel, *wakeup], timeout=timeout)
         return self._reported() or not self.alive()
+
+    def exited(self, timeout: float, wakeup: list[int]) -> None:
+        """Wait up to `timeout` for the child's exit (or for a file in `wakeup`)."""
+        wait([self.process.sentinel, *wakeup], timeout=timeout)
 
     def _reported(self) -> bool:
         try:
@@ -172,7 +206,7 @@ class Worker:
             application_name="worker",
             busy_timeout_s=settings.sqlite_busy_timeout_s,
         )
-        self.shutdown = threading.Event()
+        self.shutdown = Shutdown()
         self._context = multiprocessing.get_context("spawn")
         self._spare: SearchProcess | None = None
         # A parallel job this worker ran a tuner for, while its other tuners still train.
@@ -327,7 +361,7 @@ class Worker:
         reason: StopReason | None = None
         last_beat = time.monotonic()
         while True:
-            if child.finished(timeout=self.settings.heartbeat_s):
+            if child.finished(self.settings.heartbeat_s, self.shutdown.wakeup()):
                 break
             beat, last_beat = self._beat(claim, last_beat, log)
             reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
@@ -350,7 +384,7 @@ class Worker:
         reason: StopReason | None = None
         last_beat = time.monotonic()
         while True:
-            if chief.finished(timeout=self.settings.heartbeat_s):
+            if chief.finished(self.settings.heartbeat_s, self.shutdown.wakeup()):
                 break
             beat, last_beat = self._beat(claim, last_beat, log)
             reason = reason or _stop_reason(beat, self.shutdown.is_set(), deadline)
@@ -445,7 +479,7 @@ class Worker:
         tuner: SearchProcess | None = self._spawn(TUNER, slot)
         current: SlotClaim | None = slot
         while tuner is not None and current is not None:
-            tuner.join(timeout=self.settings.heartbeat_s)
+            tuner.exited(self.settings.heartbeat_s, self.shutdown.wakeup())
             tuner, current = self._tend_tuner(current, tuner, log)
         self._helped = slot.job_id
 
