@@ -9,15 +9,18 @@ runs in the route's own thread.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.settings import Settings
+
+T = TypeVar("T")
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -49,6 +52,34 @@ async def get_write_session(request: Request) -> AsyncIterator[Session]:
     so the commit happens before the response is built, never after it was sent."""
     async for session in _session(request.app.state.write_engine):
         yield session
+
+
+async def reading(request: Request, work: Callable[[Connection], T]) -> T:
+    """A polled read route's database work (its queries and the answer built from
+    them), on a connection of its own in one read transaction.
+
+    On SQLite, on the event loop: a few index lookups in an in-process library, a
+    millisecond or so. The thread pool would add a hop costing about as much, and with
+    32 clients polling, 32 threads taking turns at the GIL answer them all late together
+    instead of each in turn (benchmarks/, item 3). On PostgreSQL each query is a round
+    trip to a server, so the work waits in the thread pool as a sync route's does. No
+    Session either: these reads are Core statements (app.results), and a Session's
+    dependency and bookkeeping cost more than the queries.
+    """
+    engine: Engine = request.app.state.read_engine
+
+    def run() -> T:
+        with engine.connect() as connection:
+            return work(connection)
+
+    if engine.dialect.name == "sqlite":
+        # One turn of the loop first, so that the requests that arrived meanwhile are
+        # read and queued: answers then go out in about the order the requests came.
+        # Without it, each batch the loop read at once ran to its end before the next
+        # read, and a request could wait through almost two batches (p99 twice p50).
+        await asyncio.sleep(0)
+        return run()
+    return await run_in_threadpool(run)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

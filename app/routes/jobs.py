@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
-from sqlalchemy import Row, func, insert, select
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import Connection, Row, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.auth import OwnerDep, get_owned, owned
+from app.auth import OwnerDep, owned
 from app.db import storable
-from app.deps import SessionDep, SettingsDep, WriteSessionDep
+from app.deps import SessionDep, SettingsDep, WriteSessionDep, reading
 from app.disk_usage import cached_directory_bytes
 from app.errors import NotFound, ProblemError, problem_responses
 from app.job_files import job_dir
 from app.models import Dataset, Job, JobStatus, new_id, utcnow
 from app.queue import request_cancel
 from app.responses import model_response
-from app.results import TrialOrder, best_trial, find_trial, job_reads, trial_detail, trial_page
+from app.results import (
+    JOBS,
+    JobRow,
+    TrialOrder,
+    best_trial,
+    find_job,
+    find_trial,
+    job_reads,
+    trial_detail,
+    trial_page,
+)
 from app.schemas import MAX_OFFSET, JobRead, Page, TrialDetail, TrialRead
 from app.settings import Settings
 from app.spec import JobCreate, resolve_spec
@@ -26,9 +37,9 @@ from app.writers import one_sqlite_writer
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def _reads(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRead]:
+def _reads(db: Connection, settings: Settings, jobs: Sequence[JobRow]) -> list[JobRead]:
     # Progress and best trial for the whole page in a fixed number of queries (not per job).
-    reads = job_reads(session, jobs)
+    reads = job_reads(db, jobs)
     for read in reads:
         # A job no worker has claimed yet has no directory to walk.
         if read.attempt > 0:
@@ -36,13 +47,13 @@ def _reads(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRea
     return reads
 
 
-def _read(session: Session, settings: Settings, job: Job) -> JobRead:
-    return _reads(session, settings, [job])[0]
+def _read(db: Connection, settings: Settings, job: JobRow) -> JobRead:
+    return _reads(db, settings, [job])[0]
 
 
-def get_job_or_404(session: Session, job_id: str, owner: str | None) -> Job:
-    """The caller's job; another key's job is a 404 like a missing one."""
-    job = get_owned(session, Job, job_id, owner)
+def get_job_or_404(db: Session | Connection, job_id: str, owner: str | None) -> Row[Any]:
+    """The caller's job (its row); another key's job is a 404 like a missing one."""
+    job = find_job(db.connection() if isinstance(db, Session) else db, job_id, owner)
     if job is None:
         raise NotFound("job", job_id)
     return job
@@ -88,7 +99,7 @@ def submit_job(
         # a submission's CPU after the framework's (benchmarks/, item 5).
         session.execute(insert(Job.__table__), [row])
     # The answer is built from the same values (a new job has nothing else to read).
-    return model_response(_read(session, settings, Job(**row)), status_code=202)
+    return model_response(_read(session.connection(), settings, Job(**row)), status_code=202)
 
 
 @router.get("", response_model=Page[JobRead])
@@ -103,21 +114,26 @@ def list_jobs(
     """List jobs, newest first, optionally by status."""
     where = [Job.status == status] if status else []
     total = session.scalar(owned(select(func.count(Job.id)), Job, owner).where(*where)) or 0
-    jobs = session.scalars(
-        owned(select(Job), Job, owner)
+    jobs = session.execute(
+        owned(select(JOBS), Job, owner)
         .where(*where)
         .order_by(Job.created_at.desc(), Job.id)
         .limit(limit)
         .offset(offset)
     ).all()
-    items = _reads(session, settings, list(jobs))
+    items = _reads(session.connection(), settings, jobs)
     return model_response(Page[JobRead](items=items, total=total, limit=limit, offset=offset))
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404))
-def read_job(session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str) -> Response:
+async def read_job(request: Request, owner: OwnerDep, job_id: str) -> Response:
     """Status, live progress, best so far and the effective search space."""
-    return model_response(_read(session, settings, get_job_or_404(session, job_id, owner)))
+    settings: Settings = request.app.state.settings
+
+    def work(db: Connection) -> Response:
+        return model_response(_read(db, settings, get_job_or_404(db, job_id, owner)))
+
+    return await reading(request, work)
 
 
 @router.post(
@@ -136,13 +152,13 @@ def cancel_job(
             raise ProblemError(
                 409, f"job {job_id!r} has already finished ({job.status})", title="Job finished"
             )
-    session.refresh(job)
-    return model_response(_read(session, settings, job), status_code=202)
+        job = get_job_or_404(session, job_id, owner)  # as the cancel left it
+        return model_response(_read(session.connection(), settings, job), status_code=202)
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialRead], responses=problem_responses(404))
-def list_trials(
-    session: SessionDep,
+async def list_trials(
+    request: Request,
     owner: OwnerDep,
     job_id: str,
     order: TrialOrder = "started",
@@ -150,9 +166,14 @@ def list_trials(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Trials with hyperparameters, status, score, epochs and early stopping."""
-    job = get_job_or_404(session, job_id, owner)
-    items, total = trial_page(session, job, order=order, limit=limit, offset=offset)
-    return model_response(Page[TrialRead](items=items, total=total, limit=limit, offset=offset))
+
+    def work(db: Connection) -> Response:
+        job = get_job_or_404(db, job_id, owner)
+        items, total = trial_page(db, job, order=order, limit=limit, offset=offset)
+        page = Page[TrialRead](items=items, total=total, limit=limit, offset=offset)
+        return model_response(page)
+
+    return await reading(request, work)
 
 
 @router.get(
