@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,10 +30,6 @@ API_CONCURRENCY = 40
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Everything imported and built so far lives as long as the process: out of the
-    # collector's sight, a full collection no longer walks it (a pause of tens of
-    # milliseconds for every request waiting behind it, benchmarks/ item 3).
-    gc.freeze()
     yield
     app.state.predictor.close()
     app.state.engine.dispose()
