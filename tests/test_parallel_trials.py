@@ -24,7 +24,7 @@ SPACE = {
 def _parallel_job(api: httpx.Client, *, trials: int, epochs: int) -> dict[str, Any]:
     # Epochs long enough (a few tenths of a second) for a kill to land mid-trial after
     # the test has seen the trial's progress: 400 rows took a few hundredths.
-    dataset = upload_ok(api, customers_frame(rows=3000), "churned")
+    dataset = upload_ok(api, customers_frame(rows=2000), "churned")
     return submit(
         api,
         dataset["id"],

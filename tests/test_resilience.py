@@ -16,10 +16,10 @@ from tests.factories import customers_frame, regression_frame, submit, upload_ok
 
 pytestmark = pytest.mark.slow
 
-# Long enough to kill mid-trial, short enough for the suite: an epoch of 4,000 rows
-# takes about 0.4 s here (600 rows took 60 ms, shorter than the tests' polling).
+# Long enough to kill mid-trial, short enough for the suite: an epoch of 2,500 rows
+# takes about 0.25 s here (600 rows took 60 ms, shorter than the tests' polling).
 EPOCHS = 5
-ROWS = 4000
+ROWS = 2500
 SLOW_TRIALS = {
     "num_layers": {"type": "fixed", "value": 1},
     "units": {"type": "pow2", "min": 8, "max": 32},
