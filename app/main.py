@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,11 @@ API_CONCURRENCY = 40
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Everything imported and built so far lives as long as the process. Frozen, out of
+    # the collector's sight, a full collection no longer walks it: those pauses held up
+    # every request waiting behind them (benchmarks/ item 3, 32 clients back to back:
+    # p99 145-150 ms without, 76-84 ms with).
+    gc.freeze()
     yield
     app.state.predictor.close()
     app.state.engine.dispose()
