@@ -24,9 +24,12 @@ def best_completed_trial(oracle: Any) -> Any | None:
     return best[0] if best else None
 
 
-def export_best_model(tuner: Any, preprocessor: keras.Model, path: Path) -> str | None:
-    """Save preprocessing + the best trial's network (at its best epoch); returns the trial id."""
-    best = best_completed_trial(tuner.oracle)
+def export_best_model(
+    tuner: Any, preprocessor: keras.Model, path: Path, best: Any | None = None
+) -> str | None:
+    """Save preprocessing + the best trial's network (at its best epoch); returns the trial
+    id. `best`: that trial, when the caller has already looked it up."""
+    best = best or best_completed_trial(tuner.oracle)
     if best is None:
         return None
     trained = tuner.load_model(best)
