@@ -184,7 +184,7 @@ def test_max_runtime_stops_the_search_as_a_timeout(api: httpx.Client, start_work
         search_space=SLOW_TRIALS,
         # Counted from the claim, TensorFlow's start-up included; short trials, so some
         # complete within it even on a busy machine.
-        max_runtime_s=40,
+        max_runtime_s=25,
     )
     start_worker()
     done = wait_for_job(api, job["id"], timeout=180)
