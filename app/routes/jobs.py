@@ -152,8 +152,8 @@ def cancel_job(
             raise ProblemError(
                 409, f"job {job_id!r} has already finished ({job.status})", title="Job finished"
             )
-        job = get_job_or_404(session, job_id, owner)  # as the cancel left it
-        return model_response(_read(session.connection(), settings, job), status_code=202)
+    job = get_job_or_404(session, job_id, owner)  # as the cancel left it
+    return model_response(_read(session.connection(), settings, job), status_code=202)
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialRead], responses=problem_responses(404))
