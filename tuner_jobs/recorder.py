@@ -208,17 +208,7 @@ class TrialRecorder:
                 )
             )
             if pk is not None:
-                _end(
-                    session,
-                    pk,
-                    self.patience,
-                    status=status,
-                    score=score,
-                    best_epoch=best_epoch,
-                    stopped_early=False,
-                    message=None,
-                    duration_s=None,
-                )
+                _end(session, pk, self.patience, status=status, score=score, best_epoch=best_epoch)
 
         self._write(work)
 
@@ -248,11 +238,13 @@ def _end(
     status: str,
     score: float | None,
     best_epoch: int | None,
-    stopped_early: bool,
-    message: str | None,
-    duration_s: float | None,
+    stopped_early: bool = False,
+    message: str | None = None,
+    duration_s: float | None = None,
 ) -> None:
-    """Write a trial's outcome, and judge its curve for overfitting."""
+    """Write a trial's outcome, and judge its curve for overfitting. The defaults are
+    for a trial whose process died before writing it down: its early stop, message and
+    duration are not known."""
     curve = session.execute(
         select(TrialEpoch.epoch, TrialEpoch.loss, TrialEpoch.val_loss).where(
             TrialEpoch.trial_pk == pk
