@@ -32,5 +32,5 @@ RUN pip install ".[worker]"
 USER tuner
 # The supervisor is PID 1; it is healthy while it can reach the database.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "from app.settings import get_settings; from app.db import make_engine; make_engine(get_settings().database_url).connect().close()"]
+    CMD ["python", "-c", "from app.settings import get_settings; from app.store.db import make_engine; make_engine(get_settings().database_url).connect().close()"]
 CMD ["tuner-service", "worker"]

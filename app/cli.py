@@ -1,22 +1,23 @@
-"""`tuner-service`: api, worker, migrate, serve; and client commands (app.client_cli)."""
+"""`tuner-service`: api, worker, migrate, serve; and client commands (tuner_client.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
 
-from app.client_cli import add_client_commands
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
+from tuner_client.cli import add_client_commands
 
 logger = logging.getLogger("tuner_service")
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from app.migrate import upgrade
+    from app.store.migrate import upgrade
 
     settings = get_settings()
     upgrade(settings.database_url)
@@ -25,8 +26,8 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def _api_host(settings: Settings) -> str | None:
-    """Where the API listens (see app.auth.bind_host); None, logged, when TUNER_API_KEYS is bad."""
-    from app.auth import ApiKeyError, bind_host
+    """Where the API listens (app.api.auth.bind_host); None, logged, when TUNER_API_KEYS is bad."""
+    from app.keys import ApiKeyError, bind_host
 
     try:
         return bind_host(settings)
@@ -49,13 +50,15 @@ def cmd_api(_args: argparse.Namespace) -> int:
     return 2 if host is None else _run_api(settings, host)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from tuner_jobs.worker import Worker
+# The worker is a program of its own (tuner_jobs, where TensorFlow lives): started by name,
+# so that app, the API's package, never imports it (import-linter checks).
+WORKER_PROGRAM = [sys.executable, "-m", "tuner_jobs.worker"]
 
-    worker = Worker(get_settings())
-    worker.install_signal_handlers()
-    worker.run(max_jobs=args.max_jobs)
-    return 0
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    extra = [] if args.max_jobs is None else ["--max-jobs", str(args.max_jobs)]
+    # exec, not a child: the worker keeps this process's id, so signals reach it directly.
+    os.execv(WORKER_PROGRAM[0], [*WORKER_PROGRAM, *extra])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -65,10 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if host is None:
         return 2
     cmd_migrate(args)
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
-        for _ in range(settings.workers)
-    ]
+    workers = [subprocess.Popen(WORKER_PROGRAM) for _ in range(settings.workers)]
     logger.info("started %d worker(s)", len(workers))
 
     def _exit(signum: int, _frame: object) -> None:

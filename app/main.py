@@ -12,16 +12,18 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.auth import API_PREFIX, Keyring, RejectUnauthenticated, get_owner
-from app.db import for_reading, for_writing, make_engine
-from app.deps import SessionDep
-from app.errors import ProblemError, install_error_handlers, problem_responses
-from app.limits import UploadLimit
-from app.metrics import metrics_registry
-from app.predictor import Predictor
-from app.routes import artifacts, dashboard, dataset_space, datasets, exports, jobs
+from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner
+from app.api.deps import SessionDep
+from app.api.limits import UploadLimit
+from app.api.predictor import Predictor
+from app.api.problems import install_error_handlers, problem_responses
+from app.api.routes import artifacts, dashboard, dataset_space, datasets, exports, jobs
+from app.errors import ProblemError
+from app.keys import Keyring
 from app.schemas import Health
 from app.settings import Settings, get_settings
+from app.store.db import for_reading, for_writing, make_engine
+from app.store.metrics import metrics_registry
 
 logger = logging.getLogger(__name__)
 

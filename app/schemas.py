@@ -1,4 +1,4 @@
-"""Response bodies (the request bodies live in app.spec)."""
+"""Response bodies (the request bodies live in app.search.spec)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from app.models import Dataset, JobStatus, TrialStatus
-from app.search_space import recommended_units, units_range
+from app.search.search_space import recommended_units, units_range
+from app.store.models import Dataset, JobStatus, TrialStatus
 
 T = TypeVar("T")
 

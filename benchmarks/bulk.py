@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from app.models import Dataset, Job, JobStatus, Trial, TrialStatus
-from app.search_space import default_search_space
+from app.search.search_space import default_search_space
+from app.store.models import Dataset, Job, JobStatus, Trial, TrialStatus
 
 FEATURES = 12
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from app.migrate import upgrade
+from app.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = {"succeeded", "failed", "cancelled"}
@@ -208,7 +208,7 @@ def scratch_postgres() -> Iterator[str | None]:
     if not admin_url:
         yield None
         return
-    from app.db import scratch_database
+    from app.store.db import scratch_database
 
     with scratch_database(admin_url, "tuner_bench") as url:
         yield url

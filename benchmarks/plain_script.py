@@ -32,7 +32,7 @@ def search_space() -> keras_tuner.HyperParameters:
     search space": `hyperparameters=hp, tune_new_entries=False`).
 
     The same names, ranges, defaults and order of declaration as the service's default
-    space for 12 inputs (tuner_jobs.hyperparameters): seeded alike, the two sides'
+    space for 12 inputs (tuner_jobs.search.hyperparameters): seeded alike, the two sides'
     RandomSearch oracles then draw the same ten configurations, and the held-out
     comparison measures how each side trains them, not which ten it happened to pick.
     """

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 import time
 
-from app.db import make_engine
-from app.migrate import upgrade
+from app.store.db import make_engine
+from app.store.migrate import upgrade
 from benchmarks.bulk import load_trials, make_dataset_and_job
 from benchmarks.harness import scratch_postgres, service
 from benchmarks.loadgen import run_clients

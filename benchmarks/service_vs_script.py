@@ -36,7 +36,7 @@ from app.settings import Settings
 from benchmarks.data import TARGET, TEST_SEED, write_csv
 from benchmarks.harness import ROOT, service, submit, upload_csv, wait_finished, wait_warm
 from benchmarks.report import Row
-from tuner_jobs.split import split_rows
+from tuner_jobs.search.split import split_rows
 
 TRIALS, EPOCHS, SEED, VALIDATION_SPLIT = 10, 10, 42, 0.2
 SCRIPT = ROOT / "benchmarks" / "plain_script.py"

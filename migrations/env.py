@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the config (set by app.migrate) or TUNER_DATABASE_URL."""
+"""Alembic environment: the URL comes from the config (app.store.migrate) or TUNER_DATABASE_URL."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from app.db import is_sqlite, make_engine
-from app.models import Base
 from app.settings import get_settings
+from app.store.db import is_sqlite, make_engine
+from app.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

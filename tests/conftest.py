@@ -18,10 +18,10 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from app.db import make_engine, scratch_database
 from app.main import create_app
-from app.migrate import upgrade
 from app.settings import Settings
+from app.store.db import make_engine, scratch_database
+from app.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("TUNER_TEST_POSTGRES_URL")

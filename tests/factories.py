@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from app.models import Dataset
+from app.store.models import Dataset
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 
-from app.auth import ApiKeyError, Keyring, bind_host
-from app.db import write_session
-from app.job_files import best_model_path
-from app.models import Dataset, Job, JobStatus, Trial, TrialEpoch
+from app.keys import ApiKeyError, Keyring, bind_host
 from app.settings import Settings
+from app.store.db import write_session
+from app.store.job_files import best_model_path
+from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch
 from tests.conftest import LiveServer
 from tests.factories import assert_problem, customers_frame, submit, upload, upload_ok
 
@@ -287,7 +287,7 @@ def test_a_hashed_key_in_the_list_is_refused() -> None:
 def test_without_keys_the_api_binds_to_loopback_and_says_so(
     host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.auth"):
+    with caplog.at_level(logging.WARNING, logger="app.api.auth"):
         assert bind_host(Settings(host=host, api_keys=None)) == "127.0.0.1"
     [record] = caplog.records
     assert "TUNER_API_KEYS is unset" in record.getMessage()
@@ -296,6 +296,6 @@ def test_without_keys_the_api_binds_to_loopback_and_says_so(
 
 
 def test_with_keys_the_api_binds_where_it_is_told(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.auth"):
+    with caplog.at_level(logging.WARNING, logger="app.api.auth"):
         assert bind_host(Settings(host="0.0.0.0", api_keys=KEY_A)) == "0.0.0.0"
     assert not caplog.records

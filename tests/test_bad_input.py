@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.search_space import KNOWN_HYPERPARAMETERS
+from app.search.search_space import KNOWN_HYPERPARAMETERS
 from app.settings import Settings
 from tests.conftest import LiveServer
 from tests.factories import (

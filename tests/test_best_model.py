@@ -42,7 +42,7 @@ LOAD_AND_PREDICT = """
 import json, sys
 import numpy as np
 import keras
-import tuner_jobs.layers  # registers the imputation layer the model uses
+import tuner_jobs.search.layers  # registers the imputation layer the model uses
 model = keras.saving.load_model(sys.argv[1], safe_mode=True)
 rows = json.loads(sys.argv[2])
 names = {"age (years)": "age (years)", "income/yr": "income_yr", "home city": "home city",

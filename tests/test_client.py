@@ -222,7 +222,7 @@ def test_connection_refused_is_a_typed_error() -> None:
 
 def test_the_client_never_imports_tensorflow() -> None:
     code = (
-        "import json, sys, tuner_client, app.client_cli\n"
+        "import json, sys, tuner_client, tuner_client.cli\n"
         "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') "
         "if m in sys.modules)))"
     )

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from app.db import write_session
-from app.models import Job, Trial, TrialEpoch, utcnow
-from app.overfitting import assess
-from app.search_space import effective_search_space
+from app.search.overfitting import assess
+from app.search.search_space import effective_search_space
 from app.settings import Settings
+from app.store.db import write_session
+from app.store.models import Job, Trial, TrialEpoch, utcnow
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import assert_problem, customers_frame, dataset_row, trials_of, upload_ok
 
@@ -264,7 +264,7 @@ def test_upload_search_watch_live_and_read_the_results(
 def _overfitting_job(engine: Engine) -> str:
     """A finished job whose trials show every flag: stopped early, overfitting, failed.
 
-    Inserted as the recorder would write them (overfitting computed by app.overfitting),
+    Inserted as the recorder would write them (overfitting computed by app.search.overfitting),
     so the page can be checked against curves known in advance.
     """
     curves = {

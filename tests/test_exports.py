@@ -12,10 +12,10 @@ import keras_tuner as kt
 import pytest
 from sqlalchemy import Engine
 
-from app.db import write_session
-from app.exports import keras_tuner_config
-from app.models import Job, Trial, TrialEpoch
-from app.search_space import effective_search_space
+from app.search.keras_tuner_config import keras_tuner_config
+from app.search.search_space import effective_search_space
+from app.store.db import write_session
+from app.store.models import Job, Trial, TrialEpoch
 from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
@@ -26,7 +26,7 @@ from tests.factories import (
     upload_ok,
     wait_for_job,
 )
-from tuner_jobs.hyperparameters import build_hyperparameters
+from tuner_jobs.search.hyperparameters import build_hyperparameters
 
 TRIAL_COLUMNS = [
     "trial_id",

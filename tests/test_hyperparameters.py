@@ -8,9 +8,9 @@ import httpx
 import keras_tuner as kt
 import pytest
 
-from app.search_space import effective_search_space
+from app.search.search_space import effective_search_space
 from tests.factories import customers_frame, submit, upload_ok
-from tuner_jobs.hyperparameters import active_values, build_hyperparameters
+from tuner_jobs.search.hyperparameters import active_values, build_hyperparameters
 
 
 def _by_hand_defaults_for_40_inputs() -> kt.HyperParameters:

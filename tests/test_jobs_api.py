@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from app.db import make_engine
+from app.store.db import make_engine
 from tests.factories import assert_problem, customers_frame, submit, upload_ok
 
 

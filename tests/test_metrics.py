@@ -8,8 +8,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, update
 
-from app.db import write_session
-from app.models import Job, Trial, TrialEpoch, utcnow
+from app.store.db import write_session
+from app.store.models import Job, Trial, TrialEpoch, utcnow
 from tests.factories import customers_frame, submit, upload_ok
 
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from app.models import Base
+from app.store.models import Base
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.db import is_sqlite
 from app.settings import Settings
+from app.store.db import is_sqlite
 from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, WorkerProcess, make_settings
 from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
 

@@ -8,16 +8,16 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.db import write_session
-from app.models import Job, Trial
-from app.overfitting import (
+from app.search.overfitting import (
     DEFAULT_PATIENCE,
     EpochLosses,
     generalization_gap,
     overfit_epoch,
     overfitting_patience,
 )
-from app.queue import Claim, claim_job
+from app.store.db import write_session
+from app.store.models import Job, Trial
+from app.store.queue import Claim, claim_job
 from tests.conftest import sqlite_only
 from tests.factories import (
     dataset_row,
@@ -109,7 +109,7 @@ def _claimed_job(engine: Engine) -> Claim:
 
 
 def _record(engine: Engine, claim: Claim, patience: int | None) -> Trial:
-    from tuner_jobs.recorder import TrialRecorder
+    from tuner_jobs.search.recorder import TrialRecorder
 
     recorder = (
         TrialRecorder(engine, claim)

@@ -91,7 +91,7 @@ def test_two_workers_share_a_search_and_a_killed_one_loses_no_trial(
 def _chief_pid(database_url: str, job_id: str) -> int:
     from sqlalchemy import create_engine, select
 
-    from app.models import Job
+    from app.store.models import Job
 
     engine = create_engine(database_url)
     try:

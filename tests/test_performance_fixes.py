@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from app.models import Job, JobStatus, Trial, TrialStatus, utcnow
 from app.settings import Settings
+from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import dataset_row, noisy_labels_frame, submit, upload_ok, wait_for_job
 
@@ -196,7 +196,7 @@ def test_best_epoch_checkpoint_written_once_holds_the_best_epoch(tmp_path: Path)
     import keras_tuner as kt
     from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
-    from tuner_jobs.checkpoint import buffer_best_epoch
+    from tuner_jobs.search.checkpoint import buffer_best_epoch
 
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
@@ -229,7 +229,7 @@ def test_best_epoch_checkpoint_written_once_holds_the_best_epoch(tmp_path: Path)
 
 
 def test_disk_usage_is_walked_again_when_the_job_changes_status(tmp_path: Path) -> None:
-    from app.disk_usage import cached_directory_bytes
+    from app.store.disk_usage import cached_directory_bytes
 
     (tmp_path / "a").write_bytes(b"x" * 10)
     assert cached_directory_bytes(tmp_path, "running") == 10

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
-from app.db import write_session
-from app.models import Job, JobStatus, utcnow
-from app.queue import (
+from app.settings import Settings
+from app.store.db import write_session
+from app.store.models import Job, JobStatus, utcnow
+from app.store.queue import (
     Claim,
     claim_job,
     finish_job,
@@ -20,9 +21,8 @@ from app.queue import (
     request_cancel,
     requeue_job,
 )
-from app.settings import Settings
 from tests.factories import dataset_row
-from tuner_jobs.worker import Worker
+from tuner_jobs.worker.supervisor import Worker
 
 
 def insert_jobs(engine: Engine, count: int) -> list[str]:

@@ -294,7 +294,7 @@ def test_four_workers_run_twenty_jobs_each_exactly_once(
 def test_recycling_is_decided_by_trial_count_and_by_resident_memory() -> None:
     """The RSS trigger, which the test above cannot reach without a real leak."""
     from app.settings import Settings
-    from tuner_jobs.recycling import recycle_reason, resident_mb
+    from tuner_jobs.search.recycling import recycle_reason, resident_mb
 
     settings = Settings(recycle_trials=25, recycle_rss_mb=2048)
     assert recycle_reason(3, 900.0, settings) is None

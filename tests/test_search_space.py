@@ -12,15 +12,15 @@ import keras_tuner as kt
 import pytest
 
 from app.errors import ProblemError
-from app.search_space import (
+from app.search.search_space import (
     default_search_space,
     effective_search_space,
     grid_size,
     recommended_units,
     units_range,
 )
-from app.spec import hyperband_schedule_size
-from tuner_jobs.hyperparameters import build_hyperparameters
+from app.search.spec import hyperband_schedule_size
+from tuner_jobs.search.hyperparameters import build_hyperparameters
 
 # KerasTuner's oracle calls threading.currentThread() on every trial.
 pytestmark = [

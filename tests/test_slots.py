@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from app.db import write_session
-from app.models import JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
-from app.queue import (
+from app.store.db import write_session
+from app.store.models import JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
+from app.store.queue import (
     Claim,
     SlotClaim,
     claim_job,
@@ -136,7 +136,7 @@ def _tuner1_mid_trial(engine: Engine, tmp_path) -> tuple[Any, SlotClaim, Any]:
     recorded as RUNNING by that tuner."""
     import keras_tuner as kt
 
-    from tuner_jobs.recorder import TrialRecorder
+    from tuner_jobs.search.recorder import TrialRecorder
 
     hp = kt.HyperParameters()
     hp.Int("units", 8, 64)
@@ -155,11 +155,11 @@ def _tuner1_mid_trial(engine: Engine, tmp_path) -> tuple[Any, SlotClaim, Any]:
 def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
     engine: Engine, tmp_path
 ) -> None:
-    """The chief's side (tuner_jobs.chief._tend_slots) against a real KerasTuner oracle:
+    """The chief's side (tuner_jobs.search.chief._tend_slots) against a real KerasTuner oracle:
     a slot FAILED after max_attempts holds a trial nobody will finish; the chief ends it
     FAILED, in the oracle and in the database, and hands out the next trial."""
-    from tuner_jobs.chief import _tend_slots
-    from tuner_jobs.recorder import TrialRecorder
+    from tuner_jobs.search.chief import _tend_slots
+    from tuner_jobs.search.recorder import TrialRecorder
 
     chief = _chief(engine, tuners=2)
     oracle, tuner, trial = _tuner1_mid_trial(engine, tmp_path)
@@ -186,7 +186,7 @@ def test_a_failing_oracle_call_from_a_tuner_gives_the_lock_back(tmp_path) -> Non
     import keras_tuner as kt
     from keras_tuner.src.engine.oracle import LOCKS
 
-    from tuner_jobs.chief import _LockSafeOracle
+    from tuner_jobs.search.chief import _LockSafeOracle
 
     def failed_trial(oracle: kt.Oracle, tuner_id: str) -> kt.engine.trial.Trial:
         trial = oracle.create_trial(tuner_id)
@@ -239,8 +239,8 @@ def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chi
 ) -> None:
     """A tuner killed between end_trial (the oracle scored the trial) and its own write
     leaves the row RUNNING; the chief writes what the oracle knows before it finishes."""
-    from tuner_jobs.chief import _record_unreported
-    from tuner_jobs.recorder import TrialRecorder
+    from tuner_jobs.search.chief import _record_unreported
+    from tuner_jobs.search.recorder import TrialRecorder
 
     chief = _chief(engine, tuners=2)
     oracle, tuner, trial = _tuner1_mid_trial(engine, tmp_path)

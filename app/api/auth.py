@@ -1,0 +1,108 @@
+"""The API's side of the keys (app.keys): who is calling, and which datasets and jobs they may see.
+
+`TUNER_API_KEYS` is either a comma-separated list of keys, or `@` and the path of a file
+with one hashed key per line (`sha256:<hex digest of the key>`; blank lines and `#`
+comments are skipped). Unset, the API has no authentication, every row is visible, and
+the CLI listens on 127.0.0.1 only.
+
+A caller's identity is its owner id: the first 16 hex digits of sha256(key). It is
+stored on each dataset and job the caller creates, and is not a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+
+from app.api.problems import problem_response
+from app.errors import ProblemError
+from app.keys import Keyring
+from app.store.db import get_by_id
+from app.store.models import Owned
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+# One answer for a missing, malformed or unknown key: the client learns nothing about why.
+UNAUTHORIZED_TITLE = "Unauthorized"
+UNAUTHORIZED_DETAIL = "a valid API key is required: Authorization: Bearer <key>"
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+class Unauthorized(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            401, UNAUTHORIZED_DETAIL, title=UNAUTHORIZED_TITLE, headers=UNAUTHORIZED_HEADERS
+        )
+
+
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="An API key, when the service is started with TUNER_API_KEYS",
+)
+
+
+async def get_owner(  # async: a hash and a compare, no reason for a thread-pool hop
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> str | None:
+    """The caller's owner id; None when the service runs without keys (every row visible)."""
+    keyring: Keyring | None = request.app.state.keyring
+    if keyring is None:
+        return None
+    owner = keyring.owner_of(credentials.credentials if credentials else None)
+    if owner is None:
+        raise Unauthorized()
+    return owner
+
+
+OwnerDep = Annotated[str | None, Depends(get_owner)]
+
+
+class RejectUnauthenticated:
+    """ASGI middleware: a 401 for an /api/v1 request without a valid key, before its body is
+    read. FastAPI parses a form before it runs dependencies, so without this gate anyone
+    could make the API spool an upload of up to TUNER_MAX_UPLOAD_MB. `get_owner` still
+    decides who the caller is; this only turns strangers away early."""
+
+    def __init__(self, app: Any, *, keyring: Keyring) -> None:
+        self.app = app
+        self.keyring = keyring
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            scheme, key = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+            if scheme.lower() != "bearer" or self.keyring.owner_of(key) is None:
+                response = problem_response(
+                    401, UNAUTHORIZED_TITLE, UNAUTHORIZED_DETAIL, headers=UNAUTHORIZED_HEADERS
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def owned(stmt: SelectT, model: type[Owned], owner: str | None) -> SelectT:
+    """`stmt` limited to the caller's rows of `model`; without keys (owner None), all rows."""
+    return stmt if owner is None else stmt.where(model.owner == owner)
+
+
+def get_owned(
+    session: Session, model: type[OwnedT], ident: str, owner: str | None
+) -> OwnedT | None:
+    """The row with this id if the caller may see it; another key's row is as good as absent."""
+    row = get_by_id(session, model, ident)
+    if row is None or (owner is not None and row.owner != owner):
+        return None
+    return row

@@ -1,0 +1,101 @@
+"""Predict requests, API side: check raw rows against the dataset's columns, shape the answer.
+
+Pure Python. The numbers come from the best model, run by app.api.predictor in a
+child process (the API never imports TensorFlow).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import ProblemError
+
+if TYPE_CHECKING:
+    from app.store.models import Dataset
+
+MAX_ROWS = 10_000
+MAX_LISTED_ERRORS = 20
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_ROWS,
+        description="Raw rows keyed by input column. null is a missing value (numbers take "
+        "the training median; a missing category is its own category). A category not seen "
+        "in training falls into the out-of-vocabulary bucket.",
+    )
+
+
+class Prediction(BaseModel):
+    label: Any | None = Field(default=None, description="classification: the predicted class")
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="classification: probability of each class"
+    )
+    value: float | None = Field(default=None, description="regression: the predicted value")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+def _problem(row: int, column: str, msg: str) -> dict[str, Any]:
+    return {"loc": ["body", "rows", row, column], "msg": msg, "type": "value"}
+
+
+def validate_rows(dataset: Dataset, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows restricted to the input columns; 422 naming each bad (row, column)."""
+    known = {c["name"]: c for c in dataset.columns}
+    errors: list[dict[str, Any]] = []
+    clean: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        for name in row:
+            if name not in known and name != dataset.target:
+                errors.append(_problem(index, name, f"unknown column; inputs: {list(known)}"))
+        for name, column in known.items():
+            if name not in row:
+                errors.append(
+                    _problem(index, name, "missing column (send null for a missing value)")
+                )
+                continue
+            value = row[name]
+            if value is None:
+                continue
+            if column["kind"] == "numeric":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    errors.append(_problem(index, name, f"expected a number, got {value!r}"))
+                elif not math.isfinite(value):
+                    errors.append(_problem(index, name, "expected a finite number"))
+            elif not isinstance(value, str | int | float | bool):
+                errors.append(_problem(index, name, f"expected a category, got {value!r}"))
+        clean.append({name: row.get(name) for name in known})
+    if errors:
+        listed = "; ".join(
+            f"row {e['loc'][2]}, column {e['loc'][3]!r}: {e['msg']}"
+            for e in errors[:MAX_LISTED_ERRORS]
+        )
+        raise ProblemError(422, listed, title="Invalid rows", errors=errors)
+    return clean
+
+
+def shape_predictions(dataset: Dataset, outputs: list[list[float]]) -> PredictResponse:
+    if dataset.task == "regression":
+        return PredictResponse(predictions=[Prediction(value=float(out[0])) for out in outputs])
+    classes = dataset.classes or []
+    predictions = []
+    for out in outputs:
+        # Two classes: one sigmoid unit, the probability of the second class.
+        probs = [1.0 - out[0], out[0]] if len(classes) == 2 else list(out)
+        best = max(range(len(probs)), key=probs.__getitem__)
+        predictions.append(
+            Prediction(
+                label=classes[best],
+                probabilities={str(c): float(p) for c, p in zip(classes, probs, strict=True)},
+            )
+        )
+    return PredictResponse(predictions=predictions)

@@ -1,0 +1,160 @@
+"""Entry point of the spawned process that runs one search (TensorFlow lives only here)."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.logs import configure_logging
+from app.search.overfitting import overfitting_patience
+from app.settings import Settings
+from app.store.db import make_engine
+from app.store.models import Dataset, Job
+from app.store.queue import Claim, SlotClaim
+from app.store.uploads import dataset_path
+from tuner_jobs.search.cpu import lower_priority, prepare_search_process
+
+# Outcomes the child reports to its supervisor over the pipe.
+SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
+RECYCLE = "recycle"  # this process is done; the search goes on in a fresh one
+
+
+class StopWhen:
+    """Stop at the next epoch boundary when the supervisor says so, or when it has died."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        self.parent = os.getppid()
+
+    def is_set(self) -> bool:
+        return self.event.is_set() or os.getppid() != self.parent
+
+
+# What a spawned process does for its job.
+SEARCH = "search"  # the whole search, in this one process
+CHIEF = "chief"  # a parallel job's oracle, served to its tuner workers
+TUNER = "tuner"  # one tuner worker of a parallel job (its slot's claim)
+
+
+def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
+    """Make this process KerasTuner tuner worker `slot.tuner_id` of the chief's oracle."""
+    host, _, port = slot.chief_address.rpartition(":")
+    os.environ["KERASTUNER_TUNER_ID"] = slot.tuner_id
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = port
+    from keras_tuner.src.distribute import oracle_client
+
+    # KerasTuner waits up to an hour for a chief that does not answer; ours is either
+    # up, or gone for good (the supervisor then stops this process anyway).
+    oracle_client.TIMEOUT = rpc_timeout_s
+
+
+def run_child(
+    payload: dict[str, Any], conn: Connection, stop_event: Any, searched_event: Any
+) -> None:
+    configure_logging()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    settings = Settings(**payload["settings"])
+    lower_priority(settings.worker_nice)  # training yields the CPU to the API
+    role = payload.get("role", SEARCH)
+    claim: Claim | SlotClaim = (
+        SlotClaim(**payload["claim"]) if role == TUNER else Claim(**payload["claim"])
+    )
+    engine = make_engine(
+        settings.database_url,
+        application_name="worker",
+        busy_timeout_s=settings.sqlite_busy_timeout_s,
+    )
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            job = session.get_one(Job, claim.job_id)
+            dataset = session.get_one(Dataset, job.dataset_id)
+            session.expunge_all()
+        upload = dataset_path(settings.datasets_dir, dataset.sha256, dataset.format)
+        if not upload.is_file():
+            # Before paying for TensorFlow: a worker machine whose TUNER_DATA_DIR is not
+            # the shared one fails its job in a second, saying why.
+            raise FileNotFoundError(
+                f"dataset {dataset.id}'s file is not in this worker's TUNER_DATA_DIR "
+                f"({settings.datasets_dir}); is the data directory shared with the API?"
+            )
+        # Before TensorFlow runs any op: cap its thread pools (TUNER_CHILD_THREADS) and
+        # keep the imported stack out of gc's way.
+        prepare_search_process(settings)
+        # Imported here: the supervisor that spawned us must never load TensorFlow.
+        from tuner_jobs.search.chief import run_chief
+        from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
+        from tuner_jobs.search.runner import run_search
+        from tuner_jobs.search.tuners import RecycleProcess, SearchStopped
+
+        recorder = TrialRecorder(
+            engine, claim, patience=overfitting_patience(job.spec), outage_s=settings.lease_s
+        )
+        stop = StopWhen(stop_event)
+        try:
+            if role == CHIEF:
+                assert isinstance(claim, Claim)
+                run_chief(
+                    settings=settings,
+                    engine=engine,
+                    claim=claim,
+                    job=job,
+                    dataset=dataset,
+                    recorder=recorder,
+                    stop=stop,
+                    searched=searched_event.set,
+                )
+            else:
+                if isinstance(claim, SlotClaim):
+                    _connect_to_chief(claim, rpc_timeout_s=2 * settings.lease_s)
+                run_search(
+                    settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+                )
+            conn.send((SUCCEEDED, None))
+        except SearchStopped:
+            conn.send((STOPPED, None))
+        except RecycleProcess as exc:
+            conn.send((RECYCLE, str(exc)))
+        except LeaseLost as exc:
+            conn.send((LEASE_LOST, str(exc)))
+    except Exception as exc:
+        traceback.print_exc()
+        conn.send((FAILED, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+        engine.dispose()
+
+
+def run_spare(
+    nice: int,
+    warm: bool,
+    jobs: Connection,
+    conn: Connection,
+    stop_event: Any,
+    searched_event: Any,
+) -> None:
+    """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
+    while its worker is idle, then waits for one payload and runs it like `run_child`.
+
+    Each spare runs one job and exits, so no state leaks from one search to the next;
+    only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
+    """
+    lower_priority(nice)  # the import is seconds of CPU the API should not wait behind
+    if warm:
+        import keras_tuner  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        import tuner_jobs.search.chief  # noqa: F401
+        import tuner_jobs.search.runner  # noqa: F401
+
+    try:
+        payload = jobs.recv()
+    except (EOFError, OSError):
+        return
+    finally:
+        jobs.close()
+    run_child(payload, conn, stop_event, searched_event)

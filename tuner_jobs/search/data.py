@@ -1,0 +1,160 @@
+"""Training data for a search: the split, the preprocessing model, the encoded arrays.
+
+Preprocessing is a Keras model (Normalization for numbers, StringLookup one-hot
+for categories) built once per search from training-split statistics, then applied
+once: every trial trains on the same dense float32 matrix, and the same
+preprocessor can be put in front of the best model so that it takes raw rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from app.search.datasets import category_strings, class_label, load_training_frame
+from tuner_jobs.search.layers import ImputeMissing
+from tuner_jobs.search.split import split_rows
+
+
+@dataclass
+class Head:
+    """The output layer and loss for the task."""
+
+    units: int
+    activation: str | None
+    loss: str
+    metrics: tuple[str, ...]
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+
+@dataclass
+class TrainingData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    preprocessor: keras.Model
+    head: Head
+
+
+def input_names(columns: list[dict[str, Any]]) -> dict[str, str]:
+    """Column -> the saved model's input name (Keras names cannot hold '/'; kept unique)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        base = column["name"].replace("/", "_") or "column"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names[column["name"]] = name
+    return names
+
+
+def build_preprocessor(columns: list[dict[str, Any]], train: pd.DataFrame) -> keras.Model:
+    """One input per raw column; numbers are imputed and normalized, categories one-hot.
+
+    Statistics (median, mean, variance) come from the training split only.
+    """
+    names = input_names(columns)
+    numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
+    inputs: dict[str, keras.KerasTensor] = {}
+    encoded = []
+    if numeric:
+        values = train[numeric].to_numpy(dtype="float64")
+        with warnings.catch_warnings():  # a column with no value in the training split
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
+        filled = np.where(np.isnan(values), medians, values)
+        for column in numeric:
+            inputs[names[column]] = keras.Input(shape=(1,), dtype="float32", name=names[column])
+        block = [inputs[names[c]] for c in numeric]
+        x = block[0] if len(block) == 1 else keras.layers.Concatenate(name="numbers")(block)
+        x = ImputeMissing(list(medians), name="impute_median")(x)
+        encoded.append(
+            keras.layers.Normalization(
+                mean=filled.mean(axis=0),
+                variance=np.maximum(filled.var(axis=0), 1e-12),
+                name="normalize",
+            )(x)
+        )
+    for column in (c for c in columns if c["kind"] == "categorical"):
+        key = names[column["name"]]
+        inputs[key] = keras.Input(shape=(1,), dtype="string", name=key)
+        # Categories not seen in training fall into the one out-of-vocabulary slot.
+        lookup = keras.layers.StringLookup(
+            vocabulary=column["vocabulary"], num_oov_indices=1, output_mode="one_hot"
+        )
+        encoded.append(lookup(inputs[key]))
+    output = encoded[0] if len(encoded) == 1 else keras.layers.Concatenate()(encoded)
+    return keras.Model(inputs=inputs, outputs=output, name="preprocessing")
+
+
+def model_inputs(columns: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw rows -> the inputs of the preprocessor (and of the saved best model)."""
+    names = input_names(columns)
+    inputs: dict[str, np.ndarray] = {}
+    for column in columns:
+        series = frame[column["name"]]
+        if column["kind"] == "numeric":
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float32")
+        else:
+            values = category_strings(series).to_numpy(dtype=str)
+        inputs[names[column["name"]]] = values.reshape(-1, 1)
+    return inputs
+
+
+def _encode_target(
+    y: pd.Series, task: str, classes: list[Any] | None, train_idx: np.ndarray
+) -> tuple[np.ndarray, Head]:
+    if task == "classification":
+        assert classes is not None
+        index = {label: i for i, label in enumerate(classes)}
+        encoded = np.array([index[class_label(v)] for v in y.tolist()])
+        if len(classes) == 2:
+            return encoded.astype("float32"), Head(
+                1, "sigmoid", "binary_crossentropy", ("accuracy",)
+            )
+        return encoded.astype("int32"), Head(
+            len(classes), "softmax", "sparse_categorical_crossentropy", ("accuracy",)
+        )
+    values = y.to_numpy(dtype="float64")
+    mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
+    # The network predicts a standardized target; a Rescaling layer maps it back.
+    return values.astype("float32"), Head(1, None, "mse", ("mae",), mean, std)
+
+
+def prepare(
+    *,
+    path: Path,
+    fmt: str,
+    target: str,
+    task: str,
+    classes: list[Any] | None,
+    columns: list[dict[str, Any]],
+    validation_split: float,
+    seed: int,
+    max_unpacked_bytes: int,
+) -> TrainingData:
+    features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
+    train_idx, val_idx = split_rows(len(features), validation_split, seed)
+    preprocessor = build_preprocessor(columns, features.iloc[train_idx])
+    x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features)))
+    x = x.astype("float32")
+    y_encoded, head = _encode_target(y, task, classes, train_idx)
+    return TrainingData(
+        x_train=x[train_idx],
+        y_train=y_encoded[train_idx],
+        x_val=x[val_idx],
+        y_val=y_encoded[val_idx],
+        preprocessor=preprocessor,
+        head=head,
+    )

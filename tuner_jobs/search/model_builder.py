@@ -1,0 +1,92 @@
+"""The dense network a search tunes, and how it is fed (tf.data, batch size from the trial)."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from tuner_jobs.search.checkpoint import buffer_best_epoch
+from tuner_jobs.search.data import Head
+from tuner_jobs.search.hyperparameters import units_name
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+    "nadam": keras.optimizers.Nadam,
+    "adagrad": keras.optimizers.Adagrad,
+}
+
+# Batches run per call into the compiled train/test function. On small tabular data a
+# step's arithmetic takes microseconds and the Python round trip per call dominates:
+# 32 steps per call cuts the CPU time of an epoch after the first by about two thirds
+# (benchmarks/). Callbacks see batch-level hooks every 32 steps; every callback the
+# service uses (EarlyStopping, ReduceLROnPlateau, the recorder) works on epochs, and
+# TerminateOnNaN still sees the NaN (a running mean of the loss stays NaN).
+STEPS_PER_EXECUTION = 32
+
+
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Cached, batched, prefetched input: on small tabular data about a third faster than arrays."""
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class DenseHyperModel(kt.HyperModel):
+    """A stack of Dense layers over the preprocessed features; every knob comes from `hp`."""
+
+    def __init__(self, *, input_width: int, head: Head, seed: int | None) -> None:
+        super().__init__(name="dense", tunable=True)
+        self.input_width = input_width
+        self.head = head
+        self.seed = seed
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        l2 = float(hp.get("l2"))
+        regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+        dropout = float(hp.get("dropout"))
+        inputs = keras.Input(shape=(self.input_width,), name="features")
+        x = inputs
+        for layer in range(int(hp.get("num_layers"))):
+            x = keras.layers.Dense(
+                int(hp.get(units_name(layer))),
+                kernel_initializer=hp.get("kernel_initializer"),
+                kernel_regularizer=regularizer,
+            )(x)
+            if hp.get("batch_norm"):
+                x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.Activation(hp.get("activation"))(x)
+            if dropout > 0:
+                x = keras.layers.Dropout(dropout, seed=self.seed)(x)
+        outputs = keras.layers.Dense(self.head.units, activation=self.head.activation)(x)
+        if self.head.activation is None:
+            outputs = keras.layers.Rescaling(
+                scale=self.head.target_std, offset=self.head.target_mean, name="target_scale"
+            )(outputs)
+        model = keras.Model(inputs, outputs)
+        optimizer = OPTIMIZERS[hp.get("optimizer")](learning_rate=float(hp.get("learning_rate")))
+        # XLA doubles trial time on CPU for networks this small: keep it off.
+        model.compile(
+            optimizer=optimizer,
+            loss=self.head.loss,
+            metrics=list(self.head.metrics),
+            jit_compile=False,
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
+        return model
+
+    def fit(self, hp, model, x, y, validation_data=None, **kwargs):  # type: ignore[no-untyped-def]
+        batch_size = int(hp.get("batch_size"))
+        train = make_dataset(x, y, batch_size, shuffle_seed=self.seed)
+        val = make_dataset(*validation_data, batch_size) if validation_data is not None else None
+        # The dataset is already shuffled; Keras would warn that shuffle=True is ignored.
+        kwargs["shuffle"] = False
+        kwargs["callbacks"] = buffer_best_epoch(kwargs.get("callbacks") or [])
+        return model.fit(train, validation_data=val, **kwargs)

@@ -1,0 +1,228 @@
+"""Runs one job's KerasTuner search: data, hyperparameters, tuner, callbacks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+
+from app.settings import Settings
+from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
+from app.store.models import Dataset, Job
+from app.store.uploads import dataset_path
+from tuner_jobs.search.best_model import best_completed_trial, export_best_model, prune_checkpoints
+from tuner_jobs.search.data import TrainingData, prepare
+from tuner_jobs.search.hyperparameters import build_hyperparameters
+from tuner_jobs.search.model_builder import DenseHyperModel
+from tuner_jobs.search.recorder import TrialRecorder
+from tuner_jobs.search.recycling import recycle_reason, resident_mb
+from tuner_jobs.search.tuners import (
+    TUNERS,
+    RecordingTuner,
+    RecycleProcess,
+    SearchStopped,
+    StopSignal,
+)
+
+logger = logging.getLogger(__name__)
+
+# Too many failed trials in a row means the setup is broken, not unlucky.
+MAX_CONSECUTIVE_FAILED_TRIALS = 3
+
+
+def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.Callback]:
+    # A diverged trial stops at the first NaN loss instead of burning its epochs;
+    # KerasTuner then records it FAILED (a NaN objective) and the search goes on.
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    config = spec["callbacks"]
+    if config.get("early_stopping"):
+        es = config["early_stopping"]
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=es["monitor"],
+                patience=es["patience"],
+                min_delta=es["min_delta"],
+                restore_best_weights=es["restore_best_weights"],
+            )
+        )
+    if config.get("reduce_lr_on_plateau"):
+        rl = config["reduce_lr_on_plateau"]
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=rl["monitor"],
+                factor=rl["factor"],
+                patience=rl["patience"],
+                min_lr=rl["min_lr"],
+                min_delta=rl["min_delta"],
+            )
+        )
+    if config.get("tensorboard"):
+        # KerasTuner gives each trial its own subdirectory and writes HParams.
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
+    return callbacks
+
+
+def make_tuner(
+    job: Job,
+    data: TrainingData,
+    directory: Path,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+    settings: Settings,
+) -> RecordingTuner:
+    spec = job.spec
+    tuner_spec = spec["tuner"]
+    algorithm = tuner_spec["algorithm"]
+    objective = kt.Objective(spec["objective"]["name"], direction=spec["objective"]["direction"])
+    common: dict[str, Any] = {
+        "hypermodel": DenseHyperModel(
+            input_width=data.x_train.shape[1], head=data.head, seed=tuner_spec["seed"]
+        ),
+        "objective": objective,
+        "hyperparameters": build_hyperparameters(job.search_space),
+        "tune_new_entries": False,
+        "allow_new_entries": False,
+        "seed": tuner_spec["seed"],
+        "executions_per_trial": tuner_spec["executions_per_trial"],
+        "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILED_TRIALS,
+        "directory": str(directory),
+        "project_name": KERAS_TUNER_PROJECT,
+        # Reload the project if it exists: a resumed job keeps its finished trials.
+        "overwrite": False,
+        "recorder": recorder,
+        "stop": stop,
+        "after_trial": _after_trial(
+            data, directory / BEST_MODEL_FILE, settings, keep_best=not is_parallel(job)
+        ),
+    }
+    cls = TUNERS[algorithm]
+    if algorithm == "hyperband":
+        tuner = cls(
+            max_epochs=tuner_spec["max_epochs"],
+            factor=tuner_spec["factor"],
+            hyperband_iterations=tuner_spec["hyperband_iterations"],
+            **common,
+        )
+        if tuner_spec.get("max_trials"):
+            # HyperbandOracle takes no max_trials, but the base Oracle honours the cap.
+            tuner.oracle.max_trials = tuner_spec["max_trials"]
+        return tuner
+    return cls(max_trials=tuner_spec["max_trials"], **common)
+
+
+def is_parallel(job: Job) -> bool:
+    return int(job.spec.get("parallel_trials", 1)) > 1
+
+
+def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_best: bool):  # type: ignore[no-untyped-def]
+    """After each trial: save the model if it is the new best, drop stale checkpoints,
+    and hand over to a fresh process when this one has run enough trials or grown.
+    (In a parallel job the chief, which holds the oracle, keeps the best model.)"""
+    trials_here = 0
+
+    def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
+        nonlocal trials_here
+        if keep_best:
+            best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
+            if best is not None and best.trial_id == trial_id:
+                export_best_model(tuner, data.preprocessor, path)
+            prune_checkpoints(tuner)
+        trials_here += 1
+        rss = resident_mb()
+        reason = recycle_reason(trials_here, rss, settings)
+        if reason is not None:
+            logger.info(
+                "recycling the search process",
+                extra={"trials_here": trials_here, "rss_mb": round(rss)},
+            )
+            raise RecycleProcess(reason)
+
+    return after_trial
+
+
+def build_search(
+    *,
+    settings: Settings,
+    job: Job,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+) -> tuple[RecordingTuner, TrainingData, Path]:
+    """The job's data and tuner (reloading its project directory if it exists)."""
+    spec = job.spec
+    keras.utils.set_random_seed(spec["tuner"]["seed"] or 0)
+    data = prepare(
+        path=dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
+        fmt=dataset.format,
+        target=dataset.target,
+        task=dataset.task,
+        classes=dataset.classes,
+        columns=dataset.columns,
+        validation_split=spec["training"]["validation_split"],
+        seed=spec["tuner"]["seed"] or 0,
+        max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
+    )
+    directory = job_dir(settings, job.id)
+    directory.mkdir(parents=True, exist_ok=True)
+    return make_tuner(job, data, directory, recorder, stop, settings), data, directory
+
+
+def run_search(
+    *,
+    settings: Settings,
+    job: Job,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+) -> None:
+    """Run the search to the end, or until `stop` is set (raises SearchStopped).
+
+    In a parallel job this process is one tuner worker other than tuner0
+    (KERASTUNER_TUNER_ID and the chief's address are in the environment): it runs
+    trials until the chief's oracle says the search is over; the chief (tuner0,
+    tuner_jobs.search.chief) judges the outcome and keeps the best model.
+    """
+    spec = job.spec
+    tuner, data, directory = build_search(
+        settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+    )
+    logger.info(
+        "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
+    )
+    search(tuner, data, spec, directory)
+    if is_parallel(job):
+        return
+    check_outcome(tuner)
+    if not (directory / BEST_MODEL_FILE).exists():
+        # A resumed search whose best trial finished before the interruption.
+        export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
+
+
+def search(
+    tuner: RecordingTuner, data: TrainingData, spec: dict[str, Any], directory: Path
+) -> None:
+    """Run trials until the oracle says STOPPED (raises SearchStopped when asked to stop)."""
+    try:
+        tuner.search(  # type: ignore[attr-defined]
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=spec["training"]["epochs"],
+            callbacks=make_callbacks(spec, directory / TENSORBOARD_DIR),
+            verbose=0,
+        )
+    except SearchStopped:
+        tuner.record_interrupted()
+        raise
+
+
+def check_outcome(tuner: RecordingTuner) -> None:
+    trials = tuner.oracle.trials.values()  # type: ignore[attr-defined]
+    if trials and not any(t.status == "COMPLETED" for t in trials):
+        last = [t.message for t in trials if t.message][-1:] or ["no trial completed"]
+        raise RuntimeError(
+            f"every trial failed; the last error: {last[0].strip().splitlines()[-1]}"
+        )

@@ -1,0 +1,175 @@
+"""KerasTuner tuners that report every trial and epoch to SQL through KerasTuner's own hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import keras
+import keras_tuner as kt
+from keras_tuner.src.engine import trial as trial_module
+
+from tuner_jobs.search.hyperparameters import active_values
+from tuner_jobs.search.recorder import TrialRecorder
+
+# How long a tuner waits before asking again after the oracle answered IDLE.
+IDLE_WAIT_S = 0.5
+
+
+class StopSignal(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class SearchStopped(kt.errors.FatalError):
+    """Raised at an epoch boundary when the supervisor asks the search to stop."""
+
+
+class RecycleProcess(kt.errors.FatalError):
+    """Raised between trials when this process should hand the search to a fresh one."""
+
+
+class RecordingTuner:
+    """Mixin for a KerasTuner tuner: on_trial_begin / on_epoch_end / on_trial_end hooks.
+
+    KerasTuner keeps no per-epoch history; these hooks (called by its TunerCallback,
+    which runs after the user's callbacks) write each epoch as it ends.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        recorder: TrialRecorder,
+        stop: StopSignal,
+        after_trial: Callable[[Any, str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.recorder = recorder
+        self.stop = stop
+        self.after_trial = after_trial
+        self._started: dict[str, float] = {}
+        self._stopped_early: dict[str, bool] = {}
+        self._epoch_lr: dict[str, float] = {}
+        self._asked_for_trial = False
+        super().__init__(*args, **kwargs)
+
+    def pre_create_trial(self) -> None:
+        """Before asking the oracle for a trial: stop if asked, and wait a little if the
+        last answer was IDLE (no trial began since). In a parallel job Hyperband's
+        oracle answers IDLE while a bracket waits for other tuners' trials, and
+        KerasTuner asks again at once, in a loop that would take a core."""
+        super().pre_create_trial()  # type: ignore[misc]
+        if self.stop.is_set():
+            raise SearchStopped("the search was asked to stop")
+        if self._asked_for_trial:
+            time.sleep(IDLE_WAIT_S)
+        self._asked_for_trial = True
+
+    def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_begin(trial)  # type: ignore[misc]
+        self._asked_for_trial = False
+        self._started[trial.trial_id] = time.monotonic()
+        self._stopped_early[trial.trial_id] = False
+        self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))
+
+    def on_epoch_begin(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        super().on_epoch_begin(trial, model, epoch, logs)  # type: ignore[misc]
+        # The rate this epoch trains with; ReduceLROnPlateau may lower it at the epoch's end.
+        self._epoch_lr[trial.trial_id] = _learning_rate(model)
+
+    def on_epoch_end(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
+        logs = dict(logs or {})
+        # EarlyStopping ran just before this hook in the same epoch; if it asked
+        # training to stop, this trial ends early. (TerminateOnNaN also stops
+        # training, mid-epoch, leaving a non-finite loss: that is divergence.)
+        if model.stop_training and math.isfinite(float(logs.get("loss", 0.0))):
+            self._stopped_early[trial.trial_id] = True
+        learning_rate = self._epoch_lr.pop(trial.trial_id, None) or _learning_rate(model)
+        self.recorder.epoch_ended(trial.trial_id, epoch, logs, learning_rate)
+        if self.stop.is_set():
+            raise SearchStopped("the search was asked to stop")
+
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
+        try:
+            # The oracle scores the trial and saves its state; it raises when too
+            # many trials failed in a row, after it has recorded this one's status.
+            super().on_trial_end(trial)  # type: ignore[misc]
+        finally:
+            done = self.oracle.get_trial(trial.trial_id)  # type: ignore[attr-defined]
+            self.recorder.trial_ended(
+                trial.trial_id,
+                status=done.status,
+                score=done.score,
+                best_epoch=trial_best_epoch(done),
+                stopped_early=self._stopped_early.pop(trial.trial_id, False),
+                message=_last_line(done.message) or _diverged(done),
+                duration_s=time.monotonic() - self._started.pop(trial.trial_id),
+            )
+        if self.after_trial is not None:
+            self.after_trial(self, trial.trial_id)
+
+    def record_interrupted(self, status: str = trial_module.TrialStatus.STOPPED) -> None:
+        """Close the trial that was running when the search stopped."""
+        for trial_id, started in list(self._started.items()):
+            self.recorder.trial_ended(
+                trial_id,
+                status=status,
+                score=None,
+                best_epoch=None,
+                stopped_early=False,
+                message="the search stopped during this trial",
+                duration_s=time.monotonic() - started,
+            )
+            self._started.pop(trial_id)
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def trial_best_epoch(trial: Any) -> int | None:
+    """KerasTuner counts the best step from the start of the trial's own fit; a Hyperband
+    trial that continues a parent starts at tuner/initial_epoch. Store the epoch number."""
+    if trial.best_step is None:
+        return None
+    return int(trial.hyperparameters.values.get("tuner/initial_epoch", 0)) + int(trial.best_step)
+
+
+def _diverged(trial: Any) -> str | None:
+    if trial.status == trial_module.TrialStatus.FAILED:
+        return "the objective was not a number: training diverged (loss became NaN or inf)"
+    return None
+
+
+def _last_line(message: str | None) -> str | None:
+    """KerasTuner stores a whole traceback; keep it, but lead with the error itself."""
+    if not message:
+        return None
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return f"{lines[-1]}\n\n{message}" if lines else message
+
+
+class RecordingRandomSearch(RecordingTuner, kt.RandomSearch):
+    pass
+
+
+class RecordingHyperband(RecordingTuner, kt.Hyperband):
+    pass
+
+
+class RecordingBayesian(RecordingTuner, kt.BayesianOptimization):
+    pass
+
+
+class RecordingGridSearch(RecordingTuner, kt.GridSearch):
+    pass
+
+
+TUNERS: dict[str, type[RecordingTuner]] = {
+    "random_search": RecordingRandomSearch,
+    "hyperband": RecordingHyperband,
+    "bayesian": RecordingBayesian,
+    "grid": RecordingGridSearch,
+}
