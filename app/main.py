@@ -12,12 +12,13 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from app.api import openapi
 from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner
 from app.api.deps import SessionDep
 from app.api.limits import UploadLimit
 from app.api.predictor import Predictor
 from app.api.problems import install_error_handlers, problem_responses
-from app.api.routes import artifacts, dashboard, dataset_space, datasets, exports, jobs
+from app.api.routes import api_docs, artifacts, dashboard, dataset_space, datasets, exports, jobs
 from app.errors import ProblemError
 from app.keys import Keyring
 from app.schemas import Health
@@ -47,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         lifespan=_lifespan,
+        # Served from packaged assets by routes/api_docs.py (FastAPI's load them from a CDN).
+        docs_url=None,
+        generate_unique_id_function=openapi.operation_id,
+        redoc_url=None,
         title="tuner-service",
         version="0.1.0",
         description="Hyperparameter search as a service, built on KerasTuner. Upload a dataset, "
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
+    openapi.install(app)  # after the Problem schema: polishes the whole document
     app.add_middleware(
         UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=(f"{API_PREFIX}/datasets",)
     )
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(artifacts.router)
     api.include_router(exports.router, responses=problem_responses(404))  # all are per job
     app.include_router(api)
+    api_docs.install(app)
     dashboard.install(app)  # `/` and `/static`: open like /docs; the page asks for a key
 
     registry = metrics_registry(app.state.engine)

@@ -1,0 +1,79 @@
+"""Swagger UI at `/docs` and ReDoc at `/redoc`, from assets vendored in the package.
+
+FastAPI's own pages load Swagger UI, ReDoc and their fonts from a CDN, so on a machine
+without internet access they are blank. Here every file comes from `/static/vendor`
+(see its README for the versions and licences), and nothing else is fetched: Swagger UI's
+validator badge (a request to validator.swagger.io) is off, ReDoc uses the system fonts.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+
+VENDOR = "/static/vendor"
+SWAGGER_UI_PARAMETERS = {
+    "validatorUrl": None,
+    "tryItOutEnabled": True,
+    "persistAuthorization": True,
+    "displayRequestDuration": True,
+}
+
+# The browser refuses anything not from this server, which is how ReDoc's sidebar logo (an
+# <img> from cdn.redoc.ly that no option turns off) stays unrequested. Inline scripts are
+# FastAPI's page bootstraps; ReDoc runs its search index in a blob: worker.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _local_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page
+
+
+def install(app: FastAPI) -> None:
+    """Serve /docs, /redoc and Swagger UI's OAuth2 redirect page (FastAPI's are turned off)."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    title = app.title
+
+    @router.get("/docs")
+    def swagger_ui() -> HTMLResponse:
+        return _local_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=f"{title} - Swagger UI",
+                swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+                swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+                swagger_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+                swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
+            )
+        )
+
+    @router.get("/docs/oauth2-redirect")
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @router.get("/redoc")
+    def redoc() -> HTMLResponse:
+        return _local_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=f"{title} - ReDoc",
+                redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+                redoc_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+                with_google_fonts=False,
+            )
+        )
+
+    app.include_router(router)
