@@ -3,16 +3,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Every install (this Makefile, the Dockerfile, CI through `make test`) takes its versions
+# from this file; `make lock` refreshes it.
+LOCK := requirements.lock
 
-.PHONY: run test lint format install migrate clean bench bench-workers
+.PHONY: run test test-fast lint docs format install lock migrate clean bench bench-workers
 
-$(STAMP): pyproject.toml
+# Both distributions at once: the server (.) depends on the client (./client), which is
+# not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
+# hence `-c` with the pins and the packages themselves named on the command line.
+$(STAMP): pyproject.toml client/pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[worker,dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ./client -e '.[worker,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Pins for Python 3.11 on Linux (the Dockerfile's python:3.11-slim). Versions already in the
+# lock are kept while they still fit; `make lock LOCK_FLAGS=--upgrade` moves every pin to
+# the newest allowed. Needs only uv (a dev dependency, also on PyPI), not an install.
+LOCK_FLAGS ?=
+lock:
+	test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		$(BIN)/python -m pip install --quiet uv; }
+	printf '%s\n' '-e ./client' '-e .[worker,dev]' | $(BIN)/uv pip compile - --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--no-emit-package tuner-service --no-emit-package tuner-client \
+		--custom-compile-command 'make lock' $(LOCK_FLAGS) -o $(LOCK)
 
 # API + TUNER_WORKERS workers on SQLite under ./var (every TUNER_* variable is honoured).
 run: $(STAMP)
@@ -21,12 +39,17 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/tuner-service migrate
 
-# Two test processes: most of the suite waits on worker processes and TensorFlow
-# start-up, so two run side by side in a little over half the time.
+# Lint, import contracts, the docs build, then the whole suite on two test processes, with
+# a throwaway PostgreSQL and the browser tests where the machine has them
+# (tests/run_suite.py); it ends with what was skipped and why.
+# ARGS go to pytest: make test ARGS=tests/test_queue.py
+ARGS ?=
 test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python tests/run_suite.py $(ARGS)
+
+# The same without the tests that run real searches in worker processes: the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python tests/run_suite.py -m 'not slow' $(ARGS)
 
 # Performance figures (benchmarks/): one table, about eight minutes on two idle cores.
 # PostgreSQL rows need TUNER_TEST_POSTGRES_URL (an admin URL; a scratch database is made).
@@ -38,12 +61,15 @@ bench-workers: $(STAMP)
 	$(BIN)/python -m benchmarks.parallel_workers
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/python tests/run_suite.py --lint-only
+
+# The MkDocs site (mkdocs.yml, strict) into build/site; `make test` builds it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --site-dir build/site
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info client/*.egg-info

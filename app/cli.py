@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
@@ -44,10 +48,34 @@ def _run_api(settings: Settings, host: str) -> int:
     return 0
 
 
+# An upload still being written or profiled by another API on the same data dir is younger.
+STALE_UPLOAD_S = 3600.0
+
+
+def remove_partial_uploads(datasets_dir: Path, *, older_than_s: float) -> int:
+    """Delete `.upload-*` files (uploads cut off by a crash or kill -9) not written to for
+    `older_than_s`; returns how many."""
+    removed, cutoff = 0, time.time() - older_than_s
+    for path in datasets_dir.glob(".upload-*"):
+        try:
+            if path.stat().st_mtime <= cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # another process finished or removed it meanwhile
+    if removed:
+        logger.info("removed %d partial upload(s)", removed, extra={"dir": str(datasets_dir)})
+    return removed
+
+
 def cmd_api(_args: argparse.Namespace) -> int:
     settings = get_settings()
     host = _api_host(settings)
-    return 2 if host is None else _run_api(settings, host)
+    if host is None:
+        return 2
+    # Other API replicas may share the data dir: only partials nobody has touched for long.
+    remove_partial_uploads(settings.datasets_dir, older_than_s=STALE_UPLOAD_S)
+    return _run_api(settings, host)
 
 
 # The worker is a program of its own (tuner_jobs, where TensorFlow lives): started by name,
@@ -61,6 +89,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.execv(WORKER_PROGRAM[0], [*WORKER_PROGRAM, *extra])
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """For Popen's preexec_fn: the child gets SIGTERM when `parent` dies, even by kill -9, so
+    a worker never outlives its `serve` (Linux only; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def set_parent_death_signal() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died between the fork and the prctl
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Migrations, then N worker processes beside the API in the foreground."""
     settings = get_settings()
@@ -68,7 +114,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if host is None:
         return 2
     cmd_migrate(args)
-    workers = [subprocess.Popen(WORKER_PROGRAM) for _ in range(settings.workers)]
+    # serve is its data dir's only API: any partial upload is one a previous run left behind.
+    remove_partial_uploads(settings.datasets_dir, older_than_s=0)
+    die_with_us = _die_with(os.getpid())
+    workers = [
+        # preexec_fn is safe here: no thread has started yet.
+        subprocess.Popen(WORKER_PROGRAM, preexec_fn=die_with_us)
+        for _ in range(settings.workers)
+    ]
     logger.info("started %d worker(s)", len(workers))
 
     def _exit(signum: int, _frame: object) -> None:

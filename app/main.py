@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.api import openapi
 from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner
 from app.api.deps import SessionDep
-from app.api.limits import UploadLimit
+from app.api.disk_health import degraded_response, install_disk_fault_handlers
+from app.api.limits import JsonBodyLimit, UploadLimit
+from app.api.metrics_auth import require_metrics_access
 from app.api.predictor import Predictor
 from app.api.problems import install_error_handlers, problem_responses
 from app.api.routes import api_docs, artifacts, dashboard, dataset_space, datasets, exports, jobs
@@ -73,9 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predictor = Predictor()  # starts its process on the first prediction
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
+    install_disk_fault_handlers(app, settings)  # after them: ENOSPC is a 507, not a 503
     openapi.install(app)  # after the Problem schema: polishes the whole document
     app.add_middleware(
         UploadLimit, max_bytes=settings.max_upload_mb << 20, paths=(f"{API_PREFIX}/datasets",)
+    )
+    app.add_middleware(
+        JsonBodyLimit, max_bytes=settings.max_json_kb << 10, exclude=(f"{API_PREFIX}/datasets",)
     )
     if keyring is not None:  # added last, so it runs first: strangers never reach the upload
         app.add_middleware(RejectUnauthenticated, keyring=keyring)
@@ -98,20 +104,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = metrics_registry(app.state.engine)
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["health"],
+        dependencies=[Depends(require_metrics_access)],
+        responses=problem_responses(401),
+    )
     def metrics() -> PlainTextResponse:
         """Prometheus metrics: jobs by status, queue depth, trials, epochs, heartbeats."""
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"], responses=problem_responses(503))
-    def healthz(session: SessionDep) -> Health:
+    def healthz(session: SessionDep) -> Health | JSONResponse:
         """Liveness and database reachability."""
         try:
             session.execute(text("SELECT 1"))
         except Exception as exc:
             logger.warning("database unreachable", extra={"error": str(exc)})
             raise ProblemError(503, "the database is unreachable", title="Unavailable") from exc
-        return Health(status="ok", database="ok")
+        degraded = degraded_response(settings, app.state.write_health)  # 503: writes would fail
+        return degraded or Health(status="ok", database="ok")
 
     return app
 

@@ -139,6 +139,16 @@ class BestSoFar(BaseModel):
     trial_id: str
     score: float
     hyperparameters: dict[str, Any]
+    test_score: float | None = Field(
+        default=None,
+        description="this model's objective on the held-out test rows (training.test_split), "
+        "scored once the search has ended",
+    )
+    test_metrics: dict[str, Any] | None = Field(
+        default=None,
+        description="score, metric, rows, loss and metrics as Keras computes them; "
+        "confusion_matrix and labels (classification) or mae, rmse, r2 (regression)",
+    )
 
 
 class JobRead(BaseModel):
@@ -149,6 +159,11 @@ class JobRead(BaseModel):
     search_space: dict[str, Any]
     progress: Progress
     best: BestSoFar | None
+    baselines: dict[str, Any] | None = Field(
+        default=None,
+        description='{"linear": {"score", "test_score"}, "gradient_boosting": {...}}: '
+        "scikit-learn models scored on the search's validation rows with its objective",
+    )
     error: str | None
     attempt: int
     cancel_requested: bool

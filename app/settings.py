@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     oracle_bind: str = "127.0.0.1"
     oracle_advertise: str | None = None
 
+    # Hostile-input caps (app.api.limits, app.search.spec_limits, app.store.fair_share).
+    # A JSON body larger than this is a 413 before it is parsed.
+    max_json_kb: int = Field(default=256, ge=1)
+    # A search's planned size: trials x epochs per trial x executions per trial.
+    max_search_epochs: int = Field(default=1_000_000, ge=1)
+    # Parameters of the largest network a search space allows (features, max units, max layers).
+    max_model_params: int = Field(default=20_000_000, ge=1)
+    # Queued + running jobs one API key may have at once (a 429 past it).
+    max_jobs_per_key: int = Field(default=100, ge=1)
+    # GET /metrics: a bearer token just for scrapers; unset, any API key (when keys are set).
+    metrics_token: str | None = None
+    # /healthz is degraded below this much free space on the data dir's disk.
+    min_free_disk_mb: int = Field(default=512, ge=0)
+
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"

@@ -1,4 +1,5 @@
-"""Debian's headless Chromium, driven through Playwright, for the browser tests.
+"""Debian's headless Chromium, driven through Playwright, for the browser tests; the
+dashboard tests' tabs, and the rows they write straight into the database.
 
 Chromium missing is a skip on a workstation and a failure where TUNER_TEST_REQUIRE_CHROMIUM=1
 (`make test` sets it when /usr/bin/chromium exists; `.ci/run` installs it).
@@ -7,12 +8,20 @@ Chromium missing is a skip on a workstation and a failure where TUNER_TEST_REQUI
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+
+from app.search.search_space import effective_search_space
+from app.store.db import write_session
+from app.store.models import Job, Trial, TrialEpoch, utcnow
+from tests.factories import dataset_row
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps dialling Google's hosts.
@@ -72,3 +81,160 @@ class OfflinePage:
 
     def close(self) -> None:
         self.context.close()
+
+
+class Tab:
+    """A page that records what a test must check afterwards: every URL it requested, and
+    script errors (an uncaught exception in the dashboard fails the test)."""
+
+    def __init__(self, context: Any, shots: Path) -> None:
+        self.page = context.new_page()
+        self.page.set_default_timeout(UI_TIMEOUT_MS)
+        self.shots = shots
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def shot(self, name: str) -> None:
+        self.shots.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
+
+
+@contextmanager
+def dashboard(origin: str, tmp_path: Path) -> Iterator[Callable[[], Tab]]:
+    """A fresh browser profile (empty localStorage) on the dashboard at `origin`, and a way
+    to open tabs on it. Screenshots land in tmp_path/screenshots. On the way out, every tab
+    must have had no script error and made no request off this server."""
+    with chromium() as browser:
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True
+        )
+        tabs: list[Tab] = []
+
+        def open_tab() -> Tab:
+            tab = Tab(context, tmp_path / "screenshots")
+            tabs.append(tab)
+            return tab
+
+        try:
+            yield open_tab
+        finally:
+            context.close()
+    for tab in tabs:
+        assert tab.errors == [], tab.errors
+        # Nothing leaves the machine: every request went to this server (downloads are blobs).
+        strays = [u for u in tab.requests if not u.startswith((origin, "blob:", "data:"))]
+        assert strays == [], strays
+
+
+def row_ids(page: Any) -> list[str]:
+    """The trial ids of the trial table's rows, top to bottom."""
+    return page.locator("#trials-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.trialId)"
+    )
+
+
+def hover(page: Any, chart: str, fraction: float) -> dict[str, str]:
+    """Moves the pointer over a uPlot chart at `fraction` of its width (0: its first point,
+    1: its last) and reads its legend there, as {series label: value shown}."""
+    over = page.locator(f"{chart} .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    x = box["x"] + min(box["width"] - 2, max(1, fraction * box["width"]))
+    page.mouse.move(x, box["y"] + box["height"] / 2)
+    return page.locator(f"{chart} .u-legend .u-series").evaluate_all(
+        """rows => Object.fromEntries(rows.map(r => [
+            r.querySelector('.u-label').textContent, r.querySelector('.u-value').textContent]))"""
+    )
+
+
+# --- Rows the dashboard tests write straight into the database --------------------------
+# As the recorder would write them, so a page can be checked against values known in
+# advance without running a search.
+
+
+@dataclass
+class TrialRows:
+    """One trial to insert: its outcome, and its curves as {metric: [value per epoch]}."""
+
+    trial_id: str
+    hyperparameters: dict[str, Any]
+    score: float | None
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    status: str = "COMPLETED"
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    duration_s: float = 1.0
+    overfit_epoch: int | None = None
+    generalization_gap: float | None = None
+    finished_after_s: float | None = None  # since the job started; default: duration_s
+
+
+def insert_job(
+    engine: Engine,
+    trials: list[TrialRows],
+    *,
+    objective: tuple[str, str] = ("val_loss", "min"),
+    algorithm: str = "bayesian",
+    task: str = "regression",
+    epochs: int = 6,
+    created_at: datetime | None = None,
+) -> str:
+    """A succeeded job with these trials (started one second apart); returns its id."""
+    start = created_at or utcnow() - timedelta(minutes=5)
+    with write_session(engine) as session:
+        dataset = dataset_row(task)
+        session.add(dataset)
+        session.flush()
+        job = Job(
+            dataset_id=dataset.id,
+            status="succeeded",
+            spec={
+                "tuner": {"algorithm": algorithm, "max_trials": len(trials)},
+                "objective": {"name": objective[0], "direction": objective[1]},
+                "training": {"epochs": epochs},
+                "callbacks": {"early_stopping": {"patience": 3}},
+            },
+            search_space=effective_search_space(None, features=1),
+            trials_planned=len(trials),
+            created_at=start,
+            started_at=start,
+            finished_at=start + timedelta(seconds=sum(t.duration_s for t in trials) + 5),
+        )
+        session.add(job)
+        session.flush()
+        for i, rows in enumerate(trials):
+            finished = (
+                rows.finished_after_s if rows.finished_after_s is not None else rows.duration_s
+            )
+            trial = Trial(
+                job_id=job.id,
+                trial_id=rows.trial_id,
+                status=rows.status,
+                hyperparameters=rows.hyperparameters,
+                score=rows.score,
+                best_epoch=rows.best_epoch,
+                epochs_run=len(rows.curves.get("loss", [])),
+                stopped_early=rows.stopped_early,
+                duration_s=rows.duration_s,
+                overfit_epoch=rows.overfit_epoch,
+                generalization_gap=rows.generalization_gap,
+                started_at=start + timedelta(seconds=i),
+                finished_at=start + timedelta(seconds=finished),
+            )
+            session.add(trial)
+            session.flush()
+            for epoch in range(len(rows.curves.get("loss", []))):
+                values = {name: curve[epoch] for name, curve in rows.curves.items()}
+                session.add(
+                    TrialEpoch(
+                        trial_pk=trial.id,
+                        epoch=epoch,
+                        loss=values.get("loss"),
+                        val_loss=values.get("val_loss"),
+                        learning_rate=values.get("learning_rate"),
+                        metrics={k: v for k, v in values.items() if k != "learning_rate"},
+                    )
+                )
+    return job.id

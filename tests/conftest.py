@@ -38,7 +38,10 @@ def _postgres_database() -> Iterator[str]:
     if not POSTGRES_ADMIN_URL:
         if REQUIRE_POSTGRES:
             pytest.fail("TUNER_TEST_REQUIRE_POSTGRES=1 but TUNER_TEST_POSTGRES_URL is unset")
-        pytest.skip("PostgreSQL not configured (set TUNER_TEST_POSTGRES_URL; .ci/run does)")
+        pytest.skip(
+            "PostgreSQL not configured: set TUNER_TEST_POSTGRES_URL, or install its server"
+            " binaries (/usr/lib/postgresql/*/bin) and `make test` starts one"
+        )
     with scratch_database(POSTGRES_ADMIN_URL, "tuner_test") as url:
         yield url
 

@@ -62,6 +62,7 @@ def test_compose_has_the_four_services_and_a_healthchecked_database() -> None:
     assert "postgresql+psycopg://" in COMPOSE
 
 
+@pytest.mark.slow
 def test_serve_stops_its_workers_on_sigterm(tmp_path) -> None:
     """`docker stop` of an all-in-one container sends SIGTERM to `serve`: its workers
     must go with it (uvicorn re-raises the signal after its own shutdown)."""

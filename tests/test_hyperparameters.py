@@ -99,6 +99,65 @@ def _by_hand_fixed_two_layers() -> kt.HyperParameters:
     return hp
 
 
+def _by_hand_one_or_three_layers() -> kt.HyperParameters:
+    hp = kt.HyperParameters()
+    hp.Choice("num_layers", [1, 3])
+    hp.Int("units_0", 32, 256, step=2, sampling="log", default=128)
+    # Layers 1 and 2 exist only in the three-layer network.
+    with hp.conditional_scope("num_layers", [3]):
+        hp.Int("units_1", 32, 256, step=2, sampling="log", default=128)
+    with hp.conditional_scope("num_layers", [3]):
+        hp.Int("units_2", 32, 256, step=2, sampling="log", default=128)
+    hp.Choice("activation", ["relu", "tanh"], default="relu")
+    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
+    hp.Choice("kernel_initializer", ["glorot_uniform", "he_normal"], default="glorot_uniform")
+    hp.Choice("optimizer", ["adam", "rmsprop"], default="adam")
+    hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+    hp.Choice("batch_size", [32, 64, 128], default=32)
+    hp.Fixed("l2", 0.0)
+    hp.Fixed("batch_norm", False)
+    return hp
+
+
+def _by_hand_stepped_layers_log_units() -> kt.HyperParameters:
+    hp = kt.HyperParameters()
+    hp.Int("num_layers", 2, 4, step=2, sampling="linear")
+    hp.Int("units_0", 8, 100, sampling="log")
+    hp.Int("units_1", 8, 100, sampling="log")
+    with hp.conditional_scope("num_layers", [4]):
+        hp.Int("units_2", 8, 100, sampling="log")
+    with hp.conditional_scope("num_layers", [4]):
+        hp.Int("units_3", 8, 100, sampling="log")
+    hp.Choice("activation", ["relu", "tanh"], default="relu")
+    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
+    hp.Choice("kernel_initializer", ["glorot_uniform", "he_normal"], default="glorot_uniform")
+    hp.Choice("optimizer", ["adam", "rmsprop"], default="adam")
+    hp.Float("learning_rate", 1e-5, 1e-1, step=10, sampling="log")
+    hp.Int("batch_size", 16, 128, step=2, sampling="log", default=32)
+    hp.Fixed("l2", 0.0)
+    hp.Fixed("batch_norm", False)
+    return hp
+
+
+def _by_hand_two_layers_by_default_boolean_choice() -> kt.HyperParameters:
+    hp = kt.HyperParameters()
+    hp.Int("num_layers", 1, 3, sampling="linear", default=2)
+    hp.Int("units_0", 4, 32, step=2, sampling="log", default=16)
+    with hp.conditional_scope("num_layers", [2, 3]):
+        hp.Int("units_1", 4, 32, step=2, sampling="log", default=16)
+    with hp.conditional_scope("num_layers", [3]):
+        hp.Int("units_2", 4, 32, step=2, sampling="log", default=16)
+    hp.Choice("activation", ["relu", "tanh"], default="relu")
+    hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
+    hp.Choice("kernel_initializer", ["glorot_uniform", "he_normal"], default="glorot_uniform")
+    hp.Choice("optimizer", ["adam", "rmsprop"], default="adam")
+    hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+    hp.Fixed("batch_size", 64)
+    hp.Fixed("l2", 0.0)
+    hp.Choice("batch_norm", [True, False], default=False)
+    return hp
+
+
 @pytest.mark.parametrize(
     ("user_space", "features", "by_hand"),
     [
@@ -122,6 +181,39 @@ def _by_hand_fixed_two_layers() -> kt.HyperParameters:
             _by_hand_fixed_two_layers,
             id="fixed-two-layers",
         ),
+        pytest.param(
+            {"num_layers": {"type": "choice", "values": [1, 3]}, "units": {"type": "pow2"}},
+            40,
+            _by_hand_one_or_three_layers,
+            id="one-or-three-layers",
+        ),
+        pytest.param(
+            {
+                "num_layers": {"type": "int", "min": 2, "max": 4, "step": 2},
+                "units": {"type": "int", "min": 8, "max": 100, "sampling": "log"},
+                "learning_rate": {
+                    "type": "float",
+                    "min": 1e-5,
+                    "max": 1e-1,
+                    "step": 10,
+                    "sampling": "log",
+                },
+                "batch_size": {"type": "pow2", "min": 16, "max": 128, "default": 32},
+            },
+            3,
+            _by_hand_stepped_layers_log_units,
+            id="stepped-layers-log-int-units",
+        ),
+        pytest.param(
+            {
+                "num_layers": {"type": "int", "min": 1, "max": 3, "default": 2},
+                "batch_norm": {"type": "choice", "values": [True, False], "default": False},
+                "batch_size": {"type": "fixed", "value": 64},
+            },
+            5,
+            _by_hand_two_layers_by_default_boolean_choice,
+            id="two-layers-by-default-boolean-choice",
+        ),
     ],
 )
 def test_translation_matches_hand_written_hyperparameters(
@@ -129,6 +221,32 @@ def test_translation_matches_hand_written_hyperparameters(
 ) -> None:
     space = effective_search_space(user_space, features=features)
     assert build_hyperparameters(space).get_config() == by_hand().get_config()
+
+
+def _seeded_random_trials(hp: kt.HyperParameters) -> list[dict[str, Any]]:
+    oracle = kt.oracles.RandomSearchOracle(
+        objective=kt.Objective("val_loss", "min"), max_trials=12, seed=7, hyperparameters=hp
+    )
+    return [oracle.populate_space(str(trial))["values"] for trial in range(12)]
+
+
+@pytest.mark.parametrize(
+    ("user_space", "features", "by_hand"),
+    [
+        pytest.param({}, 40, _by_hand_defaults_for_40_inputs, id="defaults-40-inputs"),
+        pytest.param(MIXED, 40, _by_hand_mixed, id="int-step-float-log-choice-boolean-fixed"),
+    ],
+)
+def test_a_seeded_search_samples_the_trials_of_the_hand_written_space(
+    user_space: dict[str, Any], features: int, by_hand: Any
+) -> None:
+    space = effective_search_space(user_space, features=features)
+    trials = _seeded_random_trials(build_hyperparameters(space))
+    assert trials == _seeded_random_trials(by_hand())
+    assert len({repr(sorted(t.items())) for t in trials}) == len(trials)  # really sampled
+    for trial in trials:  # a trial samples a width only for the layers its model has
+        widths = {name for name in trial if name.startswith("units_")}
+        assert widths == {f"units_{layer}" for layer in range(trial["num_layers"])}
 
 
 def test_pow2_becomes_a_log_sampled_int_with_step_two() -> None:

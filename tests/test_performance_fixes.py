@@ -194,9 +194,9 @@ def test_search_process_runs_at_the_configured_lower_priority(
 def test_best_epoch_checkpoint_written_once_holds_the_best_epoch(tmp_path: Path) -> None:
     import keras
     import keras_tuner as kt
-    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
 
     from tuner_jobs.search.checkpoint import buffer_best_epoch
+    from tuner_jobs.search.keras_tuner_compat import SaveBestEpoch
 
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")

@@ -184,9 +184,9 @@ def test_a_failing_oracle_call_from_a_tuner_gives_the_lock_back(tmp_path) -> Non
     """KerasTuner's @synchronized keeps the oracle's lock when the method raises; through
     the chief's servicer the lock comes back, so tuner0 and the others can go on."""
     import keras_tuner as kt
-    from keras_tuner.src.engine.oracle import LOCKS
 
     from tuner_jobs.search.chief import _LockSafeOracle
+    from tuner_jobs.search.keras_tuner_compat import LOCKS
 
     def failed_trial(oracle: kt.Oracle, tuner_id: str) -> kt.engine.trial.Trial:
         trial = oracle.create_trial(tuner_id)

@@ -1,4 +1,5 @@
-"""The API's side of the keys (app.keys): who is calling, and which datasets and jobs they may see.
+"""The API's side of the keys (app.keys): who is calling. What they may read is decided by
+app.store.reads.readable, with their owner id in the WHERE clause.
 
 `TUNER_API_KEYS` is either a comma-separated list of keys, or `@` and the path of a file
 with one hashed key per line (`sha256:<hex digest of the key>`; blank lines and `#`
@@ -12,20 +13,16 @@ stored on each dataset and job the caller creates, and is not a secret.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from sqlalchemy import Select
-from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
 from app.api.problems import problem_response
 from app.errors import ProblemError
 from app.keys import Keyring
-from app.store.db import get_by_id
-from app.store.models import Owned
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +32,6 @@ API_PREFIX = "/api/v1"
 UNAUTHORIZED_TITLE = "Unauthorized"
 UNAUTHORIZED_DETAIL = "a valid API key is required: Authorization: Bearer <key>"
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
-
-OwnedT = TypeVar("OwnedT", bound=Owned)
-SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 class Unauthorized(ProblemError):
@@ -91,18 +85,3 @@ class RejectUnauthenticated:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def owned(stmt: SelectT, model: type[Owned], owner: str | None) -> SelectT:
-    """`stmt` limited to the caller's rows of `model`; without keys (owner None), all rows."""
-    return stmt if owner is None else stmt.where(model.owner == owner)
-
-
-def get_owned(
-    session: Session, model: type[OwnedT], ident: str, owner: str | None
-) -> OwnedT | None:
-    """The row with this id if the caller may see it; another key's row is as good as absent."""
-    row = get_by_id(session, model, ident)
-    if row is None or (owner is not None and row.owner != owner):
-        return None
-    return row

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings and one database session per request.
+"""FastAPI dependencies: settings, a reading session, and a writing route's unit of work.
 
 They are `async def` on purpose. FastAPI runs a plain `def` dependency in its thread
 pool, and each hop there costs about as much CPU as a small route's own work (the
@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.settings import Settings
+from app.store.backend import Backend
+from app.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
@@ -32,7 +34,7 @@ async def _session(engine: Engine) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if engine.dialect.name == "sqlite":
+        if Backend.of(engine).in_process:
             # Handing the connection back rolls it back: an in-process call that
             # takes microseconds, cheaper than the hop to a thread.
             session.close()
@@ -47,11 +49,14 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-async def get_write_session(request: Request) -> AsyncIterator[Session]:
-    """A session for routes that write; they open `with session.begin():` themselves,
-    so the commit happens before the response is built, never after it was sent."""
+async def get_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The unit of work of a route that writes (app.store.unit_of_work): every writing
+    route enters it, `with uow as session:`, which takes the writer lock where the backend
+    has one, and commits at the end of the block (rolls back on an error). The route
+    enters it itself, so the commit happens before the response is built, never after it
+    was sent (FastAPI runs a dependency's exit after the response)."""
     async for session in _session(request.app.state.write_engine):
-        yield session
+        yield UnitOfWork(session)
 
 
 async def reading(request: Request, work: Callable[[Connection], T]) -> T:
@@ -63,8 +68,8 @@ async def reading(request: Request, work: Callable[[Connection], T]) -> T:
     32 clients polling, 32 threads taking turns at the GIL answer them all late together
     instead of each in turn (benchmarks/, item 3). On PostgreSQL each query is a round
     trip to a server, so the work waits in the thread pool as a sync route's does. No
-    Session either: these reads are Core statements (app.store.results), and a Session's
-    dependency and bookkeeping cost more than the queries.
+    Session either: these reads are Core statements built once (app.store.reads), and a
+    Session's dependency and bookkeeping cost more than the queries.
     """
     engine: Engine = request.app.state.read_engine
 
@@ -72,7 +77,7 @@ async def reading(request: Request, work: Callable[[Connection], T]) -> T:
         with engine.connect() as connection:
             return work(connection)
 
-    if engine.dialect.name == "sqlite":
+    if Backend.of(engine).in_process:
         # One turn of the loop first, so that the requests that arrived meanwhile are
         # read and queued: answers then go out in about the order the requests came.
         # Without it, each batch the loop read at once ran to its end before the next
@@ -83,5 +88,5 @@ async def reading(request: Request, work: Callable[[Connection], T]) -> T:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -67,3 +67,61 @@ class UploadLimit:
         await self.app(scope, counting_receive, guarded_send)
         if exceeded and not started:
             await self._too_large()(scope, receive, send)
+
+
+# --- JSON bodies (TUNER_MAX_JSON_KB) ---------------------------------------------------
+#
+# Every other request body is JSON (a job spec, predict rows), read whole into memory and
+# parsed before validation runs: without a cap, a 42 MB spec is parsed, stored, and sent
+# back in every list. Counted as it streams in, like the upload cap above.
+
+
+class JsonBodyLimit:
+    def __init__(self, app: Any, *, max_bytes: int, exclude: tuple[str, ...]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exclude = exclude  # the upload paths, capped by UploadLimit instead
+
+    def _too_large(self) -> Any:
+        return problem_response(
+            413,
+            "Request body too large",
+            f"the request body is larger than the limit of {self.max_bytes // 1024} KB "
+            "(TUNER_MAX_JSON_KB)",
+        )
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exclude:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"").decode()
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:  # chunked, or a Content-Length that lied
+                    exceeded = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to the truncated body is replaced below
+            started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
+        if exceeded and not started:
+            await self._too_large()(scope, receive, send)

@@ -6,7 +6,6 @@ same file back through `load_training_frame` so both see identical columns.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.errors import ProblemError
+from app.search.csv_header import refuse_wide_encoding
+from app.search.dataset_error import DatasetError
+from app.search.table_readers import NPZ_TARGET, read_table
 
 FORMATS = ("csv", "parquet", "npz")
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -22,17 +23,8 @@ MISSING_TOKEN = "[missing]"
 MAX_CATEGORIES = 256  # rarer categories fall into the out-of-vocabulary bucket
 MAX_CLASSES = 1000
 CLASSIFICATION_MAX_DISTINCT_INTS = 20
-NPZ_TARGET = "y"
 
-
-class DatasetError(ProblemError):
-    def __init__(self, detail: str, *, field: str = "file") -> None:
-        super().__init__(
-            422,
-            detail,
-            title="Invalid dataset",
-            errors=[{"loc": ["body", field], "msg": detail, "type": "dataset"}],
-        )
+__all__ = ["NPZ_TARGET", "DatasetError", "read_table"]  # re-exported for the API and workers
 
 
 @dataclass
@@ -61,6 +53,8 @@ def detect_format(filename: str | None, head: bytes) -> str:
         if suffix:
             raise DatasetError(f"unsupported file type {suffix!r}; upload .csv, .parquet or .npz")
         return sniffed or "csv"
+    if claimed == "csv" and sniffed is None:
+        refuse_wide_encoding(head)
     if claimed == "csv" and sniffed is None and b"\x00" in head:
         raise DatasetError("the file is named .csv but is binary, not text")
     if claimed != "csv" and sniffed != claimed or claimed == "csv" and sniffed is not None:
@@ -69,82 +63,6 @@ def detect_format(filename: str | None, head: bytes) -> str:
             f"{'not ' + claimed if sniffed is None else sniffed}"
         )
     return claimed
-
-
-def read_table(path: Path, fmt: str, *, max_unpacked_bytes: int) -> pd.DataFrame:
-    """Read a stored upload; every parse failure becomes a 422 naming the problem."""
-    if fmt == "csv":
-        return _read_csv(path)
-    if fmt == "parquet":
-        try:
-            return pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for corrupt files
-            raise DatasetError(f"not a readable Parquet file: {_reason(exc, path)}") from exc
-    if fmt == "npz":
-        return _read_npz(path, max_unpacked_bytes)
-    raise DatasetError(f"unsupported format {fmt!r}")
-
-
-def _reason(exc: Exception, path: Path) -> str:
-    """The reader's message without the server's temp path in it."""
-    return str(exc).replace(str(path), "the upload")
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        # No compression inference: a .csv is read as the plain text it claims to be.
-        return pd.read_csv(path, compression=None, encoding="utf-8", skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DatasetError("the CSV file is empty") from exc
-    except pd.errors.ParserError as exc:
-        raise DatasetError(f"malformed CSV: {str(exc).strip()}") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(
-            f"the CSV file is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
-    except ValueError as exc:
-        raise DatasetError(f"malformed CSV: {exc}") from exc
-
-
-def _read_npz(path: Path, max_unpacked_bytes: int) -> pd.DataFrame:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-        if unpacked > max_unpacked_bytes:
-            raise DatasetError(
-                f"the NPZ archive unpacks to {unpacked} bytes, "
-                f"over the limit of {max_unpacked_bytes}"
-            )
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("x", "y") if k not in archive.files]
-            if missing:
-                raise DatasetError(
-                    f"the NPZ file needs arrays 'x' and 'y'; "
-                    f"missing {missing}, found {archive.files}"
-                )
-            x, y = archive["x"], archive["y"]
-    except DatasetError:
-        raise
-    except ValueError as exc:
-        # numpy refuses object arrays when allow_pickle=False.
-        raise DatasetError(f"the NPZ file cannot be loaded safely: {exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DatasetError(f"not a readable NPZ file: {_reason(exc, path)}") from exc
-    if x.ndim == 1:
-        x = x.reshape(-1, 1)
-    if x.ndim != 2:
-        raise DatasetError(f"'x' must be a 2-D array of rows, got shape {list(x.shape)}")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.reshape(-1)
-    if y.ndim != 1:
-        raise DatasetError(f"'y' must be a 1-D array, got shape {list(y.shape)}")
-    if len(x) != len(y):
-        raise DatasetError(f"'x' has {len(x)} rows but 'y' has {len(y)}")
-    if x.dtype.kind not in "biuf":
-        raise DatasetError(f"'x' must be numeric, got dtype {x.dtype}")
-    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
-    frame[NPZ_TARGET] = y
-    return frame
 
 
 def _is_numeric(series: pd.Series) -> bool:

@@ -2,7 +2,7 @@
 
 This is the one translation of the service's search-space language into KerasTuner: the
 API exports it (GET /jobs/{id}/keras_tuner_config) without importing keras_tuner, and the
-search process builds its `HyperParameters` from it (`HyperParameters.from_config`).
+search process builds its `HyperParameters` from it (tuner_jobs.search.hyperparameters).
 """
 
 from __future__ import annotations
@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.search.search_space import declaration_order, layer_counts
+
+
+def units_name(layer: int) -> str:
+    """The hyperparameter holding the width of hidden layer `layer` (0-based)."""
+    return f"units_{layer}"
 
 
 def _condition(parent: str, values: list[int]) -> dict[str, Any]:
@@ -81,11 +86,14 @@ def _hyperparameter(
 
 
 def keras_tuner_config(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What `build_hyperparameters(space).get_config()` returns, for
-    `keras_tuner.HyperParameters.from_config(...)` in a plain KerasTuner script.
+    """`HyperParameters.get_config()` of the search's hyperparameters: what the search
+    process passes to `keras_tuner.HyperParameters.from_config`, and a user's script can too.
 
-    Same declarations in the same order: num_layers, one units_<i> per layer (active only
-    when the network has that layer), then the rest; `values` holds each active default.
+    Declared in a fixed order, since KerasTuner's seeded sampling follows it: num_layers,
+    one units_<i> per layer, then the rest. Layer i's width is conditional on
+    num_layers > i (a KerasTuner conditional scope), so a search never spends trials
+    varying the width of a layer the model does not have. `values` holds each active
+    default, as declaring them one by one would.
     """
     entries: list[dict[str, Any]] = []
     values: dict[str, Any] = {}
@@ -101,7 +109,7 @@ def keras_tuner_config(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     declare("num_layers", space["num_layers"])
     for layer in range(max(options)):
         needs = [n for n in options if n > layer]
-        declare(f"units_{layer}", space["units"], None if len(needs) == len(options) else needs)
+        declare(units_name(layer), space["units"], None if len(needs) == len(options) else needs)
     for name in declaration_order(space):
         declare(name, space[name])
     return {"space": entries, "values": values}

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 10_000
 MAX_LISTED_ERRORS = 20
+# The model computes in float32: a larger finite JSON number (1e300) becomes inf inside it,
+# and its outputs NaN, which JSON would carry as null probabilities.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class PredictRequest(BaseModel):
@@ -71,6 +74,15 @@ def validate_rows(dataset: Dataset, rows: list[dict[str, Any]]) -> list[dict[str
                     errors.append(_problem(index, name, f"expected a number, got {value!r}"))
                 elif not math.isfinite(value):
                     errors.append(_problem(index, name, "expected a finite number"))
+                elif abs(value) > FLOAT32_MAX:
+                    errors.append(
+                        _problem(
+                            index,
+                            name,
+                            f"{value!r} is out of range: the model takes numbers of at most "
+                            f"{FLOAT32_MAX:.4g} in magnitude (float32)",
+                        )
+                    )
             elif not isinstance(value, str | int | float | bool):
                 errors.append(_problem(index, name, f"expected a category, got {value!r}"))
         clean.append({name: row.get(name) for name in known})
@@ -83,7 +95,32 @@ def validate_rows(dataset: Dataset, rows: list[dict[str, Any]]) -> list[dict[str
     return clean
 
 
+def _check_outputs(outputs: list[list[float]]) -> None:
+    """Never answer null: a row whose output is not finite (an extreme input overflowed
+    inside the network) is a 422 naming the row."""
+    bad = [i for i, out in enumerate(outputs) if not all(math.isfinite(v) for v in out)]
+    if bad:
+        errors = [
+            {
+                "loc": ["body", "rows", i],
+                "msg": "the model's output for this row is not a finite number; its inputs "
+                "are too far outside the training data",
+                "type": "value",
+            }
+            for i in bad
+        ]
+        listed = ", ".join(str(i) for i in bad[:MAX_LISTED_ERRORS])
+        raise ProblemError(
+            422,
+            f"row(s) {listed}: the model's output is not a finite number; the inputs are too "
+            "far outside the training data",
+            title="Invalid rows",
+            errors=errors,
+        )
+
+
 def shape_predictions(dataset: Dataset, outputs: list[list[float]]) -> PredictResponse:
+    _check_outputs(outputs)
     if dataset.task == "regression":
         return PredictResponse(predictions=[Prediction(value=float(out[0])) for out in outputs])
     classes = dataset.classes or []

@@ -1,14 +1,28 @@
-"""The job spec a user submits, and how its defaults are filled in from the dataset."""
+"""The job spec a user submits, and how its defaults are filled in from the dataset.
+
+`JobCreate` is what a user sends (most fields optional); `resolve_spec` turns it into a
+`ResolvedSpec`, every default filled and every derived value decided once, at submission.
+The jobs table stores `ResolvedSpec.model_dump(mode="json")`; the search process reads it
+back through `load_spec`, so both sides share one set of defaults: these models'.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+import reprlib
+import secrets
+from typing import Any, Literal, NamedTuple, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.errors import ProblemError
 from app.search.search_space import effective_search_space, grid_size, layer_counts
+from app.search.spec_limits import (
+    SpecLimits,
+    check_direction,
+    check_numbers_and_lists,
+    check_size,
+)
 
 Algorithm = Literal["random_search", "hyperband", "bayesian", "grid"]
 Direction = Literal["min", "max"]
@@ -40,17 +54,33 @@ class TunerSpec(_Spec):
     factor: int = Field(default=3, ge=2, le=100, description="Hyperband reduction factor")
     hyperband_iterations: int = Field(default=1, ge=1, le=100)
     executions_per_trial: int = Field(default=1, ge=1, le=20)
-    seed: int | None = Field(default=42, ge=0, le=2**31 - 1)
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Omitted (or null): a seed is drawn at submission and recorded in the "
+        "job's spec, so each job explores afresh and resubmitting with it reproduces.",
+    )
 
 
 class ObjectiveSpec(_Spec):
     name: str | None = Field(default=None, description="val_accuracy / val_loss by task")
     direction: Direction | None = None
+    direction_override: bool = Field(
+        default=False, description="allow a direction that contradicts the metric (val_loss: max)"
+    )
 
 
 class TrainingSpec(_Spec):
     epochs: int = Field(default=30, ge=1, le=10_000)
     validation_split: float = Field(default=0.2, gt=0, lt=1)
+    test_split: float = Field(
+        default=0.0,
+        ge=0,
+        lt=0.5,
+        description="Rows held out before anything else, never seen by the search; the best "
+        "model is scored on them at the end (best.test_score, best.test_metrics).",
+    )
 
 
 class EarlyStoppingSpec(_Spec):
@@ -112,6 +142,76 @@ class JobCreate(_Spec):
     )
 
 
+class ResolvedTuner(TunerSpec):
+    """The tuner section as stored. Its remaining Nones are decisions, not defaults left for
+    later: max_trials None is Hyperband's full schedule (no cap), max_epochs None an algorithm
+    that has no use for it, seed None an unseeded search (stored before seeds were drawn)."""
+
+    @model_validator(mode="after")
+    def _resolved(self) -> Self:
+        if self.algorithm == "hyperband" and self.max_epochs is None:
+            raise ValueError("max_epochs must be resolved for hyperband")
+        if self.algorithm != "hyperband" and self.max_trials is None:
+            raise ValueError(f"max_trials must be resolved for {self.algorithm}")
+        return self
+
+    @property
+    def rng_seed(self) -> int:
+        """Keras's global RNG and the train/validation split need an integer: an unseeded
+        search uses 0 there (KerasTuner itself gets `seed`, None included)."""
+        return self.seed or 0
+
+
+class ResolvedObjective(ObjectiveSpec):
+    name: str
+    direction: Direction
+    # A switch for the check at submission (spec_limits.check_direction), not part of what
+    # the job is: left out of the stored spec, which keeps the shape earlier versions stored.
+    direction_override: bool = Field(default=False, exclude=True)
+
+
+class ResolvedSpec(JobCreate):
+    """A job's spec with every default filled in: what the jobs table stores and what the
+    search process reads. Fields keep JobCreate's names, order and defaults, so a spec
+    stored by an earlier version validates unchanged."""
+
+    tuner: ResolvedTuner
+    objective: ResolvedObjective
+
+    @property
+    def parallel(self) -> bool:
+        """Whether trials run in several processes against a chief (tuner_jobs.search.chief)."""
+        return self.parallel_trials > 1
+
+
+class StoredSpecError(ValueError):
+    """A job's stored spec that no longer validates (edited in the database, or written
+    by an incompatible version): the job fails with this message."""
+
+
+def load_spec(stored: Any) -> ResolvedSpec:
+    """The stored spec (the jobs table's JSON), validated again; raises StoredSpecError
+    naming each bad field."""
+    try:
+        return ResolvedSpec.model_validate(stored)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
+            f" (got {reprlib.repr(error['input'])})"
+            for error in exc.errors()
+        )
+        raise StoredSpecError(f"the job's stored spec is not valid: {problems}") from None
+
+
+class Resolution(NamedTuple):
+    """What a submission stores besides its status: the spec, the effective search space
+    (the defaults seeded from the dataset, with the spec's overrides), the trials planned."""
+
+    spec: ResolvedSpec
+    search_space: dict[str, Any]
+    trials_planned: int
+
+
 def metric_names(task: str) -> list[str]:
     names = ["loss", *TASK_METRICS[task]]
     return names + [f"val_{n}" for n in names]
@@ -151,12 +251,11 @@ def hyperband_schedule_size(max_epochs: int, factor: int, iterations: int) -> in
 
 
 def resolve_spec(
-    spec: JobCreate, *, task: str, features: int
-) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """Fill the spec's defaults for this dataset.
-
-    Returns (spec with defaults filled, effective search space, trials planned).
-    """
+    spec: JobCreate, *, task: str, features: int, limits: SpecLimits | None = None
+) -> Resolution:
+    """Fill the spec's defaults for this dataset (raises ProblemError on a metric the
+    task's model does not log, and past app.search.spec_limits' caps)."""
+    check_numbers_and_lists(spec.model_dump())
     space = effective_search_space(spec.search_space, features=features)
     resolved = spec.model_copy(deep=True)
     objective = resolved.objective
@@ -165,12 +264,20 @@ def resolve_spec(
     _check_metric(objective.name, task, ["objective", "name"])
     if objective.direction is None:
         objective.direction = default_direction(objective.name)
+    check_direction(
+        objective.name,
+        objective.direction,
+        override=objective.direction_override,
+        loc=["objective"],
+    )
     for name in ("early_stopping", "reduce_lr_on_plateau"):
         callback = getattr(resolved.callbacks, name)
         if callback is not None:
             _check_metric(callback.monitor, task, ["callbacks", name, "monitor"])
 
     tuner = resolved.tuner
+    if tuner.seed is None:
+        tuner.seed = secrets.randbelow(2**31)
     if tuner.algorithm == "hyperband":
         if tuner.max_epochs is None:
             tuner.max_epochs = resolved.training.epochs
@@ -185,4 +292,6 @@ def resolve_spec(
         if tuner.algorithm == "grid":
             planned = min(planned, grid_size(space))
     assert layer_counts(space), "num_layers always has at least one value"
-    return resolved.model_dump(mode="json"), space, planned
+    check_size(resolved, space, trials=planned, features=features, limits=limits or SpecLimits())
+    # Validated, not copied field by field: ResolvedSpec's own checks run at submission too.
+    return Resolution(ResolvedSpec.model_validate(resolved.model_dump()), space, planned)

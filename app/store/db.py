@@ -1,4 +1,5 @@
-"""Engine and session factory; SQLite is tuned for concurrent readers and writers."""
+"""Engines for reading and writing, scratch databases, and the upsert; what differs
+between SQLite and PostgreSQL lives in app.store.backend."""
 
 from __future__ import annotations
 
@@ -6,43 +7,23 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
+from app.store.backend import SQLITE, Backend
 
-M = TypeVar("M")
+# Where the workers, the tests and migrations have always found it.
+from app.store.unit_of_work import write_session as write_session
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
-def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
-    # pysqlite's own transaction handling issues BEGIN lazily (only before DML),
-    # which makes `BEGIN IMMEDIATE` impossible; take control of BEGIN ourselves.
-    # See the SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional DDL".
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
-        # A session may ask for a write lock up front (the queue's claim does)
-        # by setting execution option sqlite_begin="IMMEDIATE".
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+    return Backend.for_url(url).name == SQLITE
 
 
 def make_engine(
@@ -56,21 +37,8 @@ def make_engine(
     the write lock before the database counts as unavailable. `pool_size`: connections
     kept open for reuse; a request that finds none free opens (and afterwards closes)
     one more, which costs more than the query itself on either backend."""
-    pool: dict[str, int] = {"pool_size": pool_size, "max_overflow": 10}
-    if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            pool = {}  # one connection per thread (SingletonThreadPool): nothing to size
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, **pool)
-        _configure_sqlite(engine, busy_timeout_s)
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"application_name": application_name},
-        **pool,
+    return Backend.for_url(url).make_engine(
+        url, application_name=application_name, busy_timeout_s=busy_timeout_s, pool_size=pool_size
     )
 
 
@@ -80,35 +48,16 @@ def storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def get_by_id(session: Session, model: type[M], ident: str) -> M | None:
-    """`session.get` for a client-supplied id; one no row can have (a NUL in it) finds nothing
-    on every backend, where PostgreSQL would fail the query."""
-    return session.get(model, ident) if storable(ident) else None
-
-
 def for_writing(engine: Engine) -> Engine:
-    """The engine whose transactions take SQLite's write lock at BEGIN (BEGIN IMMEDIATE).
-
-    In WAL mode a deferred transaction that reads and then writes fails at once
-    with "database is locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another
-    connection committed in between. Taking the lock up front makes writers queue
-    on the busy timeout instead. PostgreSQL ignores the option.
-    """
-    return engine.execution_options(sqlite_begin="IMMEDIATE")
+    """The engine for write transactions (on SQLite they take the write lock at BEGIN;
+    see app.store.backend). Open them with app.store.unit_of_work."""
+    return Backend.of(engine).for_writing(engine)
 
 
 def for_reading(engine: Engine) -> Engine:
-    """The engine whose transactions read one snapshot, from their first query to their end.
-
-    A request that reads a page of trials and their total, or a job and its progress,
-    runs several queries. PostgreSQL's default (READ COMMITTED) gives each its own
-    snapshot, so a trial a worker inserts in between made a page's total disagree with
-    its rows; REPEATABLE READ gives the request one (a read-only transaction there
-    never fails to serialize). SQLite's read transactions are snapshots already.
-    """
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="REPEATABLE READ")
-    return engine
+    """The engine whose transactions read one snapshot, from their first query to their end
+    (REPEATABLE READ on PostgreSQL; SQLite's read transactions are snapshots already)."""
+    return Backend.of(engine).for_reading(engine)
 
 
 @contextmanager
@@ -143,13 +92,6 @@ def _drop_database(admin: Engine, name: str, *, patience_s: float = 30.0) -> Non
             time.sleep(0.5)
 
 
-@contextmanager
-def write_session(engine: Engine) -> Iterator[Session]:
-    """A session in one write transaction that commits on success and rolls back on error."""
-    with Session(for_writing(engine), expire_on_commit=False) as session, session.begin():
-        yield session
-
-
 def upsert(
     session: Session,
     table: Any,
@@ -160,12 +102,7 @@ def upsert(
     returning: Any = None,
 ) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE on SQLite and PostgreSQL alike."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**values)
+    stmt = Backend.of(session).insert(table).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=conflict, set_={name: stmt.excluded[name] for name in update}
     )

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     Float,
@@ -20,9 +19,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.store.backend import JSON_TYPE
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,8 +32,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -62,7 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType, datetime: UTCDateTime}
+    type_annotation_map = {dict[str, Any]: JSON_TYPE, list[Any]: JSON_TYPE, datetime: UTCDateTime}
 
 
 class JobStatus(enum.StrEnum):
@@ -92,7 +91,8 @@ class TrialStatus(enum.StrEnum):
 
 class Owned:
     """Rows that belong to the API key that created them (its owner id, see app.api.auth); NULL
-    when made by a service without keys, which shows every row to everyone."""
+    when made by a service without keys, which shows every row to everyone. Who may read
+    what is decided in one place: app.store.reads.readable."""
 
     owner: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
 
@@ -148,6 +148,13 @@ class Job(Owned, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Migration 0006. completed / time_budget / cancelled / failed: why the search ended.
+    stop_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # {"linear": {"score", "test_score"?}, "gradient_boosting": {...}}: scikit-learn models
+    # scored on the search's own validation rows (tuner_jobs.search.baselines).
+    baselines: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # The best model on the held-out test rows (training.test_split > 0), at the end.
+    test_metrics: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="jobs")
     trials: Mapped[list[Trial]] = relationship(
@@ -226,6 +233,12 @@ class Trial(Base):
     generalization_gap: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The worker supervisor whose process ran the trial (its TUNER worker id).
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Migration 0006: each cross-validation fold's score; stopped by the pruner; a trial
+    # of this search, or one replayed from another job's (warm start: origin_job_id).
+    fold_scores: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    pruned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    origin: Mapped[str] = mapped_column(String(16), default="search", server_default="search")
+    origin_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="trials")
     epochs: Mapped[list[TrialEpoch]] = relationship(

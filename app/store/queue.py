@@ -91,17 +91,35 @@ def reap_exhausted(*, session: Session, max_attempts: int, now: datetime | None 
     return (cancelled or 0) + (failed or 0)
 
 
+def _running_by_owner(now: datetime):  # type: ignore[no-untyped-def]
+    """Jobs each owner has running under a live lease (an expired one is claimable again)."""
+    return (
+        select(Job.owner.label("owner"), func.count().label("running"))
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at >= now)
+        .group_by(Job.owner)
+        .subquery("running_by_owner")
+    )
+
+
 def claim_job(
     *, session: Session, worker_id: str, lease_s: float, now: datetime | None = None
 ) -> Claim | None:
-    """Take the oldest claimable job and lease it to `worker_id`; None when the queue is empty."""
+    """Lease a claimable job to `worker_id`; None when the queue is empty.
+
+    Fair share between owners (API keys): the oldest job of the owner with the fewest jobs
+    running, so one key's long queue cannot hold another key's job back indefinitely.
+    """
     now = now or utcnow()
+    running = _running_by_owner(now)
     candidate = session.execute(
         select(Job.id)
+        .outerjoin(running, running.c.owner.is_not_distinct_from(Job.owner))
         .where(_claimable(now))
-        .order_by(Job.created_at, Job.id)
+        .order_by(func.coalesce(running.c.running, 0), Job.created_at, Job.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        # OF jobs: the aggregate beside it is read, not locked (PostgreSQL refuses to lock
+        # grouped rows).
+        .with_for_update(skip_locked=True, of=Job)
     ).scalar_one_or_none()
     if candidate is None:
         return None

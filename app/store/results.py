@@ -1,16 +1,12 @@
-"""Read side of a job's results: progress, best trial, trial pages and curves.
-
-Everything here starts from a Job the caller may see (routes fetch it with
-`get_job_or_404(session, id, owner)`), so trials need no ownership check of their own.
-"""
+"""A job's answer (progress, current trial, best so far) and a trial's (with its curve),
+built from rows read through app.store.reads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from app.schemas import (
     BestSoFar,
@@ -21,26 +17,14 @@ from app.schemas import (
     TrialDetail,
     TrialRead,
 )
-from app.store.db import storable
-from app.store.models import Job, JobStatus, Trial, TrialEpoch, TrialStatus
+from app.store.models import JobStatus, TrialStatus
+from app.store.reads import TRIALS, JobRow, TrialRow, best_trials, epochs_of
 
 FINISHED_TRIALS = [s.value for s in TrialStatus if s.is_finished()]
-TrialOrder = Literal["score", "started"]
 
-# The hot reads (a polled job and its trials page, benchmarks/ item 3) are Core
-# statements on the tables, built once with bound parameters: the ORM's per-query work
-# (building the statement, its cache key, loading entities) was three quarters of
-# such a request's CPU. They run on a Connection (one transaction, so one snapshot),
-# not through a Session. Their rows answer attribute access like a Job or a Trial.
-JOBS = Job.__table__
-TRIALS = Trial.__table__
-JobRow = Job | Row[Any]
-
+# Keyed by the ids of jobs just read through app.store.reads.readable, in the same
+# transaction: these only count and pick among those jobs' trials.
 _IDS = bindparam("ids", expanding=True)
-_JOB_ID = bindparam("job_id")
-
-_JOB = select(JOBS).where(JOBS.c.id == _JOB_ID)
-_JOB_OF_OWNER = _JOB.where(JOBS.c.owner == bindparam("owner"))
 
 # Per job: trials finished, epochs recorded (one grouped query, index-only).
 _PROGRESS = (
@@ -64,95 +48,6 @@ _RUNNING = select(
 ).where(TRIALS.c.job_id.in_(_IDS), TRIALS.c.status == TrialStatus.RUNNING)
 
 
-def _best_per_job(maximize: bool):  # type: ignore[no-untyped-def]
-    """Each job's best completed trial: a correlated subquery picks its id through the
-    (job_id, score) index, inside the database; no query per job, and no ranking of
-    every trial of every job."""
-    inner = TRIALS.alias("inner")
-    score = inner.c.score.desc() if maximize else inner.c.score.asc()
-    best_id = (
-        select(inner.c.id)
-        .where(
-            inner.c.job_id == JOBS.c.id,
-            inner.c.status == TrialStatus.COMPLETED,
-            inner.c.score.is_not(None),
-        )
-        .order_by(score, inner.c.trial_id)
-        .limit(1)
-        .correlate(JOBS)
-        .scalar_subquery()
-    )
-    return (
-        select(TRIALS.c.job_id, TRIALS.c.trial_id, TRIALS.c.score, TRIALS.c.hyperparameters)
-        .select_from(TRIALS)
-        .join(JOBS, TRIALS.c.id == best_id)
-        .where(JOBS.c.id.in_(_IDS))
-    )
-
-
-_BEST_PER_JOB = {maximize: _best_per_job(maximize) for maximize in (True, False)}
-
-
-def _maximize(job: JobRow) -> bool:
-    return bool(job.spec["objective"]["direction"] == "max")
-
-
-_TRIAL_PAGE = {
-    order: select(TRIALS)
-    .where(TRIALS.c.job_id == _JOB_ID)
-    .order_by(*ordering)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-    for order, ordering in {
-        ("started", None): (TRIALS.c.started_at, TRIALS.c.trial_id),
-        ("score", True): (TRIALS.c.score.desc().nulls_last(), TRIALS.c.trial_id),
-        ("score", False): (TRIALS.c.score.asc().nulls_last(), TRIALS.c.trial_id),
-    }.items()
-}
-_TRIAL_COUNT = select(func.count(TRIALS.c.id)).where(TRIALS.c.job_id == _JOB_ID)
-
-
-def find_job(db: Connection, job_id: str, owner: str | None) -> Row[Any] | None:
-    """The job's row (Core, not the ORM) if the caller may see it: another key's job is
-    as good as absent."""
-    if not storable(job_id):
-        return None
-    if owner is None:
-        return db.execute(_JOB, {"job_id": job_id}).first()
-    return db.execute(_JOB_OF_OWNER, {"job_id": job_id, "owner": owner}).first()
-
-
-def _scored_first(maximize: bool):  # type: ignore[no-untyped-def]
-    # For rows already filtered on `score IS NOT NULL`: no NULLS LAST, so both backends
-    # walk the (job_id, score) index instead of sorting every trial of the job.
-    return (Trial.score.desc() if maximize else Trial.score.asc(), Trial.trial_id)
-
-
-def _completed(job_id):  # type: ignore[no-untyped-def]
-    return and_(
-        Trial.job_id == job_id,
-        Trial.status == TrialStatus.COMPLETED,
-        Trial.score.is_not(None),
-    )
-
-
-def best_trial(session: Session, job: JobRow) -> Trial | None:
-    return session.scalars(
-        select(Trial).where(_completed(job.id)).order_by(*_scored_first(_maximize(job))).limit(1)
-    ).first()
-
-
-def _best_trials(db: Connection, jobs: list[JobRow]) -> dict[str, Row[Any]]:
-    """Each job's best completed trial, in one statement per objective direction."""
-    best: dict[str, Row[Any]] = {}
-    for maximize in (True, False):
-        ids = [job.id for job in jobs if _maximize(job) == maximize]
-        if ids:
-            rows = db.execute(_BEST_PER_JOB[maximize], {"ids": ids})
-            best.update({row.job_id: row for row in rows})
-    return best
-
-
 def _progress(db: Connection, job_ids: list[str]) -> dict[str, tuple[int, int]]:
     rows = db.execute(_PROGRESS, {"ids": job_ids}).all()
     return {job_id: (int(done), int(epochs)) for job_id, done, epochs in rows}
@@ -171,14 +66,14 @@ def _current_trials(db: Connection, jobs: list[JobRow]) -> dict[str, Row[Any]]:
 
 
 def job_reads(db: Connection, jobs: Sequence[JobRow]) -> list[JobRead]:
-    """JobRead for each of `jobs` (ORM objects or rows) with at most four queries, however
-    many jobs."""
+    """JobRead for each of `jobs` (rows read through app.store.reads) with at most four
+    queries, however many jobs."""
     # A job no worker ever claimed (attempt 0) has no trials: nothing to look up. That is
     # every job answered by POST /jobs, and the queued part of a list.
     ran = [job for job in jobs if not (job.status == JobStatus.QUEUED and job.attempt == 0)]
     progress = _progress(db, [job.id for job in ran]) if ran else {}
     running = _current_trials(db, ran)
-    best = _best_trials(db, ran)
+    best = best_trials(db, ran)
     return [
         _job_read(job, progress.get(job.id, (0, 0)), running.get(job.id), best.get(job.id))
         for job in jobs
@@ -209,10 +104,14 @@ def _job_read(
             epochs_run=epochs,
         ),
         best=BestSoFar(
-            trial_id=best.trial_id, score=best.score, hyperparameters=best.hyperparameters
+            trial_id=best.trial_id,
+            score=best.score,
+            hyperparameters=best.hyperparameters,
+            **_test_scores(job, best.trial_id),
         )
         if best is not None and best.score is not None
         else None,
+        baselines=job.baselines,
         error=job.error,
         attempt=job.attempt,
         cancel_requested=job.cancel_requested,
@@ -222,28 +121,20 @@ def _job_read(
     )
 
 
-def trial_read(trial: Trial) -> TrialRead:
-    return TrialRead.model_validate(trial, from_attributes=True)
+def _test_scores(job: JobRow, trial_id: str) -> dict[str, Any]:
+    """The held-out score, when it was taken of this very trial's model."""
+    metrics = job.test_metrics
+    if not metrics or metrics.get("trial_id") != trial_id:
+        return {}
+    return {"test_score": metrics.get("score"), "test_metrics": metrics}
 
 
-def trial_page(
-    db: Connection, job: JobRow, *, order: TrialOrder, limit: int, offset: int
-) -> tuple[list[TrialRead], int]:
-    total = db.scalar(_TRIAL_COUNT, {"job_id": job.id}) or 0
-    statement = _TRIAL_PAGE[(order, _maximize(job) if order == "score" else None)]
-    trials = db.execute(statement, {"job_id": job.id, "limit": limit, "offset": offset})
+def trial_reads(trials: Sequence[Row[Any]]) -> list[TrialRead]:
     # From a dict, not the row's attributes: a third less of pydantic's time per trial.
-    return [TrialRead.model_validate(t._asdict()) for t in trials], total
+    return [TrialRead.model_validate(t._asdict()) for t in trials]
 
 
-def epoch_rows(session: Session, trial: Trial) -> list[EpochRead]:
-    rows = session.scalars(
-        select(TrialEpoch).where(TrialEpoch.trial_pk == trial.id).order_by(TrialEpoch.epoch)
-    ).all()
-    return [_epoch_read(row) for row in rows]
-
-
-def _epoch_read(row: TrialEpoch) -> EpochRead:
+def _epoch_read(row: Row[Any]) -> EpochRead:
     values: dict[str, Any] = dict(row.metrics)
     values.update(
         epoch=row.epoch, loss=row.loss, val_loss=row.val_loss, learning_rate=row.learning_rate
@@ -251,13 +142,8 @@ def _epoch_read(row: TrialEpoch) -> EpochRead:
     return EpochRead.model_validate(values)
 
 
-def trial_detail(session: Session, trial: Trial) -> TrialDetail:
-    return TrialDetail(**trial_read(trial).model_dump(), metrics=epoch_rows(session, trial))
-
-
-def find_trial(session: Session, job: JobRow, trial_id: str) -> Trial | None:
-    if not storable(trial_id):
-        return None
-    return session.scalars(
-        select(Trial).where(Trial.job_id == job.id, Trial.trial_id == trial_id)
-    ).first()
+def trial_detail(db: Connection, trial: TrialRow) -> TrialDetail:
+    """The trial with its per-epoch metrics."""
+    read = TrialRead.model_validate(trial, from_attributes=True)
+    metrics = [_epoch_read(row) for row in epochs_of(db, trial)]
+    return TrialDetail(**read.model_dump(), metrics=metrics)

@@ -15,6 +15,8 @@ from typing import Any
 
 import keras
 
+from tuner_jobs.search.keras_tuner_compat import checkpoint_path, hyperband_brackets
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,7 +48,7 @@ def export_best_model(
 
 
 def _needed_by_hyperband(oracle: Any) -> set[str]:
-    brackets = getattr(oracle, "_brackets", None)  # HyperbandOracle's open brackets
+    brackets = hyperband_brackets(oracle)
     if not brackets:
         return set()
     return {info["id"] for bracket in brackets for rnd in bracket["rounds"] for info in rnd}
@@ -61,7 +63,7 @@ def prune_checkpoints(tuner: Any) -> None:
     for trial_id in oracle.trials:
         if trial_id in keep:
             continue
-        checkpoint = Path(tuner._get_checkpoint_fname(trial_id))  # noqa: SLF001
+        checkpoint = Path(checkpoint_path(tuner, trial_id))
         if checkpoint.exists():
             checkpoint.unlink()
     logger.debug("pruned checkpoints", extra={"kept": sorted(keep)})

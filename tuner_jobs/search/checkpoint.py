@@ -16,7 +16,8 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+
+from tuner_jobs.search.keras_tuner_compat import SaveBestEpoch, write_checkpoint
 
 
 class BestEpochInMemory(keras.callbacks.Callback):
@@ -57,7 +58,7 @@ class BestEpochInMemory(keras.callbacks.Callback):
         now = [keras.ops.convert_to_numpy(v) for v in state]
         for variable, value in zip(state, self.snapshot, strict=True):
             variable.assign(value)
-        self.checkpoint._save_model()  # noqa: SLF001 - KerasTuner's own writer
+        write_checkpoint(self.checkpoint)  # KerasTuner's own writer
         for variable, value in zip(state, now, strict=True):
             variable.assign(value)
         self.snapshot = None

@@ -36,11 +36,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.search.spec import ResolvedSpec
 from app.settings import Settings
 from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE
 from app.store.models import Dataset, Job, JobSlot, SlotStatus
 from app.store.queue import Claim, close_slots, job_slots, open_slots
+from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
 from tuner_jobs.search.tuners import SearchStopped, StopSignal
 
@@ -68,7 +70,7 @@ def advertised_host(settings: Settings) -> str:
 def oracle_lock(oracle: Any, timeout: float = 10.0) -> Iterator[bool]:
     """KerasTuner's own per-oracle lock (the one @synchronized takes), with a timeout:
     an oracle method that raised leaves it held, and the chief must not hang on it."""
-    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+    from tuner_jobs.search.keras_tuner_compat import LOCKS, THREADS
 
     acquired = LOCKS[oracle].acquire(timeout=timeout)
     if not acquired:
@@ -86,7 +88,7 @@ def release_leaked_lock(oracle: Any) -> None:
     """Give KerasTuner's per-oracle lock back if this thread still holds it: its
     @synchronized releases it only when the method returns, not when it raises (as
     end_trial does on too many failed trials in a row)."""
-    from keras_tuner.src.engine.oracle import LOCKS, THREADS
+    from tuner_jobs.search.keras_tuner_compat import LOCKS, THREADS
 
     if THREADS[oracle] == threading.current_thread().name:
         THREADS[oracle] = None
@@ -120,8 +122,8 @@ class OracleServer:
 
     def __init__(self, oracle: Any, bind: str) -> None:
         import grpc
-        from keras_tuner.src import protos
-        from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+        from tuner_jobs.search.keras_tuner_compat import OracleServicer, protos
 
         self.servicer = OracleServicer(_LockSafeOracle(oracle))
         # Oracle calls serialize on the oracle's lock; threads only let slow clients overlap.
@@ -150,6 +152,7 @@ def run_chief(
     engine: Engine,
     claim: Claim,
     job: Job,
+    spec: ResolvedSpec,
     dataset: Dataset,
     recorder: TrialRecorder,
     stop: StopSignal,
@@ -162,10 +165,11 @@ def run_chief(
     os.environ["KERASTUNER_TUNER_ID"] = CHIEF_TUNER_ID
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         os.environ.pop(name, None)
+    from tuner_jobs.search.evaluation import evaluate_and_record
     from tuner_jobs.search.runner import build_search, check_outcome, search
 
     tuner, data, directory = build_search(
-        settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+        settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
     )
     oracle = tuner.oracle
     best_model = directory / BEST_MODEL_FILE
@@ -178,13 +182,13 @@ def run_chief(
         address = f"{advertised_host(settings)}:{server.port}"
         with write_session(engine) as session:
             if not open_slots(
-                session=session, claim=claim, tuners=job.spec["parallel_trials"], address=address
+                session=session, claim=claim, tuners=spec.parallel_trials, address=address
             ):
                 raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
         logger.info("chief serving the oracle", extra={"job_id": job.id, "address": address})
         slots = _SlotKeeper(engine, claim, oracle, recorder, stopping=lambda: server.stop_triggered)
         with slots:
-            search(tuner, data, job.spec, directory)
+            search(tuner, data, spec, directory)
         # The oracle said STOPPED to tuner0: close the slots nobody needs, then let the
         # supervisor take over any slot whose trial is still owed (its tuner died).
         _tend_slots(engine, claim, oracle, recorder, stopping=True)
@@ -194,7 +198,7 @@ def run_chief(
             if stop.is_set():
                 raise SearchStopped("the search was asked to stop")
             # Raises KerasTuner's own "consecutive failures" error: the job fails with it.
-            oracle._check_consecutive_failures()  # noqa: SLF001
+            check_consecutive_failures(oracle)
             keeper.keep(tuner)
             if time.monotonic() - slots_checked > SLOTS_EVERY_S:
                 slots_checked = time.monotonic()
@@ -203,6 +207,7 @@ def run_chief(
     _record_unreported(oracle, recorder)
     check_outcome(tuner)
     keeper.keep(tuner)
+    evaluate_and_record(tuner, data, spec, dataset, recorder)
 
 
 def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
@@ -312,7 +317,7 @@ def _tend_slots(
 
 def _abandon(oracle: Any, trial: Any, reason: str, recorder: TrialRecorder) -> None:
     """End a trial whose tuner died on every attempt as FAILED, so the search goes on."""
-    from keras_tuner.src.engine import trial as trial_module
+    from keras_tuner.engine import trial as trial_module
 
     ended = trial_module.Trial(
         hyperparameters=trial.hyperparameters.copy(),

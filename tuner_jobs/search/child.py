@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.logs import configure_logging
 from app.search.overfitting import overfitting_patience
+from app.search.spec import load_spec
 from app.settings import Settings
 from app.store.db import make_engine
 from app.store.models import Dataset, Job
@@ -18,9 +21,41 @@ from app.store.queue import Claim, SlotClaim
 from app.store.uploads import dataset_path
 from tuner_jobs.search.cpu import lower_priority, prepare_search_process
 
-# Outcomes the child reports to its supervisor over the pipe.
-SUCCEEDED, STOPPED, FAILED, LEASE_LOST = "succeeded", "stopped", "failed", "lease_lost"
-RECYCLE = "recycle"  # this process is done; the search goes on in a fresh one
+
+class Role(enum.StrEnum):
+    """What a spawned process does for its job."""
+
+    SEARCH = "search"  # the whole search, in this one process
+    CHIEF = "chief"  # a parallel job's oracle, served to its tuner workers
+    TUNER = "tuner"  # one tuner worker of a parallel job (its slot's claim)
+
+
+class Outcome(enum.StrEnum):
+    """How the child's part of the search ended, as it reports it to its supervisor."""
+
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"  # asked to stop, at an epoch boundary
+    FAILED = "failed"  # an exception: the job's error, never retried
+    LEASE_LOST = "lease_lost"  # another worker owns the job now
+    RECYCLE = "recycle"  # this process is done; the search goes on in a fresh one
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    """What the supervisor sends a spawned process over its pipe (pickled, hence plain data:
+    the settings as JSON-ready values, the claim as its frozen dataclass)."""
+
+    settings: dict[str, Any]
+    role: Role
+    claim: Claim | SlotClaim
+
+
+@dataclass(frozen=True)
+class ChildReport:
+    """The child's last word to its supervisor, sent over its pipe."""
+
+    outcome: Outcome
+    message: str | None = None
 
 
 class StopWhen:
@@ -34,36 +69,25 @@ class StopWhen:
         return self.event.is_set() or os.getppid() != self.parent
 
 
-# What a spawned process does for its job.
-SEARCH = "search"  # the whole search, in this one process
-CHIEF = "chief"  # a parallel job's oracle, served to its tuner workers
-TUNER = "tuner"  # one tuner worker of a parallel job (its slot's claim)
-
-
 def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
     """Make this process KerasTuner tuner worker `slot.tuner_id` of the chief's oracle."""
     host, _, port = slot.chief_address.rpartition(":")
     os.environ["KERASTUNER_TUNER_ID"] = slot.tuner_id
     os.environ["KERASTUNER_ORACLE_IP"] = host
     os.environ["KERASTUNER_ORACLE_PORT"] = port
-    from keras_tuner.src.distribute import oracle_client
+    from tuner_jobs.search.keras_tuner_compat import oracle_client
 
     # KerasTuner waits up to an hour for a chief that does not answer; ours is either
     # up, or gone for good (the supervisor then stops this process anyway).
     oracle_client.TIMEOUT = rpc_timeout_s
 
 
-def run_child(
-    payload: dict[str, Any], conn: Connection, stop_event: Any, searched_event: Any
-) -> None:
+def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_event: Any) -> None:
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    settings = Settings(**payload["settings"])
+    settings = Settings(**child_job.settings)
     lower_priority(settings.worker_nice)  # training yields the CPU to the API
-    role = payload.get("role", SEARCH)
-    claim: Claim | SlotClaim = (
-        SlotClaim(**payload["claim"]) if role == TUNER else Claim(**payload["claim"])
-    )
+    claim = child_job.claim
     engine = make_engine(
         settings.database_url,
         application_name="worker",
@@ -74,6 +98,9 @@ def run_child(
             job = session.get_one(Job, claim.job_id)
             dataset = session.get_one(Dataset, job.dataset_id)
             session.expunge_all()
+        # Validated once, before TensorFlow: a stored spec that no longer validates fails
+        # the job in a second, naming the bad fields (StoredSpecError).
+        spec = load_spec(job.spec)
         upload = dataset_path(settings.datasets_dir, dataset.sha256, dataset.format)
         if not upload.is_file():
             # Before paying for TensorFlow: a worker machine whose TUNER_DATA_DIR is not
@@ -96,13 +123,14 @@ def run_child(
         )
         stop = StopWhen(stop_event)
         try:
-            if role == CHIEF:
+            if child_job.role is Role.CHIEF:
                 assert isinstance(claim, Claim)
                 run_chief(
                     settings=settings,
                     engine=engine,
                     claim=claim,
                     job=job,
+                    spec=spec,
                     dataset=dataset,
                     recorder=recorder,
                     stop=stop,
@@ -112,18 +140,23 @@ def run_child(
                 if isinstance(claim, SlotClaim):
                     _connect_to_chief(claim, rpc_timeout_s=2 * settings.lease_s)
                 run_search(
-                    settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+                    settings=settings,
+                    job=job,
+                    spec=spec,
+                    dataset=dataset,
+                    recorder=recorder,
+                    stop=stop,
                 )
-            conn.send((SUCCEEDED, None))
+            conn.send(ChildReport(Outcome.SUCCEEDED))
         except SearchStopped:
-            conn.send((STOPPED, None))
+            conn.send(ChildReport(Outcome.STOPPED))
         except RecycleProcess as exc:
-            conn.send((RECYCLE, str(exc)))
+            conn.send(ChildReport(Outcome.RECYCLE, str(exc)))
         except LeaseLost as exc:
-            conn.send((LEASE_LOST, str(exc)))
+            conn.send(ChildReport(Outcome.LEASE_LOST, str(exc)))
     except Exception as exc:
         traceback.print_exc()
-        conn.send((FAILED, f"{type(exc).__name__}: {exc}"))
+        conn.send(ChildReport(Outcome.FAILED, f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
         engine.dispose()
@@ -138,7 +171,7 @@ def run_spare(
     searched_event: Any,
 ) -> None:
     """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
-    while its worker is idle, then waits for one payload and runs it like `run_child`.
+    while its worker is idle, then waits for its ChildJob and runs it like `run_child`.
 
     Each spare runs one job and exits, so no state leaks from one search to the next;
     only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
@@ -152,9 +185,9 @@ def run_spare(
         import tuner_jobs.search.runner  # noqa: F401
 
     try:
-        payload = jobs.recv()
+        child_job = jobs.recv()
     except (EOFError, OSError):
         return
     finally:
         jobs.close()
-    run_child(payload, conn, stop_event, searched_event)
+    run_child(child_job, conn, stop_event, searched_event)

@@ -1,5 +1,9 @@
 """Training data for a search: the split, the preprocessing model, the encoded arrays.
 
+The rows are split once (tuner_jobs.search.split): the held-out test rows, when the job
+asks for them, are set aside before anything else, so neither the preprocessing statistics
+nor the search nor the choice of the best model ever sees them.
+
 Preprocessing is a Keras model (Normalization for numbers, StringLookup one-hot
 for categories) built once per search from training-split statistics, then applied
 once: every trial trains on the same dense float32 matrix, and the same
@@ -19,7 +23,7 @@ import pandas as pd
 
 from app.search.datasets import category_strings, class_label, load_training_frame
 from tuner_jobs.search.layers import ImputeMissing
-from tuner_jobs.search.split import split_rows
+from tuner_jobs.search.split import Split, split_dataset
 
 
 @dataclass
@@ -42,6 +46,13 @@ class TrainingData:
     y_val: np.ndarray
     preprocessor: keras.Model
     head: Head
+    # The held-out rows (empty without training.test_split), and what the scikit-learn
+    # baselines need to fit on exactly the same rows: the raw columns, the encoded target.
+    x_test: np.ndarray
+    y_test: np.ndarray
+    split: Split
+    frame: pd.DataFrame
+    y: np.ndarray
 
 
 def input_names(columns: list[dict[str, Any]]) -> dict[str, str]:
@@ -112,13 +123,18 @@ def model_inputs(columns: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str
     return inputs
 
 
+def class_indices(y: pd.Series, classes: list[Any]) -> np.ndarray:
+    """Each row's class as its index in the dataset's `classes`."""
+    index = {label: i for i, label in enumerate(classes)}
+    return np.array([index[class_label(v)] for v in y.tolist()], dtype="int64")
+
+
 def _encode_target(
     y: pd.Series, task: str, classes: list[Any] | None, train_idx: np.ndarray
 ) -> tuple[np.ndarray, Head]:
     if task == "classification":
         assert classes is not None
-        index = {label: i for i, label in enumerate(classes)}
-        encoded = np.array([index[class_label(v)] for v in y.tolist()])
+        encoded = class_indices(y, classes)
         if len(classes) == 2:
             return encoded.astype("float32"), Head(
                 1, "sigmoid", "binary_crossentropy", ("accuracy",)
@@ -143,9 +159,18 @@ def prepare(
     validation_split: float,
     seed: int,
     max_unpacked_bytes: int,
+    test_split: float = 0.0,
 ) -> TrainingData:
     features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
-    train_idx, val_idx = split_rows(len(features), validation_split, seed)
+    labels = class_indices(y, classes) if task == "classification" and classes else None
+    split = split_dataset(
+        len(features),
+        validation_split=validation_split,
+        test_split=test_split,
+        seed=seed,
+        labels=labels,
+    )
+    train_idx, val_idx = split.train, split.validation
     preprocessor = build_preprocessor(columns, features.iloc[train_idx])
     x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features)))
     x = x.astype("float32")
@@ -157,4 +182,9 @@ def prepare(
         y_val=y_encoded[val_idx],
         preprocessor=preprocessor,
         head=head,
+        x_test=x[split.test],
+        y_test=y_encoded[split.test],
+        split=split,
+        frame=features,
+        y=y_encoded,
     )

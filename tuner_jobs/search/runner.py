@@ -9,12 +9,14 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
+from app.search.spec import CallbacksSpec, ResolvedSpec
 from app.settings import Settings
 from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
 from app.store.models import Dataset, Job
 from app.store.uploads import dataset_path
 from tuner_jobs.search.best_model import best_completed_trial, export_best_model, prune_checkpoints
 from tuner_jobs.search.data import TrainingData, prepare
+from tuner_jobs.search.evaluation import evaluate_and_record
 from tuner_jobs.search.hyperparameters import build_hyperparameters
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.recorder import TrialRecorder
@@ -33,33 +35,30 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILED_TRIALS = 3
 
 
-def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.Callback]:
+def make_callbacks(config: CallbacksSpec, logdir: Path) -> list[keras.callbacks.Callback]:
     # A diverged trial stops at the first NaN loss instead of burning its epochs;
     # KerasTuner then records it FAILED (a NaN objective) and the search goes on.
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
-    config = spec["callbacks"]
-    if config.get("early_stopping"):
-        es = config["early_stopping"]
+    if (es := config.early_stopping) is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=es["monitor"],
-                patience=es["patience"],
-                min_delta=es["min_delta"],
-                restore_best_weights=es["restore_best_weights"],
+                monitor=es.monitor,
+                patience=es.patience,
+                min_delta=es.min_delta,
+                restore_best_weights=es.restore_best_weights,
             )
         )
-    if config.get("reduce_lr_on_plateau"):
-        rl = config["reduce_lr_on_plateau"]
+    if (rl := config.reduce_lr_on_plateau) is not None:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor=rl["monitor"],
-                factor=rl["factor"],
-                patience=rl["patience"],
-                min_lr=rl["min_lr"],
-                min_delta=rl["min_delta"],
+                monitor=rl.monitor,
+                factor=rl.factor,
+                patience=rl.patience,
+                min_lr=rl.min_lr,
+                min_delta=rl.min_delta,
             )
         )
-    if config.get("tensorboard"):
+    if config.tensorboard:
         # KerasTuner gives each trial its own subdirectory and writes HParams.
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logdir)))
     return callbacks
@@ -67,26 +66,25 @@ def make_callbacks(spec: dict[str, Any], logdir: Path) -> list[keras.callbacks.C
 
 def make_tuner(
     job: Job,
+    spec: ResolvedSpec,
     data: TrainingData,
     directory: Path,
     recorder: TrialRecorder,
     stop: StopSignal,
     settings: Settings,
 ) -> RecordingTuner:
-    spec = job.spec
-    tuner_spec = spec["tuner"]
-    algorithm = tuner_spec["algorithm"]
-    objective = kt.Objective(spec["objective"]["name"], direction=spec["objective"]["direction"])
+    tuner_spec = spec.tuner
+    objective = kt.Objective(spec.objective.name, direction=spec.objective.direction)
     common: dict[str, Any] = {
         "hypermodel": DenseHyperModel(
-            input_width=data.x_train.shape[1], head=data.head, seed=tuner_spec["seed"]
+            input_width=data.x_train.shape[1], head=data.head, seed=tuner_spec.seed
         ),
         "objective": objective,
         "hyperparameters": build_hyperparameters(job.search_space),
         "tune_new_entries": False,
         "allow_new_entries": False,
-        "seed": tuner_spec["seed"],
-        "executions_per_trial": tuner_spec["executions_per_trial"],
+        "seed": tuner_spec.seed,
+        "executions_per_trial": tuner_spec.executions_per_trial,
         "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILED_TRIALS,
         "directory": str(directory),
         "project_name": KERAS_TUNER_PROJECT,
@@ -95,26 +93,22 @@ def make_tuner(
         "recorder": recorder,
         "stop": stop,
         "after_trial": _after_trial(
-            data, directory / BEST_MODEL_FILE, settings, keep_best=not is_parallel(job)
+            data, directory / BEST_MODEL_FILE, settings, keep_best=not spec.parallel
         ),
     }
-    cls = TUNERS[algorithm]
-    if algorithm == "hyperband":
+    cls = TUNERS[tuner_spec.algorithm]
+    if tuner_spec.algorithm == "hyperband":
         tuner = cls(
-            max_epochs=tuner_spec["max_epochs"],
-            factor=tuner_spec["factor"],
-            hyperband_iterations=tuner_spec["hyperband_iterations"],
+            max_epochs=tuner_spec.max_epochs,
+            factor=tuner_spec.factor,
+            hyperband_iterations=tuner_spec.hyperband_iterations,
             **common,
         )
-        if tuner_spec.get("max_trials"):
+        if tuner_spec.max_trials is not None:
             # HyperbandOracle takes no max_trials, but the base Oracle honours the cap.
-            tuner.oracle.max_trials = tuner_spec["max_trials"]
+            tuner.oracle.max_trials = tuner_spec.max_trials
         return tuner
-    return cls(max_trials=tuner_spec["max_trials"], **common)
-
-
-def is_parallel(job: Job) -> bool:
-    return int(job.spec.get("parallel_trials", 1)) > 1
+    return cls(max_trials=tuner_spec.max_trials, **common)
 
 
 def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_best: bool):  # type: ignore[no-untyped-def]
@@ -147,13 +141,13 @@ def build_search(
     *,
     settings: Settings,
     job: Job,
+    spec: ResolvedSpec,
     dataset: Dataset,
     recorder: TrialRecorder,
     stop: StopSignal,
 ) -> tuple[RecordingTuner, TrainingData, Path]:
     """The job's data and tuner (reloading its project directory if it exists)."""
-    spec = job.spec
-    keras.utils.set_random_seed(spec["tuner"]["seed"] or 0)
+    keras.utils.set_random_seed(spec.tuner.rng_seed)
     data = prepare(
         path=dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
         fmt=dataset.format,
@@ -161,19 +155,21 @@ def build_search(
         task=dataset.task,
         classes=dataset.classes,
         columns=dataset.columns,
-        validation_split=spec["training"]["validation_split"],
-        seed=spec["tuner"]["seed"] or 0,
+        validation_split=spec.training.validation_split,
+        seed=spec.tuner.rng_seed,
         max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
+        test_split=spec.training.test_split,
     )
     directory = job_dir(settings, job.id)
     directory.mkdir(parents=True, exist_ok=True)
-    return make_tuner(job, data, directory, recorder, stop, settings), data, directory
+    return make_tuner(job, spec, data, directory, recorder, stop, settings), data, directory
 
 
 def run_search(
     *,
     settings: Settings,
     job: Job,
+    spec: ResolvedSpec,
     dataset: Dataset,
     recorder: TrialRecorder,
     stop: StopSignal,
@@ -183,35 +179,32 @@ def run_search(
     In a parallel job this process is one tuner worker other than tuner0
     (KERASTUNER_TUNER_ID and the chief's address are in the environment): it runs
     trials until the chief's oracle says the search is over; the chief (tuner0,
-    tuner_jobs.search.chief) judges the outcome and keeps the best model.
+    tuner_jobs.search.chief) judges the outcome and keeps the best model. `spec` is the
+    job's, validated once where the search process loaded it (app.search.spec.load_spec).
     """
-    spec = job.spec
     tuner, data, directory = build_search(
-        settings=settings, job=job, dataset=dataset, recorder=recorder, stop=stop
+        settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
     )
-    logger.info(
-        "search starting", extra={"job_id": job.id, "algorithm": spec["tuner"]["algorithm"]}
-    )
+    logger.info("search starting", extra={"job_id": job.id, "algorithm": spec.tuner.algorithm})
     search(tuner, data, spec, directory)
-    if is_parallel(job):
+    if spec.parallel:
         return
     check_outcome(tuner)
     if not (directory / BEST_MODEL_FILE).exists():
         # A resumed search whose best trial finished before the interruption.
         export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
+    evaluate_and_record(tuner, data, spec, dataset, recorder)
 
 
-def search(
-    tuner: RecordingTuner, data: TrainingData, spec: dict[str, Any], directory: Path
-) -> None:
+def search(tuner: RecordingTuner, data: TrainingData, spec: ResolvedSpec, directory: Path) -> None:
     """Run trials until the oracle says STOPPED (raises SearchStopped when asked to stop)."""
     try:
         tuner.search(  # type: ignore[attr-defined]
             data.x_train,
             data.y_train,
             validation_data=(data.x_val, data.y_val),
-            epochs=spec["training"]["epochs"],
-            callbacks=make_callbacks(spec, directory / TENSORBOARD_DIR),
+            epochs=spec.training.epochs,
+            callbacks=make_callbacks(spec.callbacks, directory / TENSORBOARD_DIR),
             verbose=0,
         )
     except SearchStopped:

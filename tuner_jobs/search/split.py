@@ -1,15 +1,82 @@
-"""Which rows of a data set a search trains on and which it validates on (no TensorFlow:
-benchmarks/ uses it too, to hand a plain KerasTuner script the very same rows)."""
+"""Which rows of a data set a search trains on, which it validates on, and which it never
+sees (the held-out test rows). No TensorFlow: benchmarks/ and the tests use it too, to
+hand a plain script, or a check, the very same rows.
+
+Classification splits are stratified by class (scikit-learn's own splitter), so a small
+or unbalanced table does not leave a class out of the validation rows by chance.
+The same seed gives the same split, whatever else the job asks for.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from sklearn.model_selection import train_test_split
+
+# Separate random streams: the test rows do not move when validation_split changes.
+_TEST_STREAM = 1
 
 
-def split_rows(rows: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training row indices, validation row indices): a seeded random `validation_split`."""
-    order = np.random.default_rng(seed).permutation(rows)
-    n_val = min(rows - 1, max(1, round(rows * validation_split)))
-    if n_val < 1:
+@dataclass(frozen=True)
+class Split:
+    """Row indices (into the table as loaded) of each part; `test` may be empty."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def _take(
+    rows: np.ndarray, count: int, seed: int, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, `count` rows taken out), stratified by `labels` where they allow it."""
+    if labels is not None:
+        try:
+            kept, taken = train_test_split(
+                rows, test_size=count, random_state=seed, stratify=labels[rows]
+            )
+            return np.asarray(kept), np.asarray(taken)
+        except ValueError:
+            # A class with a single row, or fewer rows to take than classes: scikit-learn
+            # cannot stratify, and a plain random split is the best there is.
+            pass
+    order = rows[np.random.default_rng(seed).permutation(len(rows))]
+    return order[count:], order[:count]
+
+
+def split_rows(
+    rows: int, validation_split: float, seed: int, *, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(training row indices, validation row indices): a seeded `validation_split` of the
+    rows, stratified by `labels` (class per row) when given."""
+    if rows < 2:
         raise ValueError(f"{rows} row(s) is too few to hold out a validation set")
-    return order[n_val:], order[:n_val]
+    n_val = min(rows - 1, max(1, round(rows * validation_split)))
+    return _take(np.arange(rows), n_val, seed, labels)
+
+
+def split_dataset(
+    rows: int,
+    *,
+    validation_split: float,
+    test_split: float,
+    seed: int,
+    labels: np.ndarray | None = None,
+) -> Split:
+    """Set `test_split` of the rows aside first (never seen by the search), then split the
+    rest into training and validation rows as `split_rows` does."""
+    everything = np.arange(rows)
+    if test_split <= 0:
+        train, validation = split_rows(rows, validation_split, seed, labels=labels)
+        return Split(train, validation, np.array([], dtype=everything.dtype))
+    n_test = max(1, round(rows * test_split))
+    if rows - n_test < 2:
+        raise ValueError(
+            f"{rows} row(s) is too few to hold out {n_test} test row(s) and a validation set"
+        )
+    test_seed = int(np.random.default_rng([seed, _TEST_STREAM]).integers(2**31))
+    rest, test = _take(everything, n_test, test_seed, labels)
+    n_val = min(len(rest) - 1, max(1, round(len(rest) * validation_split)))
+    train, validation = _take(rest, n_val, seed, labels)
+    return Split(train, validation, test)

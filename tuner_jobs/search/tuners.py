@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import keras
 import keras_tuner as kt
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from tuner_jobs.search.hyperparameters import active_values
 from tuner_jobs.search.recorder import TrialRecorder

@@ -14,11 +14,11 @@ from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep
 from app.api.predictor import Predictor
 from app.api.problems import problem_responses
-from app.api.routes.jobs import get_job_or_404
 from app.errors import ProblemError
 from app.search.prediction import PredictRequest, PredictResponse, shape_predictions, validate_rows
 from app.store.job_files import best_model_path, tensorboard_dir
-from app.store.models import Dataset, JobStatus
+from app.store.models import JobStatus
+from app.store.reads import get_dataset, get_job
 
 router = APIRouter(prefix="/jobs", tags=["models"])
 
@@ -32,7 +32,7 @@ def download_model(
     session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str
 ) -> FileResponse:
     """The best model as a .keras file that takes raw rows (preprocessing inside)."""
-    job = get_job_or_404(session, job_id, owner)
+    job = get_job(session.connection(), job_id, owner)
     path = best_model_path(settings, job.id)
     if not path.is_file():
         raise ProblemError(404, f"job {job_id!r} has no model yet", title="No model")
@@ -56,7 +56,7 @@ def predict(
     body: PredictRequest,
 ) -> PredictResponse:
     """Predictions of the best model for raw rows (the job must have succeeded)."""
-    job = get_job_or_404(session, job_id, owner)
+    job = get_job(session.connection(), job_id, owner)
     if job.status != JobStatus.SUCCEEDED:
         raise ProblemError(
             409,
@@ -66,7 +66,7 @@ def predict(
     path = best_model_path(settings, job.id)
     if not path.is_file():
         raise ProblemError(404, f"job {job_id!r} has no model", title="No model")
-    dataset = session.get_one(Dataset, job.dataset_id)
+    dataset = get_dataset(session, job.dataset_id, owner)
     rows = validate_rows(dataset, body.rows)
     predictor: Predictor = request.app.state.predictor
     outputs = predictor.predict(path, dataset.columns, rows)
@@ -82,7 +82,7 @@ def download_tensorboard(
     session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str
 ) -> FileResponse:
     """The job's TensorBoard logs (one run per trial, with HParams) as a .tar.gz."""
-    job = get_job_or_404(session, job_id, owner)
+    job = get_job(session.connection(), job_id, owner)
     logs = tensorboard_dir(settings, job.id)
     if not logs.is_dir():
         raise ProblemError(

@@ -13,8 +13,8 @@ from fastapi import APIRouter
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep
 from app.api.problems import problem_responses
-from app.api.routes.datasets import get_dataset_or_404
 from app.search.search_space import effective_search_space
+from app.store.reads import get_dataset
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -27,5 +27,5 @@ def dataset_search_space(session: SessionDep, owner: OwnerDep, dataset_id: str) 
 
     Send it back, edited, as a job's `search_space`: entries override the defaults by name.
     """
-    dataset = get_dataset_or_404(session, dataset_id, owner)
+    dataset = get_dataset(session, dataset_id, owner)
     return effective_search_space(None, features=dataset.features)

@@ -9,11 +9,9 @@ from fastapi.responses import Response
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep
-from app.api.routes.jobs import get_job_or_404
-from app.errors import NotFound
 from app.search.keras_tuner_config import keras_tuner_config
 from app.store.csv_exports import metrics_csv, safe_filename, trials_csv
-from app.store.results import find_trial
+from app.store.reads import get_job, get_trial
 
 # Paths that end in a file name (`trials.csv`) never collide with `trials/{trial_id}`:
 # a path parameter does not match across `/`, so this router may sit beside jobs.router.
@@ -36,7 +34,7 @@ def _csv(body: str, filename: str) -> Response:
 @router.get("/{job_id}/trials.csv", response_class=Response, responses=CSV_RESPONSE)
 def export_trials(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
     """Every trial as a CSV row: outcome, one column per hyperparameter and final metric."""
-    job = get_job_or_404(session, job_id, owner)
+    job = get_job(session.connection(), job_id, owner)
     return _csv(trials_csv(session, job), safe_filename("job", job.id, "trials.csv"))
 
 
@@ -47,10 +45,9 @@ def export_trial_metrics(
     session: SessionDep, owner: OwnerDep, job_id: str, trial_id: str
 ) -> Response:
     """One trial's per-epoch curve as CSV: epoch, loss, val_loss, metrics, learning_rate."""
-    job = get_job_or_404(session, job_id, owner)
-    trial = find_trial(session, job, trial_id)
-    if trial is None:
-        raise NotFound("trial", trial_id)
+    db = session.connection()
+    job = get_job(db, job_id, owner)
+    trial = get_trial(db, job, trial_id, owner)
     return _csv(
         metrics_csv(session, trial),
         safe_filename("job", job.id, "trial", trial.trial_id, "metrics.csv"),
@@ -72,7 +69,7 @@ def export_search_space(
     ] = "json",
 ) -> dict[str, Any]:
     """The job's effective search space, as stored or as KerasTuner's own config."""
-    job = get_job_or_404(session, job_id, owner)
+    job = get_job(session.connection(), job_id, owner)
     if space_format == "keras_tuner":
         return keras_tuner_config(job.search_space)
     return job.search_space

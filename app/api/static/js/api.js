@@ -4,11 +4,18 @@
 const KEY_STORAGE = "tuner-service.api-key";
 const PREFIX = "/api/v1";
 
+// pydantic words a validator's message "Value error, min=3 is not a power of two": the
+// prefix says nothing to a user, so it is dropped wherever it appears in a message.
+export function plainMessage(text) {
+  return String(text).replace(/(^|[:;,]\s*)Value error, /g, "$1");
+}
+
 export class ApiError extends Error {
   constructor(status, problem) {
-    super(problem.detail || problem.title || `HTTP ${status}`);
+    super(plainMessage(problem.detail || problem.title || `HTTP ${status}`));
     this.status = status;
     this.problem = problem;
+    this.errors = (problem.errors || []).map((e) => ({ ...e, msg: plainMessage(e.msg || "") }));
   }
 }
 
@@ -62,7 +69,7 @@ async function problemOf(response) {
 
 // `body` may be a plain object (sent as JSON) or FormData (multipart, e.g. an upload). A 401
 // asks for a key and sends the request again; FormData can be sent twice.
-export async function request(path, { method = "GET", body, raw = false } = {}) {
+export async function request(path, { method = "GET", body, raw = false, root = false } = {}) {
   for (;;) {
     const headers = {};
     const key = storedKey();
@@ -72,7 +79,7 @@ export async function request(path, { method = "GET", body, raw = false } = {}) 
       headers["Content-Type"] = "application/json";
       payload = JSON.stringify(body);
     }
-    const response = await fetch(PREFIX + path, { method, headers, body: payload });
+    const response = await fetch((root ? "" : PREFIX) + path, { method, headers, body: payload });
     if (response.status === 401) {
       await askForKey(Boolean(key));
       continue;
@@ -85,6 +92,24 @@ export async function request(path, { method = "GET", body, raw = false } = {}) 
 
 export const get = (path) => request(path);
 export const post = (path, body) => request(path, { method: "POST", body });
+export const del = (path) => request(path, { method: "DELETE" });
+
+// What this server's API offers beyond the base contract, read once from its OpenAPI
+// document, so the page shows a control only where the endpoint behind it exists.
+let capabilitiesPromise = null;
+export function capabilities() {
+  capabilitiesPromise ??= request("/openapi.json", { root: true })
+    .then((doc) => {
+      const operations = Object.values(doc.paths || {}).flatMap((ops) => Object.values(ops));
+      const jobCreate = doc.components?.schemas?.JobCreate?.properties || {};
+      return {
+        deleteJob: operations.some((op) => op.operationId === "delete_job"),
+        jobName: "name" in jobCreate,
+      };
+    })
+    .catch(() => ({ deleteJob: false, jobName: false }));
+  return capabilitiesPromise;
+}
 
 // A download through fetch, not a plain link: a link could not send the Authorization header.
 export async function download(path, fallbackName) {

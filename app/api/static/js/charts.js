@@ -1,10 +1,10 @@
-// The job page's charts: a trial's learning curves and the score over trials (both uPlot,
-// vendored in /static/vendor), and a parallel-coordinates view drawn as plain SVG
-// (uPlot has none; a few dozen lines of SVG beat a second library).
+// The line charts (uPlot, vendored in /static/vendor): learning curves of one or several
+// trials, the score over trials, and the best score of several jobs side by side. The
+// parallel coordinates are SVG, in parcoords.js.
 
-import { el, fmtScore, fmtValue } from "./util.js";
+import { el, fmtScore } from "./util.js";
 
-const COLORS = {
+export const COLORS = {
   loss: "#3465a4",
   valLoss: "#e07b00",
   bestEpoch: "#2a9d4b",
@@ -16,7 +16,7 @@ const COLORS = {
 // Tick steps for epochs and trial numbers: whole numbers only.
 const WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 
-function chartWidth(container) {
+export function chartWidth(container) {
   return Math.max(320, Math.floor(container.getBoundingClientRect().width) - 8);
 }
 
@@ -56,12 +56,42 @@ function markerPlugin(markers) {
   };
 }
 
-// Training vs validation loss of one trial, with its best epoch (where EarlyStopping's
-// restore_best_weights takes the weights from) and the start of overfitting marked.
-export function curveChart(container, trial) {
-  const rows = trial.metrics;
+// Draws `series` (each {label, color, dash, values aligned to xs, stepped}) against xs. The
+// uPlot instance is kept on the chart's element (`.chart`) for the console and the tests.
+function lineChart(plot, { xs, series, xLabel, yLabel, log = false, markers = [], height = 260, xValue }) {
+  // A log axis cannot place zero or a negative value: those points are left out.
+  const clean = (values) => (log ? values.map((v) => (v !== null && v > 0 ? v : null)) : values);
+  const options = {
+    width: chartWidth(plot.parentElement),
+    height,
+    scales: { x: { time: false }, y: log ? { distr: 3, log: 10 } : {} },
+    axes: [{ label: xLabel, incrs: WHOLE }, { label: yLabel }],
+    series: [
+      { label: xLabel, value: xValue || ((u, v) => (v === null || v === undefined ? "—" : String(v))) },
+      ...series.map((s) => ({
+        label: s.label,
+        stroke: s.color,
+        width: 2,
+        dash: s.dash,
+        spanGaps: true,
+        value: legendValue,
+        ...(s.stepped ? { paths: window.uPlot.paths.stepped({ align: 1 }), points: { show: false } } : {}),
+      })),
+    ],
+    plugins: [markerPlugin(markers)],
+  };
+  const chart = new window.uPlot(options, [xs, ...series.map((s) => clean(s.values))], plot);
+  plot.dataset.scale = log ? "log" : "linear";
+  plot.chart = chart;
+  return chart;
+}
+
+// Learning curves: one line per (trial, metric), with a single trial's best epoch (where
+// EarlyStopping's restore_best_weights takes the weights from) and its start of overfitting
+// marked. `trial` is that single trial, or null when several are overlaid.
+export function curveChart(container, { xs, series, yLabel, log, trial }) {
   const markers = [];
-  if (trial.best_epoch !== null && trial.best_epoch !== undefined) {
+  if (trial && trial.best_epoch !== null && trial.best_epoch !== undefined) {
     markers.push({
       x: trial.best_epoch,
       color: COLORS.bestEpoch,
@@ -70,7 +100,7 @@ export function curveChart(container, trial) {
       kind: "best-epoch",
     });
   }
-  if (trial.overfit_epoch !== null && trial.overfit_epoch !== undefined) {
+  if (trial && trial.overfit_epoch !== null && trial.overfit_epoch !== undefined) {
     markers.push({
       x: trial.overfit_epoch,
       color: COLORS.overfit,
@@ -79,6 +109,7 @@ export function curveChart(container, trial) {
       kind: "overfit",
     });
   }
+  const gap = trial ? trial.generalization_gap : null;
   const legend = el(
     "ul",
     { class: "markers" },
@@ -90,37 +121,21 @@ export function curveChart(container, trial) {
         m.text,
       ),
     ),
-    trial.generalization_gap !== null && trial.generalization_gap !== undefined
-      ? el("li", { class: "muted" }, `generalization gap at best epoch: ${fmtScore(trial.generalization_gap)}`)
+    gap !== null && gap !== undefined
+      ? el("li", { class: "muted" }, `generalization gap at best epoch: ${fmtScore(gap)}`)
       : null,
   );
   const plot = el("div", { class: "chart" });
   container.replaceChildren(plot, legend);
-  if (!rows.length) {
+  if (!xs.length) {
     plot.append(el("p", { class: "empty" }, "No epoch recorded yet."));
     return null;
   }
-  const data = [
-    rows.map((r) => r.epoch),
-    rows.map((r) => r.loss),
-    rows.map((r) => r.val_loss),
-  ];
-  const options = {
-    width: chartWidth(container),
-    height: 260,
-    scales: { x: { time: false } },
-    axes: [{ label: "epoch", incrs: WHOLE }, { label: "loss" }],
-    series: [
-      { label: "epoch", value: (u, v) => (v === null || v === undefined ? "—" : String(v)) },
-      { label: "training loss", stroke: COLORS.loss, width: 2, value: legendValue },
-      { label: "validation loss", stroke: COLORS.valLoss, width: 2, value: legendValue },
-    ],
-    plugins: [markerPlugin(markers)],
-  };
-  return new window.uPlot(options, data, plot);
+  return lineChart(plot, { xs, series, xLabel: "epoch", yLabel, log, markers });
 }
 
-// One point per trial (in the order they started) and the best score so far as a step line.
+// One point per trial, in the order they started, labelled by the trial's own id (KerasTuner
+// counts from 0, often zero-padded), and the best score so far as a step line.
 export function scoreChart(container, trials, objective) {
   const maximize = objective.direction === "max";
   const xs = [];
@@ -128,7 +143,7 @@ export function scoreChart(container, trials, objective) {
   const bestSoFar = [];
   let best = null;
   trials.forEach((trial, i) => {
-    xs.push(i + 1);
+    xs.push(i);
     scores.push(trial.score);
     if (trial.score !== null && (best === null || (maximize ? trial.score > best : trial.score < best))) {
       best = trial.score;
@@ -140,13 +155,17 @@ export function scoreChart(container, trials, objective) {
     container.append(el("p", { class: "empty" }, xs.length ? "No scored trial yet." : "No trial yet."));
     return null;
   }
+  const idAt = (i) => (Number.isInteger(i) && trials[i] ? trials[i].trial_id : "");
   const options = {
     width: chartWidth(container),
     height: 220,
     scales: { x: { time: false } },
-    axes: [{ label: "trial (in start order)", incrs: WHOLE }, { label: objective.name }],
+    axes: [
+      { label: "trial", incrs: WHOLE, values: (u, splits) => splits.map(idAt) },
+      { label: objective.name },
+    ],
     series: [
-      { label: "trial" },
+      { label: "trial", value: (u, v) => (v === null || v === undefined ? "—" : idAt(v)) },
       {
         label: objective.name,
         value: legendValue,
@@ -164,129 +183,32 @@ export function scoreChart(container, trials, objective) {
       },
     ],
   };
-  return new window.uPlot(options, [xs, scores, bestSoFar], container);
+  const chart = new window.uPlot(options, [xs, scores, bestSoFar], container);
+  container.chart = chart;
+  return chart;
 }
 
-// --- Parallel coordinates ------------------------------------------------------------
-
-const SVG = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-// How an axis maps a value to [0, 1] (bottom to top), and which labels it shows.
-function makeAxis(name, values, spaceEntry) {
-  const present = values.filter((v) => v !== null && v !== undefined);
-  const numeric = present.length > 0 && present.every((v) => typeof v === "number");
-  if (numeric) {
-    const log =
-      spaceEntry && (spaceEntry.type === "pow2" || spaceEntry.sampling === "log") && present.every((v) => v > 0);
-    const f = log ? Math.log : (v) => v;
-    const lo = Math.min(...present.map(f));
-    const hi = Math.max(...present.map(f));
-    const pos = (v) => (hi === lo ? 0.5 : (f(v) - lo) / (hi - lo));
-    // A few distinct values (layers, units, batch sizes) are labelled each; a range by its ends.
-    const distinct = [...new Set(present)].sort((a, b) => a - b);
-    const continuous = spaceEntry && spaceEntry.type === "float" && !spaceEntry.step;
-    const ends = [distinct[0], distinct[distinct.length - 1]];
-    const labelled = distinct.length <= 6 && !continuous ? distinct : [...new Set(ends)];
-    return { name, pos, ticks: labelled.map((v) => ({ at: pos(v), label: fmtValue(v) })) };
-  }
-  // Categories in the search space's order when it lists them, else as first seen.
-  const seen = present.map(String);
-  const declared = spaceEntry && spaceEntry.values ? spaceEntry.values.map(String) : [];
-  const categories = [...new Set([...declared.filter((v) => seen.includes(v)), ...seen])];
-  const at = (i) => (categories.length === 1 ? 0.5 : i / (categories.length - 1));
-  return {
-    name,
-    pos: (v) => at(categories.indexOf(String(v))),
-    ticks: categories.map((c, i) => ({ at: at(i), label: c })),
-  };
-}
-
-// Hyperparameters that take more than one value among these trials, then the score.
-export function parallelCoordinates(container, trials, hpNames, space, objective, options) {
-  const scored = trials.filter((t) => t.score !== null);
-  container.replaceChildren();
-  if (scored.length < 2) {
-    container.append(el("p", { class: "empty" }, "Needs two scored trials."));
-    return;
-  }
-  const varying = hpNames.filter(
-    (name) => new Set(scored.map((t) => JSON.stringify(t.hyperparameters[name] ?? null))).size > 1,
-  );
-  const spaceOf = (name) => space[name] || space[name.replace(/_\d+$/, "")];
-  const axes = varying.map((name) =>
-    makeAxis(name, scored.map((t) => t.hyperparameters[name]), spaceOf(name)),
-  );
-  axes.push(makeAxis(objective.name, scored.map((t) => t.score), null));
-
-  const width = chartWidth(container);
-  const height = 300;
-  const margin = { top: 44, bottom: 16, left: 40, right: 90 };
-  const plotH = height - margin.top - margin.bottom;
-  const x = (i) => margin.left + (i * (width - margin.left - margin.right)) / Math.max(1, axes.length - 1);
-  const y = (p) => margin.top + (1 - p) * plotH;
-
-  const scores = scored.map((t) => t.score);
-  const lo = Math.min(...scores);
-  const hi = Math.max(...scores);
-  const maximize = objective.direction === "max";
-  // 0 = worst, 1 = best, whichever way the objective points.
-  const quality = (s) => (hi === lo ? 1 : maximize ? (s - lo) / (hi - lo) : (hi - s) / (hi - lo));
-
-  const root = svg("svg", { width, height, class: "parcoords", role: "img" });
-  root.append(svg("title", {}, "Hyperparameters against score, one line per trial"));
-  const lines = svg("g", { class: "lines" });
-  const ordered = [...scored].sort((a, b) => quality(a.score) - quality(b.score)); // best on top
-  for (const trial of ordered) {
-    const q = quality(trial.score);
-    const isBest = trial.trial_id === options.bestId;
-    let d = "";
-    let pen = false; // a per-layer `units_i` is absent when the layer is: break the line there
-    axes.forEach((axis, i) => {
-      const value = i === axes.length - 1 ? trial.score : trial.hyperparameters[axis.name];
-      if (value === null || value === undefined) {
-        pen = false;
-        return;
-      }
-      d += `${pen ? "L" : "M"}${x(i).toFixed(1)},${y(axis.pos(value)).toFixed(1)}`;
-      pen = true;
+// Several jobs' best score so far on one chart: `runs` are [{label, color, points: [[x, y]]}].
+// Each line holds its last best until its own last point, so the legend reads every job at
+// any x the cursor is on.
+export function compareChart(container, runs, { xLabel, yLabel }) {
+  const xs = [...new Set(runs.flatMap((r) => r.points.map(([x]) => x)))].sort((a, b) => a - b);
+  const series = runs.map((run) => {
+    const at = new Map(run.points);
+    const last = run.points.length ? run.points[run.points.length - 1][0] : -Infinity;
+    let held = null;
+    const values = xs.map((x) => {
+      if (at.has(x)) held = at.get(x);
+      return x <= last ? held : null;
     });
-    const classes = ["trial-line"];
-    if (isBest) classes.push("best");
-    if (trial.trial_id === options.selectedId) classes.push("selected");
-    lines.append(
-      svg(
-        "path",
-        {
-          d,
-          class: classes.join(" "),
-          stroke: isBest ? COLORS.valLoss : `hsl(215, 60%, ${82 - 52 * q}%)`,
-          "data-trial-id": trial.trial_id,
-          onclick: () => options.onSelect(trial.trial_id),
-        },
-        svg("title", {}, `trial ${trial.trial_id}: ${fmtScore(trial.score)}`),
-      ),
-    );
-  }
-  root.append(lines);
-  axes.forEach((axis, i) => {
-    const g = svg("g", { class: "axis" });
-    g.append(svg("line", { x1: x(i), x2: x(i), y1: y(0), y2: y(1) }));
-    // Names alternate between two rows so that long neighbours do not overlap.
-    g.append(svg("text", { x: x(i), y: i % 2 ? 30 : 14, class: "axis-name" }, axis.name));
-    for (const tick of axis.ticks) {
-      g.append(svg("text", { x: x(i) + 4, y: y(tick.at) + 4, class: "tick" }, tick.label));
-    }
-    root.append(g);
+    return { label: run.label, color: run.color, values, stepped: true };
   });
-  container.append(root);
+  const plot = el("div", { class: "chart" });
+  container.replaceChildren(plot);
+  if (!xs.length || series.every((s) => s.values.every((v) => v === null))) {
+    plot.append(el("p", { class: "empty" }, "No scored trial yet."));
+    return null;
+  }
+  const xValue = (u, v) => (v === null || v === undefined ? "—" : String(+v.toPrecision(4)));
+  return lineChart(plot, { xs, series, xLabel, yLabel, height: 320, xValue });
 }

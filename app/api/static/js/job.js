@@ -1,8 +1,13 @@
 // One job: progress, best trial (with downloads), score over trials, learning curves of the
-// selected trial, parallel coordinates and the trial table; refreshed while the job runs.
+// selected and ticked trials, parallel coordinates (brushing filters the trial table), the
+// trial table, and a predict form once it has succeeded; refreshed while the job runs.
 
-import { ApiError, download, get, post } from "./api.js";
-import { curveChart, parallelCoordinates, scoreChart } from "./charts.js";
+import { capabilities, del, download, get, post } from "./api.js";
+import { scoreChart } from "./charts.js";
+import { curvesPanel } from "./curves.js";
+import { confirmAction } from "./dialog.js";
+import { brushFilter, parallelCoordinates } from "./parcoords.js";
+import { predictPanel } from "./predict.js";
 import { fixedNames, hyperparameterNames, trialTable } from "./trials.js";
 import {
   FINISHED,
@@ -11,6 +16,8 @@ import {
   fmtDuration,
   fmtScore,
   fmtValue,
+  jobLabel,
+  jobName,
   parseTime,
   poll,
   progressBar,
@@ -39,27 +46,37 @@ export function renderJob(view, jobId) {
     trials: [],
     selectedId: null,
     userSelected: false, // until the user picks a trial, the curves follow the best one
-    curveKey: null,
+    checkedIds: [], // trials ticked in the table: their curves are overlaid
+    brushes: {}, // parallel-coordinates brushes, by axis
     scoreKey: null,
     parcoordsKey: null,
     bestKey: null,
+    caps: { deleteJob: false, jobName: false },
   };
 
   const title = el("h1", {}, "Job ", el("span", { class: "mono" }, shortId(jobId)));
   const status = el("span", { id: "job-status" });
   const cancel = el("button", { type: "button", id: "cancel-job", class: "danger", hidden: true });
   cancel.textContent = "Cancel job";
+  const remove = el("button", { type: "button", id: "delete-job", class: "danger", hidden: true }, "Delete job");
   const summary = el("p", { class: "muted", id: "job-summary" });
   const progress = el("div", { id: "job-progress" });
   const current = el("p", { class: "muted", id: "current-trial" });
   const error = el("pre", { class: "error-box", id: "job-error", hidden: true });
   const best = el("div", { id: "best-trial" });
   const scores = el("div", { id: "score-chart" });
-  const curvesTitle = el("h2", { id: "curves-title" }, "Learning curves");
-  const curves = el("div", { id: "curves" });
+  const curves = curvesPanel(jobId);
+  const predict = predictPanel(jobId);
   const parcoords = el("div", { id: "parcoords" });
+  const filterText = el("span");
+  const filterNote = el(
+    "p",
+    { class: "muted small", id: "filter-note", hidden: true },
+    filterText,
+    el("button", { type: "button", class: "link-button", id: "clear-brushes", onclick: () => brush({}) }, "Clear filters"),
+  );
   const fixedNote = el("p", { class: "muted small", id: "fixed-note" });
-  const table = trialTable({ onSelect: (id) => select(id, true) });
+  const table = trialTable({ onSelect: (id) => select(id, true), onCheck: check });
 
   view.append(
     el(
@@ -69,7 +86,7 @@ export function renderJob(view, jobId) {
         "div",
         { class: "panel-head" },
         el("div", {}, el("a", { href: "#/", class: "back" }, "← Jobs"), title, status),
-        cancel,
+        el("div", { class: "actions tight" }, cancel, remove),
       ),
       summary,
       progress,
@@ -82,10 +99,21 @@ export function renderJob(view, jobId) {
       panel("Best trial", best),
       panel("Score over trials", scores),
     ),
-    panel("Hyperparameters vs score", parcoords),
-    el("section", { class: "panel", id: "curves-panel" }, curvesTitle, curves),
+    predict.element,
+    panel(
+      "Hyperparameters vs score",
+      el("p", { class: "muted small" }, "Drag along an axis to filter the trials; click the axis to clear it."),
+      parcoords,
+      filterNote,
+    ),
+    curves.element,
     panel("Trials", fixedNote, el("div", { class: "scroll-x" }, table.table)),
   );
+
+  capabilities().then((caps) => {
+    state.caps = caps;
+    if (state.job) drawHeader();
+  });
 
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -100,13 +128,52 @@ export function renderJob(view, jobId) {
     }
   });
 
+  remove.addEventListener("click", async () => {
+    const label = jobLabel(state.job);
+    const ok = await confirmAction({
+      title: `Delete job ${label}?`,
+      message:
+        `Job ${jobName(state.job) ? `${label} (${shortId(jobId)})` : label}, its ${state.trials.length} ` +
+        "trial(s), its model and its files are deleted. This cannot be undone.",
+      confirm: "Delete job",
+    });
+    if (!ok) return;
+    remove.disabled = true;
+    try {
+      await del(`/jobs/${jobId}`);
+      // The toast comes after the jobs view has replaced this one (a view change clears it).
+      window.addEventListener("hashchange", () => toast(`Job ${label} deleted.`, "info"), { once: true });
+      location.hash = "#/";
+    } catch (e) {
+      toast(e.message);
+      remove.disabled = false;
+    }
+  });
+
+  function refreshCurves() {
+    const ids = [state.selectedId, ...state.checkedIds];
+    return curves.show(ids, state.trials);
+  }
+
   function select(trialId, byUser) {
     state.selectedId = trialId;
     state.userSelected = state.userSelected || byUser;
-    state.curveKey = null; // load it now
     drawTrials();
     refreshCurves().catch((e) => toast(e.message));
-    if (byUser) document.getElementById("curves-panel").scrollIntoView({ block: "nearest" });
+    if (byUser) curves.element.scrollIntoView({ block: "nearest" });
+  }
+
+  function check(trialId, on) {
+    state.checkedIds = on
+      ? [...state.checkedIds.filter((id) => id !== trialId), trialId]
+      : state.checkedIds.filter((id) => id !== trialId);
+    drawTrials();
+    refreshCurves().catch((e) => toast(e.message));
+  }
+
+  function brush(next) {
+    state.brushes = next;
+    drawTrials();
   }
 
   function drawHeader() {
@@ -115,6 +182,9 @@ export function renderJob(view, jobId) {
     status.replaceChildren(statusBadge(job.status));
     const active = !FINISHED.has(job.status);
     cancel.hidden = !active;
+    remove.hidden = active || !state.caps.deleteJob;
+    const name = jobName(job);
+    title.replaceChildren("Job ", el("span", { class: name ? "" : "mono", id: "job-title" }, name || shortId(jobId)));
     cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel job";
     cancel.disabled = job.cancel_requested;
     const datasetName = state.dataset ? state.dataset.name : shortId(job.dataset_id);
@@ -198,54 +268,34 @@ export function renderJob(view, jobId) {
     fixedNote.textContent = fixedShown.length
       ? `Fixed in this search: ${fixedShown.map((n) => `${n} = ${fmtValue(job.search_space[n].value)}`).join(", ")}.`
       : "";
+    const visibleIds = brushFilter(state.trials, state.brushes);
+    filterNote.hidden = visibleIds === null;
+    filterText.textContent = `Brushed: the table shows ${visibleIds ? visibleIds.length : 0} of ${state.trials.length} trials. `;
     table.update({
       trials: state.trials,
       hpNames: shown,
       objective: job.spec.objective,
       bestId: job.best ? job.best.trial_id : null,
       selectedId: state.selectedId,
+      checkedIds: state.checkedIds,
+      visibleIds,
     });
     const scoreKey = JSON.stringify(state.trials.map((t) => t.score));
     if (scoreKey !== state.scoreKey) {
       state.scoreKey = scoreKey;
       scoreChart(scores, state.trials, job.spec.objective);
     }
-    const pcKey = JSON.stringify([scoreKey, state.selectedId, job.best && job.best.trial_id]);
+    const pcKey = JSON.stringify([scoreKey, state.selectedId, job.best && job.best.trial_id, state.brushes]);
     if (pcKey !== state.parcoordsKey) {
       state.parcoordsKey = pcKey;
       parallelCoordinates(parcoords, state.trials, shown, job.search_space, job.spec.objective, {
         bestId: job.best ? job.best.trial_id : null,
         selectedId: state.selectedId,
         onSelect: (id) => select(id, true),
+        brushes: state.brushes,
+        onBrush: brush,
       });
     }
-  }
-
-  async function refreshCurves() {
-    const id = state.selectedId;
-    if (id === null) {
-      curvesTitle.textContent = "Learning curves";
-      curves.replaceChildren(el("p", { class: "empty" }, "Click a trial to see its curves."));
-      return;
-    }
-    const listed = state.trials.find((t) => t.trial_id === id);
-    const key = JSON.stringify([id, listed && listed.epochs_run, listed && listed.status]);
-    if (key === state.curveKey) return;
-    let detail;
-    try {
-      detail = await get(`/jobs/${jobId}/trials/${encodeURIComponent(id)}`);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 404) return; // not recorded yet
-      throw e;
-    }
-    if (state.selectedId !== id) return; // the user picked another one meanwhile
-    state.curveKey = key;
-    curvesTitle.replaceChildren(
-      "Learning curves: trial ",
-      el("span", { class: "mono", id: "curves-trial-id" }, id),
-      detail.status === "RUNNING" ? el("span", { class: "muted" }, " (running)") : "",
-    );
-    curveChart(curves, detail);
   }
 
   // Charts are drawn at the width of their panel: redraw them when the window changes size.
@@ -254,7 +304,8 @@ export function renderJob(view, jobId) {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
       if (!state.job) return;
-      state.scoreKey = state.parcoordsKey = state.curveKey = null;
+      state.scoreKey = state.parcoordsKey = null;
+      curves.invalidate();
       drawTrials();
       refreshCurves().catch((e) => toast(e.message));
     }, 200);
@@ -271,12 +322,12 @@ export function renderJob(view, jobId) {
     state.trials = page.items;
     if (!state.userSelected) {
       const follow = job.best ? job.best.trial_id : job.progress.current_trial?.trial_id ?? null;
-      if (follow !== state.selectedId) state.curveKey = null;
       state.selectedId = follow;
     }
     drawHeader();
     drawBest();
     drawTrials();
+    if (job.status === "succeeded") predict.show(state.dataset);
     await refreshCurves();
     // One last refresh after the job finishes, then stop polling.
     return !FINISHED.has(job.status);

@@ -1,9 +1,11 @@
 // A new job: upload a dataset (or pick one), see its profile, choose the algorithm and the
-// budget, edit the search space the dataset seeds, and submit.
+// budget (the rest of the spec under "advanced"), edit the search space the dataset seeds,
+// and submit.
 
-import { ApiError, get, post, request } from "./api.js";
+import { advancedFields } from "./advanced.js";
+import { ApiError, capabilities, get, post, request } from "./api.js";
 import { spaceEditor } from "./space.js";
-import { el, fmtValue, toast } from "./util.js";
+import { el, fmtTime, fmtValue, shortId, toast } from "./util.js";
 
 const ALGORITHMS = {
   random_search: "Random search",
@@ -73,6 +75,32 @@ function datasetSummary(ds) {
   );
 }
 
+// Several uploads of one file share its name: rows, upload time and id tell them apart.
+function datasetOption(ds) {
+  const text = `${ds.name} · ${ds.rows} rows · ${fmtTime(ds.created_at)} · ${shortId(ds.id)}`;
+  return el("option", { value: ds.id, title: ds.id }, text);
+}
+
+// Marks the form fields a 422 names by their spec path (data-loc), opening "advanced" when
+// one of them is in it.
+function markFormErrors(form, errors) {
+  for (const node of form.querySelectorAll("[data-loc].invalid")) node.classList.remove("invalid");
+  for (const error of errors || []) {
+    const [where, ...path] = error.loc || [];
+    if (where !== "body") continue;
+    // The most specific field named: training.validation_split, else callbacks.early_stopping.
+    for (let n = path.length; n > 0; n--) {
+      const input = form.querySelector(`[data-loc="${CSS.escape(path.slice(0, n).join("."))}"]`);
+      if (!input) continue;
+      input.classList.add("invalid");
+      input.title = error.msg;
+      const details = input.closest("details");
+      if (details) details.open = true;
+      break;
+    }
+  }
+}
+
 function numberInput(id, attrs = {}) {
   return el("input", { id, type: "number", min: 1, step: 1, ...attrs });
 }
@@ -110,13 +138,29 @@ export function renderNewJob(view) {
   const epochs = numberInput("job-epochs", { value: "30" });
   const maxEpochs = numberInput("job-max-epochs", { placeholder: "= epochs" });
   const factor = numberInput("job-factor", { min: 2, value: "3" });
-  const patience = el("input", { id: "job-patience", type: "number", min: 0, step: 1, value: "5" });
+  const iterations = numberInput("job-hyperband-iterations", { value: "1" });
   const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, value: "1" });
+  const jobName = el("input", { type: "text", id: "job-name", dataset: { loc: "name" }, placeholder: "optional" });
+  const nameField = labelled("Job name", jobName);
+  nameField.hidden = true; // until the API is known to take one (capabilities)
+  const advanced = advancedFields();
+  for (const [input, loc] of [
+    [algorithm, "tuner.algorithm"],
+    [maxTrials, "tuner.max_trials"],
+    [epochs, "training.epochs"],
+    [maxEpochs, "tuner.max_epochs"],
+    [factor, "tuner.factor"],
+    [iterations, "tuner.hyperband_iterations"],
+    [parallel, "parallel_trials"],
+  ]) {
+    input.dataset.loc = loc;
+  }
   const hyperbandFields = el(
     "div",
     { class: "row", id: "hyperband-fields" },
     labelled("Max epochs (Hyperband)", maxEpochs),
     labelled("Factor", factor),
+    labelled("Iterations", iterations, "full Hyperband schedules"),
   );
   const trialsHint = el("small", { class: "muted" });
   const syncAlgorithm = () => {
@@ -135,18 +179,21 @@ export function renderNewJob(view) {
 
   const searchSection = el(
     "form",
-    { class: "panel", id: "job-form", hidden: true },
+    // The server checks every field and names the bad one (marked below): the browser's own
+    // checks would stop the request and hide that answer.
+    { class: "panel", id: "job-form", hidden: true, novalidate: true },
     el("h2", {}, "2. Search"),
     el(
       "div",
       { class: "row" },
+      nameField,
       labelled("Algorithm", algorithm),
       el("label", { class: "field" }, el("span", {}, "Max trials"), maxTrials, trialsHint),
       labelled("Epochs per trial", epochs),
-      labelled("Early-stopping patience", patience, "epochs without improvement"),
       labelled("Parallel trials", parallel, "trials at once, on as many free workers"),
     ),
     hyperbandFields,
+    advanced.element,
     el("h2", {}, "3. Search space"),
     el(
       "p",
@@ -190,8 +237,10 @@ export function renderNewJob(view) {
   async function useDataset(ds) {
     dataset = ds;
     summary.replaceChildren(datasetSummary(ds));
+    advanced.setTask(ds.task);
     editor.load(await get(`/datasets/${ds.id}/search_space`));
     editor.markErrors([]);
+    markFormErrors(searchSection, []);
     errorBox.hidden = true;
     searchSection.hidden = false;
   }
@@ -217,7 +266,7 @@ export function renderNewJob(view) {
     uploadButton.textContent = "Uploading…";
     try {
       const ds = await request("/datasets", { method: "POST", body: form });
-      existing.append(el("option", { value: ds.id }, ds.name));
+      existing.append(datasetOption(ds));
       existing.value = ds.id;
       await useDataset(ds);
     } catch (e) {
@@ -246,6 +295,7 @@ export function renderNewJob(view) {
     if (algorithm.value === "hyperband") {
       if (maxEpochs.value) tuner.max_epochs = Number(maxEpochs.value);
       if (factor.value) tuner.factor = Number(factor.value);
+      if (iterations.value) tuner.hyperband_iterations = Number(iterations.value);
     }
     const spec = {
       dataset_id: dataset.id,
@@ -254,8 +304,9 @@ export function renderNewJob(view) {
     };
     // Empty fields keep the server's defaults.
     if (epochs.value) spec.training = { epochs: Number(epochs.value) };
-    if (patience.value) spec.callbacks = { early_stopping: { patience: Number(patience.value) } };
     if (parallel.value && Number(parallel.value) > 1) spec.parallel_trials = Number(parallel.value);
+    if (!nameField.hidden && jobName.value.trim()) spec.name = jobName.value.trim();
+    advanced.apply(spec);
     submitButton.disabled = true;
     try {
       const job = await post("/jobs", spec);
@@ -263,15 +314,19 @@ export function renderNewJob(view) {
     } catch (e) {
       errorBox.hidden = false;
       errorBox.textContent = e.message;
-      if (e instanceof ApiError) editor.markErrors(e.problem.errors);
+      if (e instanceof ApiError) {
+        editor.markErrors(e.errors);
+        markFormErrors(searchSection, e.errors);
+      }
     } finally {
       submitButton.disabled = false;
     }
   });
 
   get("/datasets?limit=500")
-    .then((page) => existing.append(...page.items.map((d) => el("option", { value: d.id }, d.name))))
+    .then((page) => existing.append(...page.items.map(datasetOption)))
     .catch((e) => toast(e.message));
+  capabilities().then((caps) => (nameField.hidden = !caps.jobName));
 
   return () => {};
 }

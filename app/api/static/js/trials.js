@@ -1,5 +1,6 @@
 // The trial table: one row per trial, sortable by any column (score, each hyperparameter,
-// duration, ...), with early-stopped and overfitting trials flagged.
+// duration, ...), with early-stopped and overfitting trials flagged, a tick per trial to
+// overlay its curves, and only the trials the parallel coordinates' brushes keep.
 
 import { el, fmtDuration, fmtScore, fmtValue } from "./util.js";
 
@@ -45,7 +46,7 @@ function compare(a, b) {
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
 
-function columns(hpNames, objective) {
+function columns(hpNames, objective, overlay) {
   const hp = hpNames.map((name) => ({
     key: `hp:${name}`,
     label: name,
@@ -54,7 +55,22 @@ function columns(hpNames, objective) {
     className: "num",
   }));
   return [
-    { key: "trial_id", label: "Trial", value: (t) => t.trial_id, cell: (t) => t.trial_id, className: "mono" },
+    {
+      key: "overlay",
+      label: "Overlay",
+      value: (t) => overlay.checked.has(t.trial_id),
+      cell: (t) =>
+        el("input", {
+          type: "checkbox",
+          class: "overlay",
+          "aria-label": `overlay the curves of trial ${t.trial_id}`,
+          checked: overlay.checked.has(t.trial_id),
+          onchange: (event) => overlay.onCheck(t.trial_id, event.target.checked),
+        }),
+      // Ticking a trial adds its curves; it does not make it the one selected.
+      stop: true,
+    },
+    { key: "trial_id", label: "Trial", value: (t) => t.trial_id, cell: (t) => t.trial_id, className: "mono trial-id" },
     {
       key: "status",
       label: "Status",
@@ -112,14 +128,24 @@ function columns(hpNames, objective) {
 }
 
 // A table that keeps its sort order across refreshes; `update` redraws the rows.
-export function trialTable({ onSelect }) {
-  const state = { sort: null, trials: [], hpNames: [], objective: {}, bestId: null, selectedId: null };
+export function trialTable({ onSelect, onCheck }) {
+  const state = {
+    sort: null,
+    trials: [],
+    hpNames: [],
+    objective: {},
+    bestId: null,
+    selectedId: null,
+    checkedIds: [],
+    visibleIds: null, // null: every trial
+  };
   const head = el("thead");
   const body = el("tbody");
   const table = el("table", { class: "table trials", id: "trials-table" }, head, body);
 
   function sorted(cols) {
-    const rows = [...state.trials];
+    const visible = state.visibleIds && new Set(state.visibleIds);
+    const rows = state.trials.filter((t) => !visible || visible.has(t.trial_id));
     const col = state.sort && cols.find((c) => c.key === state.sort.key);
     if (!col) return rows;
     const sign = state.sort.dir === "asc" ? 1 : -1;
@@ -133,7 +159,7 @@ export function trialTable({ onSelect }) {
   }
 
   function draw() {
-    const cols = columns(state.hpNames, state.objective);
+    const cols = columns(state.hpNames, state.objective, { checked: new Set(state.checkedIds), onCheck });
     head.replaceChildren(
       el(
         "tr",
@@ -182,7 +208,13 @@ export function trialTable({ onSelect }) {
             onclick: () => onSelect(trial.trial_id),
             title: trial.trial_id === state.bestId ? "best trial" : "show learning curves",
           },
-          cols.map((col) => el("td", { class: col.className }, col.cell(trial))),
+          cols.map((col) =>
+            el(
+              "td",
+              { class: col.className, onclick: col.stop ? (event) => event.stopPropagation() : undefined },
+              col.cell(trial),
+            ),
+          ),
         );
       }),
     );

@@ -72,14 +72,24 @@ export function progressBar(done, planned) {
   );
 }
 
+// The toast sits in the page header (index.html), never over the page: it cannot hide a
+// control. It goes by itself, on a click, or when the view changes (a stale message about
+// the previous page would only mislead).
+const TOAST_MS = { error: 8000, info: 5000 };
 let toastTimer = null;
+
+export function dismissToast() {
+  clearTimeout(toastTimer);
+  document.getElementById("toast").hidden = true;
+}
+
 export function toast(message, kind = "error") {
   const box = document.getElementById("toast");
-  box.textContent = message;
+  box.querySelector(".toast-text").textContent = message;
   box.className = kind;
   box.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (box.hidden = true), 6000);
+  toastTimer = setTimeout(dismissToast, TOAST_MS[kind] || TOAST_MS.error);
 }
 
 // Runs `task` now and then every `ms` after it finishes (never two at once); `stop()` ends it.
@@ -104,3 +114,21 @@ export function poll(task, ms) {
 }
 
 export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+// A job's name when the API has them (`name`, or the submitted spec's), else its short id.
+export function jobName(job) {
+  return job.name || job.spec?.name || null;
+}
+
+export function jobLabel(job) {
+  return jobName(job) || shortId(job.id);
+}
+
+// Colours told apart by most eyes (Okabe-Ito), for one line per trial or per job.
+export const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442"];
+
+export function fmtTime(value) {
+  const time = parseTime(value);
+  if (!time) return "—";
+  return time.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}

@@ -1,0 +1,270 @@
+"""Who may read what, and every read of a dataset, a job or a trial that a caller asks for.
+
+polar's `get_readable_statement(auth_subject)`: `readable(model, owner)` is the SELECT of
+the rows the caller may read, with the owner in its WHERE clause (owner None, a service
+without keys: no clause, every row). Each lookup below starts from it, so a row of
+another key is never loaded and then compared: it is as good as absent, a 404 like an id
+nobody has. A trial is the caller's when its job is.
+
+The polled reads (GET /jobs/{id} and its trials page, benchmarks/ item 3) run statements
+built here once, from the same `readable`, with bound parameters, on a Connection: the
+ORM's per-query work (building the statement, its cache key, loading entities) was three
+quarters of such a request's CPU. Their rows answer attribute access like a Job or a Trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, Literal
+
+from sqlalchemy import BindParameter, Connection, Result, Row, Select, bindparam, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.store.db import storable
+from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch, TrialStatus
+
+JOBS = Job.__table__
+TRIALS = Trial.__table__
+EPOCHS = TrialEpoch.__table__
+JobRow = Job | Row[Any]
+TrialRow = Trial | Row[Any]
+TrialOrder = Literal["score", "started"]
+# A caller's owner id, or, in a statement built once, the bound parameter that stands for it.
+OwnerClause = str | BindParameter[Any] | None
+
+_OWNER = bindparam("owner")
+_JOB_ID = bindparam("job_id")
+_IDS = bindparam("ids", expanding=True)
+
+
+def readable(
+    model: type[Dataset] | type[Job] | type[Trial], owner: OwnerClause, *columns: Any
+) -> Select[Any]:
+    """The SELECT of the rows of `model` that `owner` may read: of `columns` when given
+    (a table, for Core rows; an aggregate), else of the model's entities."""
+    statement = select(*columns) if columns else select(model)
+    if owner is None:
+        return statement
+    if model is Trial:
+        return statement.join_from(Trial, Job, Job.id == Trial.job_id).where(Job.owner == owner)
+    return statement.where(model.owner == owner)
+
+
+Prebuilt = dict[bool, Select[Any]]
+
+
+def _prebuilt(build: Callable[[OwnerClause], Select[Any]]) -> Prebuilt:
+    """`build` for a service without keys (False) and for an owner bound at run time (True)."""
+    return {False: build(None), True: build(_OWNER)}
+
+
+def _run(db: Connection, statement: Prebuilt, owner: str | None, **params: Any) -> Result[Any]:
+    if owner is not None:
+        params["owner"] = owner
+    return db.execute(statement[owner is not None], params)
+
+
+# --- Datasets (ORM entities: uploads, deletes and predictions use the whole row) ---------
+
+
+def find_dataset(session: Session, dataset_id: str, owner: str | None) -> Dataset | None:
+    if not storable(dataset_id):  # no row has it, and PostgreSQL would fail the query
+        return None
+    return session.scalars(readable(Dataset, owner).where(Dataset.id == dataset_id)).first()
+
+
+def get_dataset(session: Session, dataset_id: str, owner: str | None) -> Dataset:
+    dataset = find_dataset(session, dataset_id, owner)
+    if dataset is None:
+        raise NotFound("dataset", dataset_id)
+    return dataset
+
+
+def dataset_page(
+    session: Session, owner: str | None, *, limit: int, offset: int
+) -> tuple[Sequence[Dataset], int]:
+    """A page of the caller's datasets, newest first, and how many there are."""
+    total = session.scalar(readable(Dataset, owner, func.count(Dataset.id))) or 0
+    rows = session.scalars(
+        readable(Dataset, owner)
+        .order_by(Dataset.created_at.desc(), Dataset.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, total
+
+
+def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[Any] | None:
+    """The three columns a submission needs, if the caller may use the dataset. Not the
+    ORM row: decoding its column profile (JSON) was a fifth of a submission's time."""
+    if not storable(dataset_id):
+        return None
+    columns = (Dataset.id, Dataset.task, Dataset.features)
+    return db.execute(readable(Dataset, owner, *columns).where(Dataset.id == dataset_id)).first()
+
+
+# --- Jobs ----------------------------------------------------------------------------------
+
+_JOB = _prebuilt(lambda owner: readable(Job, owner, JOBS).where(JOBS.c.id == _JOB_ID))
+
+
+def find_job(db: Connection, job_id: str, owner: str | None) -> Row[Any] | None:
+    if not storable(job_id):
+        return None
+    return _run(db, _JOB, owner, job_id=job_id).first()
+
+
+def get_job(db: Connection, job_id: str, owner: str | None) -> Row[Any]:
+    job = find_job(db, job_id, owner)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+def job_page(
+    db: Connection, owner: str | None, *, status: JobStatus | None, limit: int, offset: int
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of the caller's jobs, newest first, optionally of one status, and the total."""
+    where = [Job.status == status] if status else []
+    total = db.scalar(readable(Job, owner, func.count(Job.id)).where(*where)) or 0
+    rows = db.execute(
+        readable(Job, owner, JOBS)
+        .where(*where)
+        .order_by(Job.created_at.desc(), Job.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, total
+
+
+# --- Trials --------------------------------------------------------------------------------
+
+_TRIAL = _prebuilt(
+    lambda owner: readable(Trial, owner, TRIALS).where(
+        TRIALS.c.job_id == _JOB_ID, TRIALS.c.trial_id == bindparam("trial_id")
+    )
+)
+_TRIAL_COUNT = _prebuilt(
+    lambda owner: readable(Trial, owner, func.count(TRIALS.c.id)).where(TRIALS.c.job_id == _JOB_ID)
+)
+
+
+def _trial_page(ordering: tuple[Any, ...], owner: OwnerClause) -> Select[Any]:
+    return (
+        readable(Trial, owner, TRIALS)
+        .where(TRIALS.c.job_id == _JOB_ID)
+        .order_by(*ordering)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+_TRIAL_PAGE = {
+    order: _prebuilt(partial(_trial_page, ordering))
+    for order, ordering in {
+        ("started", None): (TRIALS.c.started_at, TRIALS.c.trial_id),
+        ("score", True): (TRIALS.c.score.desc().nulls_last(), TRIALS.c.trial_id),
+        ("score", False): (TRIALS.c.score.asc().nulls_last(), TRIALS.c.trial_id),
+    }.items()
+}
+
+
+def maximize(job: JobRow) -> bool:
+    return bool(job.spec["objective"]["direction"] == "max")
+
+
+def find_trial(db: Connection, job: JobRow, trial_id: str, owner: str | None) -> Row[Any] | None:
+    if not storable(trial_id):
+        return None
+    return _run(db, _TRIAL, owner, job_id=job.id, trial_id=trial_id).first()
+
+
+def get_trial(db: Connection, job: JobRow, trial_id: str, owner: str | None) -> Row[Any]:
+    trial = find_trial(db, job, trial_id, owner)
+    if trial is None:
+        raise NotFound("trial", trial_id)
+    return trial
+
+
+def trial_page(
+    db: Connection,
+    job: JobRow,
+    owner: str | None,
+    *,
+    order: TrialOrder,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of the job's trials and their total (one snapshot: the caller's transaction)."""
+    total = _run(db, _TRIAL_COUNT, owner, job_id=job.id).scalar() or 0
+    statement = _TRIAL_PAGE[(order, maximize(job) if order == "score" else None)]
+    rows = _run(db, statement, owner, job_id=job.id, limit=limit, offset=offset).all()
+    return rows, total
+
+
+_EPOCHS = select(EPOCHS).where(EPOCHS.c.trial_pk == bindparam("trial_pk")).order_by(EPOCHS.c.epoch)
+
+
+def epochs_of(db: Connection, trial: TrialRow) -> Sequence[Row[Any]]:
+    """A trial's per-epoch rows, in order (the trial was read through `readable`)."""
+    return db.execute(_EPOCHS, {"trial_pk": trial.id}).all()
+
+
+# --- The best trial: defined once, for a job's summary and for GET /jobs/{id}/best ---------
+
+
+def _best_of_jobs(highest: bool, columns: tuple[Any, ...]) -> Select[Any]:
+    """Each job's best completed trial: a correlated subquery picks its id through the
+    (job_id, score) index, inside the database; no query per job, and no ranking of
+    every trial of every job. Ties go to the lower trial id, as on a page by score."""
+    inner = TRIALS.alias("inner")
+    # The rows are filtered on `score IS NOT NULL`: no NULLS LAST, so both backends walk
+    # the (job_id, score) index instead of sorting every trial of the job.
+    score = inner.c.score.desc() if highest else inner.c.score.asc()
+    best_id = (
+        select(inner.c.id)
+        .where(
+            inner.c.job_id == JOBS.c.id,
+            inner.c.status == TrialStatus.COMPLETED,
+            inner.c.score.is_not(None),
+        )
+        .order_by(score, inner.c.trial_id)
+        .limit(1)
+        .correlate(JOBS)
+        .scalar_subquery()
+    )
+    return (
+        select(*columns)
+        .select_from(TRIALS)
+        .join(JOBS, TRIALS.c.id == best_id)
+        .where(JOBS.c.id.in_(_IDS))
+    )
+
+
+_SUMMARY = (TRIALS.c.job_id, TRIALS.c.trial_id, TRIALS.c.score, TRIALS.c.hyperparameters)
+_BEST = {
+    (highest, whole): _best_of_jobs(highest, (TRIALS,) if whole else _SUMMARY)
+    for highest in (True, False)
+    for whole in (True, False)
+}
+
+
+def best_trials(
+    db: Connection, jobs: Sequence[JobRow], *, whole: bool = False
+) -> dict[str, Row[Any]]:
+    """Each job's best completed trial (job_id, trial_id, score and hyperparameters; every
+    column when `whole`), in one statement per objective direction. `jobs` were read
+    through `readable`."""
+    best: dict[str, Row[Any]] = {}
+    for direction in (True, False):
+        ids = [job.id for job in jobs if maximize(job) == direction]
+        if ids:
+            rows = db.execute(_BEST[(direction, whole)], {"ids": ids})
+            best.update({row.job_id: row for row in rows})
+    return best
+
+
+def best_trial(db: Connection, job: JobRow) -> Row[Any] | None:
+    return best_trials(db, [job], whole=True).get(job.id)

@@ -1,0 +1,378 @@
+"""The supervisor's decisions (tuner_jobs.worker.outcomes), each rule from a table of cases:
+no process, no database, no TensorFlow. The slow tests in test_resilience.py and
+test_parallel_trials.py check that the worker acts on them."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from app.store.models import JobStatus, SlotStatus
+from app.store.queue import Claim, Heartbeat, SlotClaim
+from tuner_jobs.search.child import ChildJob, ChildReport, Outcome, Role
+from tuner_jobs.worker.outcomes import (
+    ChildExit,
+    JobAction,
+    JobRecord,
+    SlotRecord,
+    StopReason,
+    TunerAction,
+    job_record,
+    lease_while_away,
+    search_goes_on,
+    slot_record,
+    stop_reason,
+    takes_own_slot,
+    tuner_action,
+    tuner_goes_on,
+)
+
+HELD = Heartbeat(held=True)
+CANCELLED = Heartbeat(held=True, cancel_requested=True)
+LOST = Heartbeat(held=False, cancel_requested=True)
+NOW = 1000.0
+
+
+def reported(outcome: Outcome, message: str | None = None, exitcode: int | None = 0) -> ChildExit:
+    return ChildExit(ChildReport(outcome, message), exitcode)
+
+
+def died(exitcode: int | None = -9) -> ChildExit:
+    """A process that ended without a report (killed, out of memory, a crash in C)."""
+    return ChildExit(None, exitcode)
+
+
+@pytest.mark.parametrize(
+    ("beat", "shutting_down", "deadline", "expected"),
+    [
+        pytest.param(HELD, False, None, None, id="nothing-to-stop-for"),
+        pytest.param(HELD, False, NOW + 1, None, id="deadline-ahead"),
+        pytest.param(HELD, False, NOW, None, id="deadline-reached-but-not-passed"),
+        pytest.param(HELD, False, NOW - 1, StopReason.TIMEOUT, id="deadline-passed"),
+        pytest.param(HELD, True, None, StopReason.SHUTDOWN, id="shutdown"),
+        pytest.param(HELD, True, NOW - 1, StopReason.TIMEOUT, id="timeout-before-shutdown"),
+        pytest.param(CANCELLED, False, None, StopReason.CANCEL, id="cancel"),
+        pytest.param(CANCELLED, True, NOW - 1, StopReason.CANCEL, id="cancel-before-timeout"),
+        pytest.param(LOST, True, NOW - 1, StopReason.LEASE_LOST, id="lease-lost-before-all"),
+    ],
+)
+def test_why_a_search_is_stopped(
+    beat: Heartbeat, shutting_down: bool, deadline: float | None, expected: StopReason | None
+) -> None:
+    assert stop_reason(beat, shutting_down=shutting_down, deadline=deadline, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("since_renewed", "held"),
+    [
+        pytest.param(0.0, True, id="just-renewed"),
+        pytest.param(29.9, True, id="within-the-lease"),
+        pytest.param(30.0, False, id="expired-exactly"),
+        pytest.param(45.0, False, id="past-the-lease"),
+    ],
+)
+def test_while_the_database_is_away_the_lease_is_ours_until_it_expires(
+    since_renewed: float, held: bool
+) -> None:
+    beat = lease_while_away(renewed_at=NOW - since_renewed, now=NOW, lease_s=30.0)
+    assert beat == Heartbeat(held=held, cancel_requested=False)
+
+
+RETRYING = "the search process died (exit code -9); retrying"
+TIMED_OUT = "timeout: the search ran past max_runtime_s"
+
+
+@pytest.mark.parametrize(
+    ("ended", "reason", "attempt", "expected"),
+    [
+        # A lost lease: the job is another worker's, whatever the child said.
+        pytest.param(
+            reported(Outcome.SUCCEEDED),
+            StopReason.LEASE_LOST,
+            1,
+            JobRecord(JobAction.LEAVE),
+            id="lease-lost-while-watching",
+        ),
+        pytest.param(
+            reported(Outcome.LEASE_LOST, "fenced out"),
+            None,
+            1,
+            JobRecord(JobAction.LEAVE),
+            id="lease-lost-seen-by-the-child",
+        ),
+        # The child's success stands even when a stop came too late to matter.
+        pytest.param(
+            reported(Outcome.SUCCEEDED),
+            None,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            id="succeeded",
+        ),
+        pytest.param(
+            reported(Outcome.SUCCEEDED),
+            StopReason.CANCEL,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            id="succeeded-despite-cancel",
+        ),
+        pytest.param(
+            reported(Outcome.SUCCEEDED),
+            StopReason.TIMEOUT,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            id="succeeded-despite-timeout",
+        ),
+        # A stop the supervisor asked for names the job's end.
+        pytest.param(
+            reported(Outcome.STOPPED),
+            StopReason.CANCEL,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            id="cancelled",
+        ),
+        pytest.param(
+            died(),
+            StopReason.CANCEL,
+            3,
+            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            id="cancelled-though-killed-past-the-grace",
+        ),
+        pytest.param(
+            reported(Outcome.STOPPED),
+            StopReason.TIMEOUT,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, TIMED_OUT),
+            id="timed-out",
+        ),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"),
+            StopReason.TIMEOUT,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, TIMED_OUT),
+            id="timeout-names-the-failure",
+        ),
+        # The child's own failure: final, never retried, with its message.
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad", exitcode=None),
+            None,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad"),
+            id="failed",
+        ),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"),
+            StopReason.SHUTDOWN,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad"),
+            id="failed-during-shutdown",
+        ),
+        # A graceful stop hands the job back, whatever the attempt: it resumes elsewhere.
+        pytest.param(
+            reported(Outcome.STOPPED),
+            StopReason.SHUTDOWN,
+            2,
+            JobRecord(JobAction.REQUEUE),
+            id="shutdown-requeues",
+        ),
+        pytest.param(
+            died(),
+            StopReason.SHUTDOWN,
+            2,
+            JobRecord(JobAction.REQUEUE),
+            id="killed-in-shutdown-is-not-a-death",
+        ),
+        pytest.param(
+            reported(Outcome.STOPPED),
+            None,
+            2,
+            JobRecord(JobAction.REQUEUE),
+            id="stopped-on-its-own-requeues",
+        ),
+        pytest.param(
+            reported(Outcome.RECYCLE, "recycle at 25 trials"),
+            StopReason.SHUTDOWN,
+            1,
+            JobRecord(JobAction.REQUEUE),
+            id="recycled-while-shutting-down",
+        ),
+        pytest.param(
+            reported(Outcome.RECYCLE, "recycle at 25 trials"),
+            StopReason.CANCEL,
+            1,
+            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            id="recycled-while-cancelling",
+        ),
+        # A process that died without a word: retried until max_attempts (2 here).
+        pytest.param(
+            died(), None, 1, JobRecord(JobAction.REQUEUE, error=RETRYING), id="died-retried"
+        ),
+        pytest.param(
+            died(),
+            None,
+            2,
+            JobRecord(
+                JobAction.FINISH,
+                JobStatus.FAILED,
+                "the search process died (exit code -9) on each of 2 attempts",
+            ),
+            id="died-on-the-last-attempt",
+        ),
+        pytest.param(
+            died(exitcode=1),
+            None,
+            3,
+            JobRecord(
+                JobAction.FINISH,
+                JobStatus.FAILED,
+                "the search process died (exit code 1) on each of 3 attempts",
+            ),
+            id="died-past-the-last-attempt",
+        ),
+        pytest.param(
+            reported(Outcome.RECYCLE, "recycle at 25 trials"),
+            None,
+            1,
+            JobRecord(JobAction.REQUEUE, error="the search process died (exit code 0); retrying"),
+            id="a-chief-that-recycles-counts-as-a-death",
+        ),
+    ],
+)
+def test_what_a_search_process_end_means_for_the_job(
+    ended: ChildExit, reason: StopReason | None, attempt: int, expected: JobRecord
+) -> None:
+    assert job_record(ended, reason, attempt=attempt, max_attempts=2) == expected
+
+
+@pytest.mark.parametrize(
+    ("ended", "reason", "goes_on"),
+    [
+        pytest.param(reported(Outcome.RECYCLE, "25 trials"), None, True, id="recycled"),
+        pytest.param(
+            reported(Outcome.RECYCLE), StopReason.SHUTDOWN, False, id="recycled-but-stopping"
+        ),
+        pytest.param(reported(Outcome.RECYCLE), StopReason.CANCEL, False, id="recycled-cancel"),
+        pytest.param(reported(Outcome.SUCCEEDED), None, False, id="succeeded"),
+        pytest.param(reported(Outcome.STOPPED), None, False, id="stopped"),
+        pytest.param(died(), None, False, id="died"),
+    ],
+)
+def test_a_recycled_search_process_is_replaced_unless_stopping(
+    ended: ChildExit, reason: StopReason | None, goes_on: bool
+) -> None:
+    assert search_goes_on(ended, reason) is goes_on
+
+
+@pytest.mark.parametrize(
+    ("beat", "shutting_down", "expected"),
+    [
+        pytest.param(HELD, False, TunerAction.KEEP, id="keep"),
+        pytest.param(CANCELLED, False, TunerAction.STOP, id="cancel-stops"),
+        pytest.param(HELD, True, TunerAction.STOP, id="shutdown-stops"),
+        pytest.param(LOST, True, TunerAction.KILL, id="lost-slot-kills"),
+        pytest.param(Heartbeat(held=False), False, TunerAction.KILL, id="lost-slot-alone"),
+    ],
+)
+def test_what_a_slot_heartbeat_says_to_do_with_its_tuner(
+    beat: Heartbeat, shutting_down: bool, expected: TunerAction
+) -> None:
+    assert tuner_action(beat, shutting_down=shutting_down) is expected
+
+
+@pytest.mark.parametrize(
+    ("ended", "stop_asked", "goes_on"),
+    [
+        pytest.param(reported(Outcome.RECYCLE), False, True, id="recycled"),
+        pytest.param(reported(Outcome.RECYCLE), True, False, id="recycled-but-stopping"),
+        pytest.param(reported(Outcome.SUCCEEDED), False, False, id="succeeded"),
+        pytest.param(died(), False, False, id="died"),
+    ],
+)
+def test_a_recycled_tuner_is_replaced_unless_stopping(
+    ended: ChildExit, stop_asked: bool, goes_on: bool
+) -> None:
+    assert tuner_goes_on(ended, stop_asked=stop_asked) is goes_on
+
+
+@pytest.mark.parametrize(
+    ("has_tuner", "reason", "chief_searched", "takes"),
+    [
+        pytest.param(False, None, True, True, id="tuner0-done-and-free"),
+        pytest.param(False, None, False, False, id="tuner0-still-searching"),
+        pytest.param(True, None, True, False, id="already-running-a-tuner"),
+        pytest.param(False, StopReason.SHUTDOWN, True, False, id="stopping"),
+    ],
+)
+def test_a_chiefs_worker_takes_a_slot_of_its_own_job_once_tuner0_is_done(
+    has_tuner: bool, reason: StopReason | None, chief_searched: bool, takes: bool
+) -> None:
+    assert (
+        takes_own_slot(has_tuner=has_tuner, reason=reason, chief_searched=chief_searched) is takes
+    )
+
+
+TUNER_DIED = "the tuner process died (exit code -9)"
+
+
+@pytest.mark.parametrize(
+    ("ended", "stopping", "attempt", "expected"),
+    [
+        pytest.param(reported(Outcome.SUCCEEDED), False, 1, SlotRecord(SlotStatus.DONE), id="done"),
+        pytest.param(
+            reported(Outcome.SUCCEEDED),
+            True,
+            2,
+            SlotRecord(SlotStatus.DONE),
+            id="done-despite-stopping",
+        ),
+        pytest.param(reported(Outcome.LEASE_LOST), True, 1, None, id="lease-lost-writes-nothing"),
+        pytest.param(
+            reported(Outcome.STOPPED), False, 2, SlotRecord(SlotStatus.OPEN), id="stopped-reopens"
+        ),
+        pytest.param(died(), True, 2, SlotRecord(SlotStatus.OPEN), id="killed-when-stopping"),
+        pytest.param(died(), False, 1, SlotRecord(SlotStatus.OPEN, TUNER_DIED), id="died-reopens"),
+        pytest.param(
+            died(),
+            False,
+            2,
+            SlotRecord(SlotStatus.FAILED, TUNER_DIED),
+            id="died-on-the-last-attempt",
+        ),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"),
+            False,
+            1,
+            SlotRecord(SlotStatus.OPEN, "ValueError: bad"),
+            id="failed-reopens-with-its-message",
+        ),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"),
+            False,
+            3,
+            SlotRecord(SlotStatus.FAILED, "ValueError: bad"),
+            id="failed-past-the-last-attempt",
+        ),
+    ],
+)
+def test_how_a_tuners_end_hands_its_slot_back(
+    ended: ChildExit, stopping: bool, attempt: int, expected: SlotRecord | None
+) -> None:
+    assert slot_record(ended, stopping=stopping, attempt=attempt, max_attempts=2) == expected
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        Claim(job_id="j", attempt=2, worker_id="w"),
+        SlotClaim(
+            job_id="j", slot=1, attempt=1, worker_id="w", chief_attempt=3, chief_address="h:1"
+        ),
+    ],
+    ids=["job", "slot"],
+)
+def test_what_travels_over_the_pipe_survives_pickling(claim: Claim | SlotClaim) -> None:
+    job = ChildJob(settings={"lease_s": 30.0}, role=Role.TUNER, claim=claim)
+    report = ChildReport(Outcome.RECYCLE, "recycle at 25 trials")
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert pickle.loads(pickle.dumps(report)) == report
+    assert type(pickle.loads(pickle.dumps(job)).claim) is type(claim)

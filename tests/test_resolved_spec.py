@@ -1,0 +1,241 @@
+"""The job spec as stored: resolved once at submission (ResolvedSpec), validated again by
+the search process that loads it (load_spec), in the shape earlier versions stored."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from app.search.spec import (
+    JobCreate,
+    ResolvedSpec,
+    StoredSpecError,
+    load_spec,
+    resolve_spec,
+)
+from app.store.models import Job
+from tests.conftest import sqlite_only
+from tests.factories import customers_frame, submit, upload_ok, wait_for_job
+
+# What the previous version stored for a bare submission on a classification dataset
+# (the jobs table's `spec` JSON, as read back from it): it must still load, unchanged.
+STORED_DEFAULT = {
+    "dataset_id": "d1",
+    "tuner": {
+        "algorithm": "hyperband",
+        "max_trials": None,
+        "max_epochs": 30,
+        "factor": 3,
+        "hyperband_iterations": 1,
+        "executions_per_trial": 1,
+        "seed": 42,
+    },
+    "objective": {"name": "val_accuracy", "direction": "max"},
+    "search_space": {},
+    "training": {"epochs": 30, "validation_split": 0.2},
+    "callbacks": {
+        "early_stopping": {
+            "monitor": "val_loss",
+            "patience": 5,
+            "min_delta": 0.0,
+            "restore_best_weights": True,
+        },
+        "reduce_lr_on_plateau": None,
+        "tensorboard": False,
+    },
+    "max_runtime_s": None,
+    "parallel_trials": 1,
+}
+
+# The same for a random search, unseeded, EarlyStopping off, ReduceLROnPlateau on.
+STORED_RANDOM = {
+    **STORED_DEFAULT,
+    "tuner": {
+        **STORED_DEFAULT["tuner"],
+        "algorithm": "random_search",
+        "max_trials": 20,
+        "max_epochs": None,
+        "seed": None,
+    },
+    "callbacks": {
+        "early_stopping": None,
+        "reduce_lr_on_plateau": {
+            "monitor": "val_loss",
+            "factor": 0.1,
+            "patience": 3,
+            "min_lr": 0.0,
+            "min_delta": 0.0001,
+        },
+        "tensorboard": True,
+    },
+}
+
+
+def unset_fields(model: BaseModel, path: str = "") -> list[str]:
+    """Stored fields of `model` (and of the models inside it) left to a default, not filled.
+    (A field excluded from dumps is never stored: it has nothing to fill.)"""
+    stored = [name for name, field in type(model).model_fields.items() if not field.exclude]
+    missing = [f"{path}{name}" for name in stored if name not in model.model_fields_set]
+    for name in stored:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            missing += unset_fields(value, f"{path}{name}.")
+    return missing
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "random_search", "bayesian", "grid"])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task: str) -> None:
+    body = JobCreate.model_validate({"dataset_id": "d1", "tuner": {"algorithm": algorithm}})
+    spec, space, planned = resolve_spec(body, task=task, features=6)
+
+    assert isinstance(spec, ResolvedSpec)
+    assert unset_fields(spec) == []
+    assert spec.objective.name == ("val_accuracy" if task == "classification" else "val_loss")
+    assert spec.objective.direction == ("max" if task == "classification" else "min")
+    if algorithm == "hyperband":
+        assert spec.tuner.max_epochs == spec.training.epochs == 30
+        assert spec.tuner.max_trials is None  # Hyperband's whole schedule: no cap
+    else:
+        assert spec.tuner.max_trials == 20
+    assert spec.parallel_trials == 1
+    assert not spec.parallel
+    assert spec.tuner.seed == 42 == spec.tuner.rng_seed
+    assert spec.callbacks.early_stopping is not None
+    assert spec.callbacks.early_stopping.patience == 5
+    assert "units" in space
+    assert planned >= 1
+
+
+def test_the_stored_shape_is_the_previous_versions() -> None:
+    body = JobCreate.model_validate({"dataset_id": "d1"})
+    assert (
+        resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
+        == STORED_DEFAULT
+    )
+    body = JobCreate.model_validate(
+        {
+            "dataset_id": "d1",
+            "tuner": {"algorithm": "random_search", "seed": None},
+            "callbacks": {
+                "early_stopping": False,
+                "reduce_lr_on_plateau": True,
+                "tensorboard": True,
+            },
+        }
+    )
+    assert (
+        resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
+        == STORED_RANDOM
+    )
+
+
+@pytest.mark.parametrize("stored", [STORED_DEFAULT, STORED_RANDOM], ids=["default", "random"])
+def test_a_spec_stored_by_the_previous_version_loads_unchanged(stored: dict[str, Any]) -> None:
+    spec = load_spec(copy.deepcopy(stored))
+    assert spec.model_dump(mode="json") == stored
+    assert unset_fields(spec) == []
+
+
+def test_an_unseeded_search_seeds_keras_and_the_split_with_zero() -> None:
+    spec = load_spec(STORED_RANDOM)
+    assert spec.tuner.seed is None  # KerasTuner gets None: a random search
+    assert spec.tuner.rng_seed == 0
+
+
+def test_what_the_api_stores_round_trips(api: httpx.Client, engine: Engine) -> None:
+    dataset = upload_ok(api, customers_frame(rows=60), target="churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "grid", "max_trials": 7, "seed": 3},
+        search_space={"num_layers": {"type": "int", "min": 1, "max": 2}},
+        callbacks={"reduce_lr_on_plateau": {"patience": 2}},
+        parallel_trials=2,
+        max_runtime_s=600,
+    )
+    with Session(engine) as session:
+        stored = session.scalars(select(Job.spec).where(Job.id == job["id"])).one()
+    spec = ResolvedSpec.model_validate(stored)
+    assert spec.model_dump(mode="json") == stored == job["spec"]
+    assert api.get(f"/api/v1/jobs/{job['id']}").json()["spec"] == stored
+    assert spec.tuner.max_trials == 7
+    assert spec.tuner.rng_seed == 3
+    assert spec.parallel
+    assert spec.max_runtime_s == 600
+    assert spec.callbacks.reduce_lr_on_plateau is not None
+    assert spec.callbacks.reduce_lr_on_plateau.patience == 2
+    assert spec.callbacks.reduce_lr_on_plateau.min_delta == 1e-4
+
+
+def _tampered(**tuner: Any) -> dict[str, Any]:
+    stored = copy.deepcopy(STORED_DEFAULT)
+    stored["tuner"].update(tuner)
+    return stored
+
+
+@pytest.mark.parametrize(
+    ("stored", "needles"),
+    [
+        (_tampered(seed="forty-two"), ["tuner.seed", "valid integer", "'forty-two'"]),
+        (_tampered(max_epochs=None), ["tuner", "max_epochs must be resolved for hyperband"]),
+        (_tampered(algorithm="random_search", max_trials=None), ["max_trials must be resolved"]),
+        (
+            {**STORED_DEFAULT, "callbacks": {"early_stopping": {"patience": "five"}}},
+            ["callbacks.early_stopping.patience"],
+        ),
+        (
+            {**STORED_DEFAULT, "objective": {"name": "val_loss"}},
+            ["objective.direction", "required"],
+        ),
+        ({**STORED_DEFAULT, "surprise": 1}, ["surprise", "Extra inputs are not permitted"]),
+        ("not a spec", ["spec:"]),
+    ],
+    ids=[
+        "wrong-type",
+        "hyperband-unresolved",
+        "cap-unresolved",
+        "nested",
+        "missing",
+        "extra",
+        "str",
+    ],
+)
+def test_a_tampered_stored_spec_fails_to_load_naming_the_field(
+    stored: Any, needles: list[str]
+) -> None:
+    with pytest.raises(StoredSpecError) as raised:
+        load_spec(stored)
+    message = str(raised.value)
+    assert message.startswith("the job's stored spec is not valid: ")
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_a_tampered_stored_spec_fails_the_job_not_the_worker(
+    api: httpx.Client, engine: Engine, start_worker: Any
+) -> None:
+    """A real worker and search process: the job fails with the bad field's name, before
+    TensorFlow is paid for, and the worker lives on."""
+    dataset = upload_ok(api, customers_frame(rows=60), target="churned")
+    job = submit(api, dataset["id"], tuner={"algorithm": "random_search", "max_trials": 1})
+    tampered = {**job["spec"], "tuner": {**job["spec"]["tuner"], "seed": "forty-two"}}
+    with Session(engine) as session, session.begin():
+        session.execute(update(Job).where(Job.id == job["id"]).values(spec=tampered))
+    worker = start_worker()
+
+    done = wait_for_job(api, job["id"], timeout=120)
+
+    assert done["status"] == "failed"
+    assert done["error"].startswith("StoredSpecError: the job's stored spec is not valid"), done
+    assert "tuner.seed" in done["error"]
+    assert "'forty-two'" in done["error"]
+    assert worker.proc.poll() is None, "the worker must outlive its job's bad spec"

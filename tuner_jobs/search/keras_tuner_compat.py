@@ -1,0 +1,91 @@
+"""Every use of KerasTuner's private parts (`keras_tuner.src`, `_underscored` members).
+
+KerasTuner promises nothing about these between releases. They were read for
+keras-tuner 1.4.7 to 1.4.x (1.4.7 and 1.4.8 have the same `src` bar an image-augment
+default; installed when written: 1.4.8), so importing this module on another version
+fails at once, naming both versions, instead of mid-search on a missing attribute.
+An import-linter contract in pyproject.toml keeps every other module off `keras_tuner.src`.
+
+What the service needs KerasTuner's internals for:
+- `SaveBestEpoch` and its writer: the best epoch is kept in memory and written once
+  (tuner_jobs.search.checkpoint);
+- the per-oracle lock `@synchronized` takes (`LOCKS`, `THREADS`), KerasTuner's gRPC
+  servicer and protos: the chief serves the oracle itself (tuner_jobs.search.chief);
+- `oracle_client.TIMEOUT`: a tuner worker gives up on a dead chief sooner than an hour;
+- a tuner's checkpoint path and Hyperband's open brackets: checkpoint pruning;
+- the oracle's "too many failed trials in a row" check, run while the chief waits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import keras_tuner
+
+SUPPORTED = ">=1.4.7,<1.5"
+_LOWEST = (1, 4, 7)
+_BELOW = (1, 5)
+
+
+class UnsupportedKerasTuner(ImportError):
+    """The installed keras-tuner is outside the range this module was read for."""
+
+
+def check_version(installed: str) -> None:
+    """Raise UnsupportedKerasTuner unless `installed` (e.g. "1.4.8") is in SUPPORTED."""
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", installed)
+    release = tuple(int(part) for part in match.groups()) if match else None
+    if release is None or not _LOWEST <= release < _BELOW:
+        raise UnsupportedKerasTuner(
+            f"keras-tuner {installed} is installed, but tuner-service uses KerasTuner "
+            f"internals (keras_tuner.src) read for keras-tuner{SUPPORTED} only: install "
+            f"a supported version (pip install 'keras-tuner{SUPPORTED}'), or re-read "
+            "tuner_jobs/search/keras_tuner_compat.py against the new one"
+        )
+
+
+# Before the private imports: on another version they may fail with a less helpful error.
+check_version(keras_tuner.__version__)
+
+from keras_tuner.src import protos  # noqa: E402
+from keras_tuner.src.distribute import oracle_client  # noqa: E402
+from keras_tuner.src.distribute.oracle_chief import OracleServicer  # noqa: E402
+from keras_tuner.src.engine.oracle import LOCKS, THREADS  # noqa: E402
+from keras_tuner.src.engine.tuner_utils import SaveBestEpoch  # noqa: E402
+
+__all__ = [
+    "LOCKS",
+    "SUPPORTED",
+    "THREADS",
+    "OracleServicer",
+    "SaveBestEpoch",
+    "UnsupportedKerasTuner",
+    "check_consecutive_failures",
+    "check_version",
+    "checkpoint_path",
+    "hyperband_brackets",
+    "oracle_client",
+    "protos",
+    "write_checkpoint",
+]
+
+
+def write_checkpoint(callback: SaveBestEpoch) -> None:
+    """Write the model's current state where `callback` writes its best epoch."""
+    callback._save_model()  # noqa: SLF001
+
+
+def check_consecutive_failures(oracle: Any) -> None:
+    """Raise KerasTuner's own error when too many trials in a row have failed."""
+    oracle._check_consecutive_failures()  # noqa: SLF001
+
+
+def checkpoint_path(tuner: Any, trial_id: str) -> str:
+    """Where `tuner` keeps trial `trial_id`'s weights checkpoint."""
+    return tuner._get_checkpoint_fname(trial_id)  # noqa: SLF001
+
+
+def hyperband_brackets(oracle: Any) -> list[dict[str, Any]]:
+    """A HyperbandOracle's open brackets (what it may still promote); [] for any other oracle."""
+    return getattr(oracle, "_brackets", None) or []

@@ -1,0 +1,194 @@
+"""The supervisor's decisions, as pure functions: why a search is stopped, and what a search
+process's end means for its job or its tuner slot.
+
+Nothing here touches a process, the database or the clock: the supervisor gathers the facts
+(the child's report, its exit code, the heartbeat, the time) and writes what these decide,
+so each rule can be checked from a table of cases (tests/test_outcome_rules.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from dataclasses import dataclass
+
+from app.store.models import JobStatus, SlotStatus
+from app.store.queue import Heartbeat
+from tuner_jobs.search.child import ChildReport, Outcome
+
+
+class StopReason(enum.StrEnum):
+    """Why the supervisor asked a running search to stop at its next epoch."""
+
+    LEASE_LOST = "lease_lost"  # another worker may own the job now
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"  # past the job's max_runtime_s
+    SHUTDOWN = "shutdown"  # this worker is exiting; the job resumes elsewhere
+
+
+@dataclass(frozen=True)
+class ChildExit:
+    """How a search process ended: its report (None when it died without one) and its exit
+    code (None while a process that has reported is still exiting)."""
+
+    report: ChildReport | None
+    exitcode: int | None
+    peak_rss_bytes: int | None = None  # the most it was seen to hold (see processes.py)
+    memory_limit_bytes: int | None = None  # the machine's, its cgroup's or its RLIMIT_AS
+    killed_by_worker: bool = False  # the supervisor itself sent the SIGKILL
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return None if self.report is None else self.report.outcome
+
+    @property
+    def message(self) -> str | None:
+        return None if self.report is None else self.report.message
+
+
+# A SIGKILL the worker did not send, to a process holding at least this share of its memory
+# limit, is the kernel's OOM killer's (or a container's memory limit) all but certainly.
+NEAR_MEMORY_LIMIT = 0.5
+
+
+def death(ended: ChildExit) -> str:
+    """How a process that said nothing ended, said as "was killed (SIGKILL), probably out of
+    memory: peak RSS 3.1 GB of a 4.0 GB limit" when that is the likely cause."""
+    peak, limit = ended.peak_rss_bytes, ended.memory_limit_bytes
+    if (
+        ended.exitcode == -signal.SIGKILL
+        and not ended.killed_by_worker
+        and peak is not None
+        and limit is not None
+        and peak >= NEAR_MEMORY_LIMIT * limit
+    ):
+        return (
+            f"was killed (SIGKILL), probably out of memory: peak RSS {_size(peak)} "
+            f"of a {_size(limit)} limit"
+        )
+    return f"died (exit code {ended.exitcode})"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def stop_reason(
+    beat: Heartbeat, *, shutting_down: bool, deadline: float | None, now: float
+) -> StopReason | None:
+    """Checked at each heartbeat, first match wins: a lost lease, then a cancel, then the
+    job's time budget (`deadline`, on the same clock as `now`), then this worker's exit."""
+    if not beat.held:
+        return StopReason.LEASE_LOST
+    if beat.cancel_requested:
+        return StopReason.CANCEL
+    if deadline is not None and now > deadline:
+        return StopReason.TIMEOUT
+    if shutting_down:
+        return StopReason.SHUTDOWN
+    return None
+
+
+def lease_while_away(*, renewed_at: float, now: float, lease_s: float) -> Heartbeat:
+    """The heartbeat assumed while the database is away: the lease stays ours until it would
+    have expired; past that point another worker may have claimed the job."""
+    return Heartbeat(held=now - renewed_at < lease_s)
+
+
+def search_goes_on(ended: ChildExit, reason: StopReason | None) -> bool:
+    """A search process that recycled itself is replaced under the same lease, unless the
+    search was being stopped: then its end is recorded like any other."""
+    return ended.outcome is Outcome.RECYCLE and reason is None
+
+
+class JobAction(enum.StrEnum):
+    FINISH = "finish"  # write the job's final status
+    REQUEUE = "requeue"  # hand it back to the queue: it resumes from its project directory
+    LEAVE = "leave"  # the lease is lost: the job is another worker's, write nothing
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    action: JobAction
+    status: JobStatus | None = None  # set when action is FINISH
+    error: str | None = None
+
+
+def job_record(
+    ended: ChildExit, reason: StopReason | None, *, attempt: int, max_attempts: int
+) -> JobRecord:
+    """What a job's search process ending means for the job. The child's own success wins
+    over a stop asked too late to matter; a stop the supervisor asked for wins over the
+    child's failure; a process that died without a word is retried until max_attempts."""
+    if reason is StopReason.LEASE_LOST or ended.outcome is Outcome.LEASE_LOST:
+        return JobRecord(JobAction.LEAVE)
+    if ended.outcome is Outcome.SUCCEEDED:
+        return JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED)
+    if reason is StopReason.CANCEL:
+        return JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request")
+    if reason is StopReason.TIMEOUT:
+        return JobRecord(
+            JobAction.FINISH, JobStatus.FAILED, "timeout: the search ran past max_runtime_s"
+        )
+    if ended.outcome is Outcome.FAILED:
+        return JobRecord(JobAction.FINISH, JobStatus.FAILED, ended.message)
+    if reason is StopReason.SHUTDOWN or ended.outcome is Outcome.STOPPED:
+        return JobRecord(JobAction.REQUEUE)  # graceful shutdown: it resumes on another worker
+    if attempt >= max_attempts:
+        return JobRecord(
+            JobAction.FINISH,
+            JobStatus.FAILED,
+            f"the search process {death(ended)} on each of {attempt} attempts",
+        )
+    return JobRecord(JobAction.REQUEUE, error=f"the search process {death(ended)}; retrying")
+
+
+class TunerAction(enum.StrEnum):
+    """What a heartbeat on a tuner's slot says to do with the tuner's process."""
+
+    KEEP = "keep"
+    STOP = "stop"  # at its next epoch boundary, handing the slot back OPEN
+    KILL = "kill"  # its chief restarted or the job ended: nobody will answer its oracle calls
+
+
+def tuner_action(beat: Heartbeat, *, shutting_down: bool) -> TunerAction:
+    if not beat.held:
+        return TunerAction.KILL
+    if beat.cancel_requested or shutting_down:
+        return TunerAction.STOP
+    return TunerAction.KEEP
+
+
+def tuner_goes_on(ended: ChildExit, *, stop_asked: bool) -> bool:
+    """A tuner process that recycled itself is replaced on the same slot, unless it had been
+    asked to stop."""
+    return ended.outcome is Outcome.RECYCLE and not stop_asked
+
+
+def takes_own_slot(*, has_tuner: bool, reason: StopReason | None, chief_searched: bool) -> bool:
+    """Once the chief's own tuner (tuner0) has no more trials, and the search is not stopping,
+    its worker runs a tuner for a slot of that job left open by a dead one, as any free worker
+    would."""
+    return not has_tuner and reason is None and chief_searched
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    status: SlotStatus
+    error: str | None = None
+
+
+def slot_record(
+    ended: ChildExit, *, stopping: bool, attempt: int, max_attempts: int
+) -> SlotRecord | None:
+    """How a tuner's end hands its slot back (None: the lease on it is lost, write nothing):
+    DONE when it ran out of trials, OPEN for another worker to rerun its interrupted trial,
+    FAILED after dying on max_attempts attempts."""
+    if ended.outcome is Outcome.SUCCEEDED:
+        return SlotRecord(SlotStatus.DONE)
+    if ended.outcome is Outcome.LEASE_LOST:
+        return None
+    if stopping or ended.outcome is Outcome.STOPPED:
+        return SlotRecord(SlotStatus.OPEN)
+    error = ended.message or f"the tuner process {death(ended)}"
+    return SlotRecord(SlotStatus.FAILED if attempt >= max_attempts else SlotStatus.OPEN, error)

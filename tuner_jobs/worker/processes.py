@@ -1,0 +1,209 @@
+"""Search processes: spawning them (from the spare one when there is one), and the one loop
+that watches a job's search process until it ends, used by single and parallel runs alike."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from app.settings import Settings
+from app.store.queue import Claim, Heartbeat, SlotClaim
+from tuner_jobs.search.child import ChildJob, ChildReport, Role, run_spare
+from tuner_jobs.worker.memory import children_peak_rss, memory_limit_bytes, rss_high_water
+from tuner_jobs.worker.outcomes import ChildExit, StopReason, stop_reason
+from tuner_jobs.worker.shutdown import Shutdown
+
+logger = logging.getLogger(__name__)
+
+# After asking a child to stop, how long it gets to reach an epoch boundary.
+STOP_GRACE_S = 60.0
+
+
+def _read_report(receive: Connection) -> ChildReport | None:
+    """The child's last word, or None when it died before saying anything."""
+    try:
+        return receive.recv() if receive.poll() else None
+    except (EOFError, OSError):
+        return None
+    finally:
+        receive.close()
+
+
+class SearchProcess:
+    """One spawned child (tuner_jobs.search.child.run_spare): its stop event and its last word.
+
+    The process starts before it has its job. A `warm` one (Spawner.keep_spare) imports
+    TensorFlow while it waits, so an idle worker has one ready; otherwise the job follows
+    at once and TensorFlow is imported only if the job gets that far."""
+
+    def __init__(self, context: Any, settings: Settings, *, warm: bool) -> None:
+        self.stop = context.Event()
+        # Set by a chief once its own tuner (tuner0) has run out of trials.
+        self.searched = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        jobs_out, self._jobs = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=run_spare,
+            args=(settings.worker_nice, warm, jobs_out, send, self.stop, self.searched),
+            name="search-spare",
+        )
+        self._children_peak_before = children_peak_rss()
+        self.process.start()
+        send.close()
+        jobs_out.close()
+        self.stop_asked_at: float | None = None
+        # For the out-of-memory diagnosis (outcomes.death): its peak RSS, sampled at each
+        # wake-up of the watch loop, and whether a SIGKILL came from us.
+        self.peak_rss = 0
+        self.killed = False
+
+    def _sample_memory(self) -> None:
+        if self.process.pid is not None:
+            self.peak_rss = max(self.peak_rss, rss_high_water(self.process.pid) or 0)
+
+    def start(self, settings: Settings, role: Role, claim: Claim | SlotClaim) -> SearchProcess:
+        child_job = ChildJob(settings=settings.model_dump(mode="json"), role=role, claim=claim)
+        try:
+            self._jobs.send(child_job)
+        except (BrokenPipeError, OSError):
+            pass  # it died already; result() reports a process that said nothing
+        finally:
+            self._jobs.close()
+        return self
+
+    def discard(self) -> None:
+        """A spare no longer needed: closing its pipe ends it."""
+        self._jobs.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout=timeout)
+
+    def finished(self, timeout: float, wakeup: list[int]) -> bool:
+        """Wait up to `timeout` for the child's last word or its death (or for a file in
+        `wakeup` to become readable). A child that has reported is done: its
+        interpreter's exit (TensorFlow's teardown takes about a second) need not hold up
+        the job's outcome."""
+        self._sample_memory()
+        wait([self._receive, self.process.sentinel, *wakeup], timeout=timeout)
+        self._sample_memory()
+        return self._reported() or not self.alive()
+
+    def exited(self, timeout: float, wakeup: list[int]) -> None:
+        """Wait up to `timeout` for the child's exit (or for a file in `wakeup`)."""
+        wait([self.process.sentinel, *wakeup], timeout=timeout)
+
+    def _reported(self) -> bool:
+        try:
+            return bool(self._receive.poll())
+        except (EOFError, OSError):
+            return False
+
+    def ask_stop(self) -> None:
+        """Stop at the next epoch boundary; killed if it takes longer than STOP_GRACE_S."""
+        if self.stop_asked_at is None:
+            self.stop.set()
+            self.stop_asked_at = time.monotonic()
+        elif time.monotonic() - self.stop_asked_at > STOP_GRACE_S and self.alive():
+            logger.warning("search process did not stop in time; killing it")
+            self.killed = True
+            self.process.kill()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.killed = True
+            self.process.kill()
+        self.process.join()
+
+    def result(self) -> ChildExit:
+        """Its report and exit code once it has reported (the exit code is None while it
+        still exits) or died."""
+        report = _read_report(self._receive)
+        if report is None:
+            self.process.join()  # it died without a word: its exit code says how
+            # Its last seconds of growth fall between two samples; the kernel's count of the
+            # largest reaped child covers them when it grew at this reaping.
+            if (reaped := children_peak_rss()) > self._children_peak_before:
+                self.peak_rss = max(self.peak_rss, reaped)
+        return ChildExit(
+            report,
+            self.process.exitcode,
+            peak_rss_bytes=self.peak_rss or None,
+            memory_limit_bytes=memory_limit_bytes(),
+            killed_by_worker=self.killed,
+        )
+
+
+def reap_exited() -> None:
+    """Collect search processes that exited after their report was read (result() does not
+    wait for TensorFlow's teardown): else each stays a zombie until the next one starts."""
+    multiprocessing.active_children()
+
+
+class Spawner:
+    """Where a worker's search processes come from: its spare when that one is still alive,
+    else a fresh process (spawned, never forked: the child imports TensorFlow)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._context = multiprocessing.get_context("spawn")
+        self._spare: SearchProcess | None = None
+
+    def spawn(self, role: Role, claim: Claim | SlotClaim) -> SearchProcess:
+        spare, self._spare = self._spare, None
+        if spare is None or not spare.alive():
+            spare = SearchProcess(self._context, self.settings, warm=False)
+        return spare.start(self.settings, role, claim)
+
+    def has_spare(self) -> bool:
+        return self._spare is not None and self._spare.alive()
+
+    def keep_spare(self) -> None:
+        """A process with TensorFlow already imported, for the next job (TUNER_PREWARM)."""
+        if not self.has_spare():
+            self._spare = SearchProcess(self._context, self.settings, warm=True)
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.discard()
+            self._spare = None
+
+
+def watch(
+    child: SearchProcess,
+    *,
+    beat: Callable[[], Heartbeat],
+    shutdown: Shutdown,
+    heartbeat_s: float,
+    deadline: float | None,
+    log: dict[str, object],
+    each_beat: Callable[[StopReason | None], None] | None = None,
+) -> StopReason | None:
+    """Watch a job's search process until it has reported or died, renewing the job's lease
+    (`beat`) every `heartbeat_s`; from the first stop reason on, ask it at each beat to
+    stop (it is killed past STOP_GRACE_S). `each_beat` runs after each beat with the reason
+    so far (a parallel run tends its own tuner there). Returns why it was stopped, if it
+    was; its end is then `child.result()`."""
+    reason: StopReason | None = None
+    while not child.finished(heartbeat_s, shutdown.wakeup()):
+        heartbeat = beat()
+        reason = reason or stop_reason(
+            heartbeat, shutting_down=shutdown.is_set(), deadline=deadline, now=time.monotonic()
+        )
+        if reason is not None:
+            if child.stop_asked_at is None:
+                logger.info("stopping the search at the next epoch: %s", reason, extra=log)
+            child.ask_stop()
+        if each_beat is not None:
+            each_beat(reason)
+    return reason
