@@ -20,7 +20,15 @@ from app.api.limits import JsonBodyLimit, UploadLimit
 from app.api.metrics_auth import require_metrics_access
 from app.api.predictor import Predictor
 from app.api.problems import install_error_handlers, problem_responses
-from app.api.routes import api_docs, artifacts, dashboard, dataset_space, datasets, exports, jobs
+from app.api.routes import (
+    api_docs,
+    artifacts,
+    dashboard,
+    dataset_space,
+    datasets,
+    exports,
+    jobs,
+)
 from app.errors import ProblemError
 from app.keys import Keyring
 from app.schemas import Health
@@ -91,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(get_owner)],
-        responses=problem_responses(401, 422, 503),
+        responses=problem_responses(401, 413, 422, 503, 507),
     )
     api.include_router(datasets.router)
     api.include_router(dataset_space.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.search.search_space import recommended_units, units_range
 from app.store.models import Dataset, JobStatus, TrialStatus
@@ -91,6 +91,11 @@ class TrialRead(BaseModel):
     best_epoch: int | None
     epochs_run: int
     stopped_early: bool
+    pruned: bool = Field(
+        default=False,
+        description="stopped by the job's pruning rule (below the median of the completed "
+        "trials at the same epoch); still COMPLETED, with the score it reached",
+    )
     duration_s: float | None
     worker: str | None = Field(
         default=None, description="the worker (host:pid:id) whose search process ran the trial"
@@ -153,6 +158,7 @@ class BestSoFar(BaseModel):
 
 class JobRead(BaseModel):
     id: str
+    name: str | None = Field(default=None, description="the user's label (PATCH changes it)")
     status: JobStatus
     dataset_id: str
     spec: dict[str, Any]
@@ -165,6 +171,11 @@ class JobRead(BaseModel):
         "scikit-learn models scored on the search's validation rows with its objective",
     )
     error: str | None
+    stop_reason: str | None = Field(
+        default=None,
+        description="why a finished job ended: completed, time_budget (max_runtime_s ran out "
+        "after at least one trial completed), cancelled or failed",
+    )
     attempt: int
     cancel_requested: bool
     disk_bytes: int = Field(
@@ -173,6 +184,14 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobUpdate(BaseModel):
+    """What PATCH /jobs/{id} may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(max_length=200, description="a label for the job; null clears it")
 
 
 class Health(BaseModel):

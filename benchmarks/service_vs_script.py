@@ -56,7 +56,9 @@ def script_rows(train: Path, workdir: Path) -> tuple[Path, Path]:
     """The service's training and validation rows of `train` (its seeded split, computed
     by the service's own function), as two CSVs for the script's `validation_data`."""
     frame = pd.read_csv(train)
-    train_rows, val_rows = split_rows(len(frame), VALIDATION_SPLIT, SEED)
+    # Stratified as the service splits a classification table: by class index (sorted).
+    labels = pd.factorize(frame[TARGET], sort=True)[0]
+    train_rows, val_rows = split_rows(len(frame), VALIDATION_SPLIT, SEED, labels=labels)
     workdir.mkdir(parents=True, exist_ok=True)
     fit, val = workdir / "fit.csv", workdir / "validation.csv"
     frame.iloc[train_rows].to_csv(fit, index=False)

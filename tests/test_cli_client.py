@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,34 +14,11 @@ import pandas as pd
 import pytest
 
 from app.settings import Settings
+from tests.cli_support import COMMAND, SPACE, cli
 from tests.conftest import LiveServer, make_settings, sqlite_only
 from tests.factories import customers_frame
 
 pytestmark = sqlite_only
-
-SPACE = {
-    "num_layers": {"type": "fixed", "value": 1},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
-# The installed console script, as a user runs it (python -m app.cli where there is none).
-SCRIPT = Path(sys.executable).with_name("tuner-service")
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    # The caller's TUNER_URL / TUNER_API_KEY must not leak in: each test says what it means.
-    base = {k: v for k, v in os.environ.items() if k not in ("TUNER_URL", "TUNER_API_KEY")}
-    return subprocess.run(
-        [*COMMAND, *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture
@@ -126,6 +101,40 @@ def test_submit_wait_then_every_command_on_the_finished_job(
     cancel = cli("cancel", job_id, cwd=tmp_path, env=env)
     assert cancel.returncode == 1
     assert f"Job finished: job '{job_id}' has already finished (succeeded)" in cancel.stderr
+
+    _predict_then_delete(job_id, live, tmp_path, env)
+
+
+def _predict_then_delete(
+    job_id: str, live: LiveServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """predict and delete on the succeeded job, named by the short id the progress bar shows."""
+    inputs = customers_frame().drop(columns=["churned"]).head(5)
+    inputs.to_csv(tmp_path / "rows.csv", index=False)  # row 3 has no age: an empty cell
+    # The first prediction loads the model (TensorFlow in a child process): seconds.
+    with httpx.Client(base_url=live.url, timeout=120) as raw:
+        rows = json.loads(inputs.to_json(orient="records"))
+        served = raw.post(f"/api/v1/jobs/{job_id}/predict", json={"rows": rows}).json()
+    short = job_id[:8]
+    to_stdout = cli("predict", short, "rows.csv", cwd=tmp_path, env=env)
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    frame = pd.read_csv(io.StringIO(to_stdout.stdout))
+    assert list(frame.columns) == ["label", "probability_no", "probability_yes"]
+    assert len(frame) == 5
+    for prediction, (_, row) in zip(served["predictions"], frame.iterrows(), strict=True):
+        assert row["label"] == prediction["label"]
+        assert row["probability_yes"] == pytest.approx(prediction["probabilities"]["yes"])
+        assert row["probability_no"] == pytest.approx(prediction["probabilities"]["no"])
+    to_file = cli("predict", short, "rows.csv", "-o", "out.csv", cwd=tmp_path, env=env)
+    assert to_file.returncode == 0, to_file.stderr
+    assert (tmp_path / "out.csv").read_text() == to_stdout.stdout
+    assert "5 predictions written to out.csv" in to_file.stderr
+
+    deleted = cli("delete", short, cwd=tmp_path, env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"job {job_id}: deleted" in deleted.stdout
+    with httpx.Client(base_url=live.url) as raw:
+        assert raw.get(f"/api/v1/jobs/{job_id}").status_code == 404
 
 
 def test_errors_print_the_servers_message_and_exit_non_zero(

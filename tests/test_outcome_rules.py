@@ -9,9 +9,10 @@ import pickle
 import pytest
 
 from app.store.models import JobStatus, SlotStatus
-from app.store.queue import Claim, Heartbeat, SlotClaim
+from app.store.queue import Claim, Heartbeat, JobEnd, SlotClaim
 from tuner_jobs.search.child import ChildJob, ChildReport, Outcome, Role
 from tuner_jobs.worker.outcomes import (
+    NO_TRIAL_IN_BUDGET,
     ChildExit,
     JobAction,
     JobRecord,
@@ -49,9 +50,9 @@ def died(exitcode: int | None = -9) -> ChildExit:
         pytest.param(HELD, False, None, None, id="nothing-to-stop-for"),
         pytest.param(HELD, False, NOW + 1, None, id="deadline-ahead"),
         pytest.param(HELD, False, NOW, None, id="deadline-reached-but-not-passed"),
-        pytest.param(HELD, False, NOW - 1, StopReason.TIMEOUT, id="deadline-passed"),
+        pytest.param(HELD, False, NOW - 1, StopReason.TIME_BUDGET, id="deadline-passed"),
         pytest.param(HELD, True, None, StopReason.SHUTDOWN, id="shutdown"),
-        pytest.param(HELD, True, NOW - 1, StopReason.TIMEOUT, id="timeout-before-shutdown"),
+        pytest.param(HELD, True, NOW - 1, StopReason.TIME_BUDGET, id="timeout-before-shutdown"),
         pytest.param(CANCELLED, False, None, StopReason.CANCEL, id="cancel"),
         pytest.param(CANCELLED, True, NOW - 1, StopReason.CANCEL, id="cancel-before-timeout"),
         pytest.param(LOST, True, NOW - 1, StopReason.LEASE_LOST, id="lease-lost-before-all"),
@@ -80,7 +81,12 @@ def test_while_the_database_is_away_the_lease_is_ours_until_it_expires(
 
 
 RETRYING = "the search process died (exit code -9); retrying"
-TIMED_OUT = "timeout: the search ran past max_runtime_s"
+SUCCEEDED = JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.COMPLETED)
+CANCELLED_BY_REQUEST = JobRecord(
+    JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request", JobEnd.CANCELLED
+)
+IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.TIME_BUDGET)
+NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BUDGET, JobEnd.FAILED)
 
 
 @pytest.mark.parametrize(
@@ -106,21 +112,21 @@ TIMED_OUT = "timeout: the search ran past max_runtime_s"
             reported(Outcome.SUCCEEDED),
             None,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            SUCCEEDED,
             id="succeeded",
         ),
         pytest.param(
             reported(Outcome.SUCCEEDED),
             StopReason.CANCEL,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            SUCCEEDED,
             id="succeeded-despite-cancel",
         ),
         pytest.param(
             reported(Outcome.SUCCEEDED),
-            StopReason.TIMEOUT,
+            StopReason.TIME_BUDGET,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED),
+            SUCCEEDED,
             id="succeeded-despite-timeout",
         ),
         # A stop the supervisor asked for names the job's end.
@@ -128,43 +134,29 @@ TIMED_OUT = "timeout: the search ran past max_runtime_s"
             reported(Outcome.STOPPED),
             StopReason.CANCEL,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            CANCELLED_BY_REQUEST,
             id="cancelled",
         ),
         pytest.param(
             died(),
             StopReason.CANCEL,
             3,
-            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            CANCELLED_BY_REQUEST,
             id="cancelled-though-killed-past-the-grace",
-        ),
-        pytest.param(
-            reported(Outcome.STOPPED),
-            StopReason.TIMEOUT,
-            1,
-            JobRecord(JobAction.FINISH, JobStatus.FAILED, TIMED_OUT),
-            id="timed-out",
-        ),
-        pytest.param(
-            reported(Outcome.FAILED, "ValueError: bad"),
-            StopReason.TIMEOUT,
-            1,
-            JobRecord(JobAction.FINISH, JobStatus.FAILED, TIMED_OUT),
-            id="timeout-names-the-failure",
         ),
         # The child's own failure: final, never retried, with its message.
         pytest.param(
             reported(Outcome.FAILED, "ValueError: bad", exitcode=None),
             None,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad"),
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad", JobEnd.FAILED),
             id="failed",
         ),
         pytest.param(
             reported(Outcome.FAILED, "ValueError: bad"),
             StopReason.SHUTDOWN,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad"),
+            JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad", JobEnd.FAILED),
             id="failed-during-shutdown",
         ),
         # A graceful stop hands the job back, whatever the attempt: it resumes elsewhere.
@@ -200,7 +192,7 @@ TIMED_OUT = "timeout: the search ran past max_runtime_s"
             reported(Outcome.RECYCLE, "recycle at 25 trials"),
             StopReason.CANCEL,
             1,
-            JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request"),
+            CANCELLED_BY_REQUEST,
             id="recycled-while-cancelling",
         ),
         # A process that died without a word: retried until max_attempts (2 here).
@@ -215,6 +207,7 @@ TIMED_OUT = "timeout: the search ran past max_runtime_s"
                 JobAction.FINISH,
                 JobStatus.FAILED,
                 "the search process died (exit code -9) on each of 2 attempts",
+                JobEnd.FAILED,
             ),
             id="died-on-the-last-attempt",
         ),
@@ -226,6 +219,7 @@ TIMED_OUT = "timeout: the search ran past max_runtime_s"
                 JobAction.FINISH,
                 JobStatus.FAILED,
                 "the search process died (exit code 1) on each of 3 attempts",
+                JobEnd.FAILED,
             ),
             id="died-past-the-last-attempt",
         ),
@@ -242,6 +236,65 @@ def test_what_a_search_process_end_means_for_the_job(
     ended: ChildExit, reason: StopReason | None, attempt: int, expected: JobRecord
 ) -> None:
     assert job_record(ended, reason, attempt=attempt, max_attempts=2) == expected
+
+
+@pytest.mark.parametrize(
+    ("ended", "completed", "expected"),
+    [
+        # A time budget is a normal ending when at least one trial COMPLETED (the trial it
+        # interrupted is STOPPED and does not count).
+        pytest.param(reported(Outcome.STOPPED), 3, IN_BUDGET, id="budget-with-trials"),
+        pytest.param(reported(Outcome.STOPPED), 1, IN_BUDGET, id="budget-with-one-trial"),
+        pytest.param(died(), 2, IN_BUDGET, id="budget-though-killed-past-the-grace"),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"), 2, IN_BUDGET, id="budget-over-failure"
+        ),
+        pytest.param(reported(Outcome.STOPPED), 0, NOTHING_IN_BUDGET, id="budget-too-small"),
+        pytest.param(
+            reported(Outcome.FAILED, "ValueError: bad"),
+            0,
+            NOTHING_IN_BUDGET,
+            id="budget-too-small-names-the-budget",
+        ),
+        # The child's own end wins when it finished before it heard the stop.
+        pytest.param(reported(Outcome.SUCCEEDED), 0, SUCCEEDED, id="completed-in-time"),
+        # The count could not be read: whoever resumes it judges it, at once past its deadline.
+        pytest.param(
+            reported(Outcome.STOPPED),
+            None,
+            JobRecord(JobAction.REQUEUE, error="the completed trials could not be counted"),
+            id="budget-count-unknown",
+        ),
+    ],
+)
+def test_a_time_budget_is_a_normal_ending(
+    ended: ChildExit, completed: int | None, expected: JobRecord
+) -> None:
+    record = job_record(
+        ended, StopReason.TIME_BUDGET, attempt=1, max_attempts=2, completed_trials=completed
+    )
+    assert record == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        (JobStatus.SUCCEEDED, JobEnd.COMPLETED),
+        (JobStatus.CANCELLED, JobEnd.CANCELLED),
+        (JobStatus.FAILED, JobEnd.FAILED),
+    ],
+)
+def test_every_finish_the_rules_write_says_why(status: JobStatus, why: JobEnd) -> None:
+    """No finished job without a stop_reason: each rule that finishes a job names one."""
+    cases = [
+        job_record(reported(Outcome.SUCCEEDED), None, attempt=1, max_attempts=2),
+        job_record(reported(Outcome.STOPPED), StopReason.CANCEL, attempt=1, max_attempts=2),
+        job_record(reported(Outcome.FAILED, "x"), None, attempt=1, max_attempts=2),
+        job_record(died(), None, attempt=2, max_attempts=2),
+    ]
+    finished = [r for r in cases if r.status is status]
+    assert finished
+    assert all(r.stop_reason is why for r in finished)
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,17 @@ STORED_RANDOM = {
 }
 
 
+# Fields added since that version, with the defaults a spec stored without them loads with.
+ADDED_SINCE = ["pruning", "training.test_split"]
+
+
+def with_added_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    current = copy.deepcopy(stored)
+    current["training"]["test_split"] = 0.0
+    current["pruning"] = None  # a spec stored before pruning runs as it did: unpruned
+    return current
+
+
 def unset_fields(model: BaseModel, path: str = "") -> list[str]:
     """Stored fields of `model` (and of the models inside it) left to a default, not filled.
     (A field excluded from dumps is never stored: it has nothing to fill.)"""
@@ -106,7 +117,9 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
         assert spec.tuner.max_trials == 20
     assert spec.parallel_trials == 1
     assert not spec.parallel
-    assert spec.tuner.seed == 42 == spec.tuner.rng_seed
+    # No seed given: one is drawn and recorded, and the split and Keras use that one.
+    assert spec.tuner.seed is not None
+    assert 0 <= spec.tuner.seed == spec.tuner.rng_seed < 2**31
     assert spec.callbacks.early_stopping is not None
     assert spec.callbacks.early_stopping.patience == 5
     assert "units" in space
@@ -114,11 +127,9 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
 
 
 def test_the_stored_shape_is_the_previous_versions() -> None:
-    body = JobCreate.model_validate({"dataset_id": "d1"})
-    assert (
-        resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
-        == STORED_DEFAULT
-    )
+    body = JobCreate.model_validate({"dataset_id": "d1", "tuner": {"seed": 42}})
+    stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
+    assert stored == with_added_defaults(STORED_DEFAULT)
     body = JobCreate.model_validate(
         {
             "dataset_id": "d1",
@@ -130,17 +141,20 @@ def test_the_stored_shape_is_the_previous_versions() -> None:
             },
         }
     )
-    assert (
-        resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
-        == STORED_RANDOM
-    )
+    stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
+    # A null seed is no longer an unseeded search: a seed is drawn and stored.
+    assert isinstance(stored["tuner"].pop("seed"), int)
+    expected = with_added_defaults(STORED_RANDOM)
+    del expected["tuner"]["seed"]
+    expected["pruning"] = {"rule": "median", "min_epochs": 3}  # on by default, but Hyperband
+    assert stored == expected
 
 
 @pytest.mark.parametrize("stored", [STORED_DEFAULT, STORED_RANDOM], ids=["default", "random"])
 def test_a_spec_stored_by_the_previous_version_loads_unchanged(stored: dict[str, Any]) -> None:
     spec = load_spec(copy.deepcopy(stored))
-    assert spec.model_dump(mode="json") == stored
-    assert unset_fields(spec) == []
+    assert spec.model_dump(mode="json") == with_added_defaults(stored)
+    assert unset_fields(spec) == ADDED_SINCE
 
 
 def test_an_unseeded_search_seeds_keras_and_the_split_with_zero() -> None:

@@ -3,6 +3,7 @@ search's own validation rows, and a fresh seed for every job that does not give 
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from typing import Any
 
@@ -25,6 +26,7 @@ from app.store.models import Dataset
 from app.store.uploads import dataset_path
 from tests.factories import (
     assert_problem,
+    csv_bytes,
     customers_frame,
     regression_frame,
     submit,
@@ -151,6 +153,11 @@ def test_a_job_without_a_seed_draws_one_and_records_it(api: httpx.Client) -> Non
 # --- Real searches ----------------------------------------------------------------------------
 
 
+def as_uploaded(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as the service reads it back from the uploaded CSV (its float digits)."""
+    return pd.read_csv(io.BytesIO(csv_bytes(frame)))
+
+
 def _linear_baseline(frame: pd.DataFrame, target: str, task: str) -> Any:
     """The linear baseline built here from scikit-learn, independently of the service."""
     numeric = [c for c in frame.columns if c != target and frame[c].dtype.kind == "f"]
@@ -185,6 +192,7 @@ def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
     contradicting = clean.copy()
     mean = clean[target].mean()
     contradicting.loc[split.test, target] = 2 * mean - clean.loc[split.test, target] + 200
+    contradicting = as_uploaded(contradicting)
     spec = {
         "tuner": {"algorithm": "random_search", "max_trials": 2, "seed": seed},
         "training": {"epochs": 3, "validation_split": 0.25, "test_split": 0.25},
@@ -218,7 +226,9 @@ def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
     recorded = split_dataset(
         rows, validation_split=0.25, test_split=0.25, seed=jobs[1]["spec"]["tuner"]["seed"]
     )
-    x, y = _inputs(contradicting, target), contradicting[target].to_numpy()
+    # The targets as the network sees them (float32), which the baselines are scored on too.
+    y = contradicting[target].to_numpy().astype("float32").astype("float64")
+    x = _inputs(contradicting, target)
     model = _linear_baseline(contradicting, target, "regression")
     model.fit(x.iloc[recorded.train], y[recorded.train])
     linear = jobs[1]["baselines"]["linear"]
@@ -233,7 +243,7 @@ def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
 def test_a_classification_job_has_baselines_and_a_confusion_matrix(
     api: httpx.Client, start_worker
 ) -> None:
-    frame, target = customers_frame(rows=150, seed=2), "churned"
+    frame, target = as_uploaded(customers_frame(rows=150, seed=2)), "churned"
     dataset = upload_ok(api, frame, target)
     job = submit(
         api,

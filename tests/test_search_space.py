@@ -15,10 +15,10 @@ from app.errors import ProblemError
 from app.search.search_space import (
     default_search_space,
     effective_search_space,
-    grid_size,
     recommended_units,
     units_range,
 )
+from app.search.space_values import grid_size
 from app.search.spec import hyperband_schedule_size
 from tuner_jobs.search.hyperparameters import build_hyperparameters
 

@@ -11,6 +11,7 @@ Plain HTTP (httpx); it never imports TensorFlow.
 
 from tuner_client.client import Client
 from tuner_client.errors import (
+    AmbiguousId,
     Conflict,
     ConnectionFailed,
     InvalidRequest,
@@ -24,6 +25,7 @@ from tuner_client.errors import (
 )
 
 __all__ = [
+    "AmbiguousId",
     "Client",
     "Conflict",
     "ConnectionFailed",

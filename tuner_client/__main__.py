@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tuner_client.cli import add_client_commands
+from tuner_client.cli import add_client_commands, program_name
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # prog is fixed: under `python -m` argparse would call the program `__main__.py`.
+    # Not argparse's default: under `python -m` it would call the program `__main__.py`.
     parser = argparse.ArgumentParser(
-        prog="tuner", description="Talk to a running tuner-service over HTTP."
+        prog=program_name("tuner"), description="Talk to a running tuner-service over HTTP."
     )
     add_client_commands(parser.add_subparsers(dest="command", required=True))
     return parser

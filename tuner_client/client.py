@@ -19,6 +19,7 @@ from tuner_client.errors import (
     error_from_response,
     error_from_transport,
 )
+from tuner_client.ids import is_full_id, match_prefix
 from tuner_client.progress import JobProgress
 from tuner_client.rows import rows_payload
 
@@ -125,6 +126,21 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         return list(self._pages("/datasets"))
 
+    def delete_dataset(self, dataset: Ref) -> None:
+        """Delete a dataset (Conflict while a job refers to it)."""
+        self._request("DELETE", f"/datasets/{_id(dataset)}")
+
+    def resolve_dataset(self, ref: str) -> str:
+        """The full id of the dataset whose id starts with `ref` (a full id as given)."""
+        if is_full_id(ref):
+            return ref
+        return match_prefix(
+            "dataset",
+            ref,
+            self._pages("/datasets"),
+            lambda d: f"{d['name']}, {d['rows']} rows, created {d['created_at']}",
+        )
+
     # -- jobs -------------------------------------------------------------------------
 
     def submit(
@@ -161,6 +177,26 @@ class Client:
         """Every job (newest first), optionally only those with this status."""
         params = {"status": status} if status else {}
         return list(self._pages("/jobs", **params))
+
+    def resolve_job(self, ref: str) -> str:
+        """The full id of the job whose id starts with `ref` (the short id the dashboard and
+        progress bar show); a full id is returned as given, without a request."""
+        if is_full_id(ref):
+            return ref
+        return match_prefix(
+            "job",
+            ref,
+            self._pages("/jobs"),
+            lambda j: (
+                f"{j['status']}, created {j['created_at']}"
+                + (f", {j['name']!r}" if j.get("name") else "")
+            ),
+        )
+
+    def delete(self, job: Ref) -> None:
+        """Delete a finished job with its trials and files (Conflict while queued or
+        running: cancel it first)."""
+        self._request("DELETE", f"/jobs/{_id(job)}")
 
     def cancel(self, job: Ref) -> dict[str, Any]:
         """Cancel: a queued job at once, a running one at the end of its epoch (Conflict if

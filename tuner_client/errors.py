@@ -48,6 +48,10 @@ class Conflict(TunerError):
     """409: the resource's state forbids it (cancel a finished job, predict before success)."""
 
 
+class AmbiguousId(TunerError):
+    """A short id that starts more than one job or dataset id; `errors` names each one."""
+
+
 class ServiceUnavailable(TunerError):
     """503: the service's database is unavailable for now; retrying later can succeed."""
 

@@ -54,9 +54,11 @@ PROBLEM_RESPONSES: dict[int, dict[str, Any]] = {
     ),
     404: _problem_doc("Not found"),
     409: _problem_doc("Conflicts with the resource's current state"),
-    413: _problem_doc("Upload too large"),
+    413: _problem_doc("Upload or request body too large"),
     422: _problem_doc("Invalid input; `errors` names each offending field"),
+    429: _problem_doc("Too many jobs queued or running for this API key (TUNER_MAX_JOBS_PER_KEY)"),
     503: _problem_doc("Database (or prediction process) unavailable; retry shortly"),
+    507: _problem_doc("The data directory's disk (or the database's) is full"),
 }
 
 

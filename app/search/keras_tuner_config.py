@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.search.search_space import declaration_order, layer_counts
+from app.search.search_space import declaration_order
+from app.search.space_values import layer_counts
 
 
 def units_name(layer: int) -> str:

@@ -16,7 +16,8 @@ from typing import Any, Literal, NamedTuple, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.errors import ProblemError
-from app.search.search_space import effective_search_space, grid_size, layer_counts
+from app.search.search_space import effective_search_space
+from app.search.space_values import grid_size, layer_counts
 from app.search.spec_limits import (
     SpecLimits,
     check_direction,
@@ -115,8 +116,22 @@ class CallbacksSpec(_Spec):
         return value
 
 
+class PruningSpec(_Spec):
+    """Median stopping (as in Katib and Google Vizier): once a trial has run `min_epochs`
+    epochs, it stops at the first epoch where its best objective so far is worse than the
+    median of the COMPLETED trials' best at the same epoch (at least 2 of them reached it).
+    A pruned trial stays COMPLETED with the score it reached, so the oracle learns from it."""
+
+    rule: Literal["median"] = "median"
+    min_epochs: int = Field(default=3, ge=1, le=10_000)
+
+
 class JobCreate(_Spec):
     dataset_id: str = Field(min_length=1, max_length=64)
+    # Kept in the job's own `name` column (editable), not in the stored spec.
+    name: str | None = Field(
+        default=None, max_length=200, exclude=True, description="a label for the job"
+    )
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     search_space: dict[str, Any] = Field(
@@ -130,7 +145,14 @@ class JobCreate(_Spec):
         gt=0,
         le=30 * 24 * 3600,
         description="Wall-clock budget from the job's first start; past it the search stops "
-        "at the next epoch and the job fails with reason timeout (its trials stay readable).",
+        "at the next epoch and the job succeeds with stop_reason time_budget, with its best "
+        "completed trial (it fails when no trial completed in time).",
+    )
+    pruning: PruningSpec | None = Field(
+        default=None,
+        description='Omitted: {"rule": "median", "min_epochs": 3}, except for Hyperband, '
+        "which prunes by its brackets (null there); null turns pruning off. The resolved "
+        "spec shows the value decided.",
     )
     parallel_trials: int = Field(
         default=1,
@@ -276,6 +298,8 @@ def resolve_spec(
             _check_metric(callback.monitor, task, ["callbacks", name, "monitor"])
 
     tuner = resolved.tuner
+    if "pruning" not in spec.model_fields_set:
+        resolved.pruning = None if tuner.algorithm == "hyperband" else PruningSpec()
     if tuner.seed is None:
         tuner.seed = secrets.randbelow(2**31)
     if tuner.algorithm == "hyperband":

@@ -131,6 +131,8 @@ class Job(Owned, Base):
         ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    # The user's label for the job (the spec's `name` at submission; PATCH changes it).
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
     search_space: Mapped[dict[str, Any]] = mapped_column()
     trials_planned: Mapped[int] = mapped_column(Integer)

@@ -11,6 +11,7 @@ UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,7 +75,11 @@ def reap_exhausted(*, session: Session, max_attempts: int, now: datetime | None 
         update(Job)
         .where(expired, Job.cancel_requested.is_(True))
         .values(
-            status=JobStatus.CANCELLED, lease_owner=None, lease_expires_at=None, finished_at=now
+            status=JobStatus.CANCELLED,
+            stop_reason=JobEnd.CANCELLED,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
         )
     ).rowcount
     failed = session.execute(
@@ -82,6 +87,7 @@ def reap_exhausted(*, session: Session, max_attempts: int, now: datetime | None 
         .where(expired, Job.attempt >= max_attempts)
         .values(
             status=JobStatus.FAILED,
+            stop_reason=JobEnd.FAILED,
             error=f"the worker running this job stopped {max_attempts} time(s); giving up",
             lease_owner=None,
             lease_expires_at=None,
@@ -169,12 +175,30 @@ def holds_lease(*, session: Session, claim: Claim) -> bool:
     )
 
 
+class JobEnd(enum.StrEnum):
+    """Why a finished job ended (jobs.stop_reason), written with its final status."""
+
+    COMPLETED = "completed"  # the oracle ran out of trials
+    TIME_BUDGET = "time_budget"  # max_runtime_s ran out after at least one trial completed
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# A caller that names no reason (a plain success, cancel or failure): the status says it.
+_END_OF_STATUS = {
+    JobStatus.SUCCEEDED: JobEnd.COMPLETED,
+    JobStatus.CANCELLED: JobEnd.CANCELLED,
+    JobStatus.FAILED: JobEnd.FAILED,
+}
+
+
 def finish_job(
     *,
     session: Session,
     claim: Claim,
     status: JobStatus,
     error: str | None = None,
+    stop_reason: JobEnd | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Record the outcome; False when the lease was lost (someone else owns the job now)."""
@@ -186,6 +210,7 @@ def finish_job(
         .values(
             status=status,
             error=error,
+            stop_reason=stop_reason or _END_OF_STATUS[status],
             lease_owner=None,
             lease_expires_at=None,
             finished_at=now,
@@ -230,7 +255,12 @@ def request_cancel(
     queued = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now)
+        .values(
+            status=JobStatus.CANCELLED,
+            cancel_requested=True,
+            stop_reason=JobEnd.CANCELLED,
+            finished_at=now,
+        )
     ).rowcount
     if queued:
         return JobStatus.CANCELLED

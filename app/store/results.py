@@ -20,17 +20,16 @@ from app.schemas import (
 from app.store.models import JobStatus, TrialStatus
 from app.store.reads import TRIALS, JobRow, TrialRow, best_trials, epochs_of
 
-FINISHED_TRIALS = [s.value for s in TrialStatus if s.is_finished()]
-
 # Keyed by the ids of jobs just read through app.store.reads.readable, in the same
 # transaction: these only count and pick among those jobs' trials.
 _IDS = bindparam("ids", expanding=True)
 
-# Per job: trials finished, epochs recorded (one grouped query, index-only).
+# Per job: trials COMPLETED (not failed, nor stopped mid-way), epochs recorded (one grouped
+# query, index-only).
 _PROGRESS = (
     select(
         TRIALS.c.job_id,
-        func.count(TRIALS.c.id).filter(TRIALS.c.status.in_(FINISHED_TRIALS)),
+        func.count(TRIALS.c.id).filter(TRIALS.c.status == TrialStatus.COMPLETED),
         func.coalesce(func.sum(TRIALS.c.epochs_run), 0),
     )
     .where(TRIALS.c.job_id.in_(_IDS))
@@ -86,6 +85,7 @@ def _job_read(
     completed, epochs = progress
     return JobRead(
         id=job.id,
+        name=job.name,
         status=job.status,
         dataset_id=job.dataset_id,
         spec=job.spec,
@@ -113,6 +113,7 @@ def _job_read(
         else None,
         baselines=job.baselines,
         error=job.error,
+        stop_reason=job.stop_reason,
         attempt=job.attempt,
         cancel_requested=job.cancel_requested,
         created_at=job.created_at,

@@ -5,7 +5,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01
 
-One migration for the columns of the second round's search-quality work, so the schema
+One migration for the columns of the second round (a job's `name`, and the search-quality work), so the schema
 changes once: cross-validation (`fold_scores`), pruning (`pruned`), warm starts (`origin`,
 `origin_job_id`), time budgets (`stop_reason`), baselines and the held-out test score.
 """
@@ -28,6 +28,7 @@ def upgrade() -> None:
     # Nullable, or with a server default: rows written before this migration stay valid
     # (their trials were all plain search trials, never pruned).
     with op.batch_alter_table("jobs") as batch_op:
+        batch_op.add_column(sa.Column("name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("stop_reason", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("baselines", JSON, nullable=True))
         batch_op.add_column(sa.Column("test_metrics", JSON, nullable=True))
@@ -52,3 +53,4 @@ def downgrade() -> None:
         batch_op.drop_column("test_metrics")
         batch_op.drop_column("baselines")
         batch_op.drop_column("stop_reason")
+        batch_op.drop_column("name")

@@ -96,6 +96,7 @@ class TrialRecorder:
                     "best_epoch": None,
                     "epochs_run": 0,
                     "stopped_early": False,
+                    "pruned": False,
                     "message": None,
                     "started_at": utcnow(),
                     "finished_at": None,
@@ -112,6 +113,7 @@ class TrialRecorder:
                     "best_epoch",
                     "epochs_run",
                     "stopped_early",
+                    "pruned",
                     "message",
                     "started_at",
                     "finished_at",
@@ -166,6 +168,7 @@ class TrialRecorder:
         stopped_early: bool,
         message: str | None,
         duration_s: float | None,
+        pruned: bool = False,
     ) -> None:
         pk = self._trial_pks.pop(trial_id)
         self._write(
@@ -179,8 +182,22 @@ class TrialRecorder:
                 stopped_early=stopped_early,
                 message=message,
                 duration_s=duration_s,
+                pruned=pruned,
             )
         )
+
+    def completed_curves(self, metric: str) -> dict[str, list[tuple[int, float | None]]]:
+        """Each COMPLETED trial's `metric` per epoch, as written here (pruning's peers)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Trial.trial_id, TrialEpoch.epoch, TrialEpoch.metrics)
+                .join(TrialEpoch, TrialEpoch.trial_pk == Trial.id)
+                .where(Trial.job_id == self.claim.job_id, Trial.status == TrialStatus.COMPLETED)
+            ).all()
+        curves: dict[str, list[tuple[int, float | None]]] = {}
+        for trial_id, epoch, metrics in rows:
+            curves.setdefault(trial_id, []).append((epoch, finite((metrics or {}).get(metric))))
+        return curves
 
     def unreported_trials(self) -> list[str]:
         """Trials of the job still RUNNING in the database."""
@@ -241,6 +258,7 @@ def _end(
     stopped_early: bool = False,
     message: str | None = None,
     duration_s: float | None = None,
+    pruned: bool = False,
 ) -> None:
     """Write a trial's outcome, and judge its curve for overfitting. The defaults are
     for a trial whose process died before writing it down: its early stop, message and
@@ -259,6 +277,7 @@ def _end(
             score=finite(score),
             best_epoch=best_epoch,
             stopped_early=stopped_early,
+            pruned=pruned,
             message=message,
             finished_at=utcnow(),
             duration_s=duration_s,

@@ -19,6 +19,7 @@ from tuner_jobs.search.data import TrainingData, prepare
 from tuner_jobs.search.evaluation import evaluate_and_record
 from tuner_jobs.search.hyperparameters import build_hyperparameters
 from tuner_jobs.search.model_builder import DenseHyperModel
+from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder
 from tuner_jobs.search.recycling import recycle_reason, resident_mb
 from tuner_jobs.search.tuners import (
@@ -92,6 +93,12 @@ def make_tuner(
         "overwrite": False,
         "recorder": recorder,
         "stop": stop,
+        "pruner": None
+        if spec.pruning is None
+        else MedianPruner(
+            spec.pruning, spec.objective, lambda: recorder.completed_curves(spec.objective.name)
+        ),
+        "epochs": spec.training.epochs,
         "after_trial": _after_trial(
             data, directory / BEST_MODEL_FILE, settings, keep_best=not spec.parallel
         ),

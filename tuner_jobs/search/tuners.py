@@ -12,7 +12,8 @@ import keras_tuner as kt
 from keras_tuner.engine import trial as trial_module
 
 from tuner_jobs.search.hyperparameters import active_values
-from tuner_jobs.search.recorder import TrialRecorder
+from tuner_jobs.search.pruning import MedianPruner
+from tuner_jobs.search.recorder import TrialRecorder, finite
 
 # How long a tuner waits before asking again after the oracle answered IDLE.
 IDLE_WAIT_S = 0.5
@@ -43,11 +44,16 @@ class RecordingTuner:
         recorder: TrialRecorder,
         stop: StopSignal,
         after_trial: Callable[[Any, str], None] | None = None,
+        pruner: MedianPruner | None = None,
+        epochs: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.recorder = recorder
         self.stop = stop
         self.after_trial = after_trial
+        self.pruner = pruner
+        self.epochs = epochs  # training.epochs: a trial stopped at its last one is not pruned
+        self._pruned: dict[str, bool] = {}
         self._started: dict[str, float] = {}
         self._stopped_early: dict[str, bool] = {}
         self._epoch_lr: dict[str, float] = {}
@@ -71,7 +77,10 @@ class RecordingTuner:
         self._asked_for_trial = False
         self._started[trial.trial_id] = time.monotonic()
         self._stopped_early[trial.trial_id] = False
+        self._pruned[trial.trial_id] = False
         self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))
+        if self.pruner is not None:
+            self.pruner.trial_began(trial.trial_id)
 
     def on_epoch_begin(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
         super().on_epoch_begin(trial, model, epoch, logs)  # type: ignore[misc]
@@ -90,6 +99,24 @@ class RecordingTuner:
         self.recorder.epoch_ended(trial.trial_id, epoch, logs, learning_rate)
         if self.stop.is_set():
             raise SearchStopped("the search was asked to stop")
+        self._prune(trial, model, epoch, logs)
+
+    def _prune(self, trial, model: keras.Model, epoch: int, logs: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+        """Stop a trial below the completed trials' median (tuner_jobs.search.pruning). This
+        hook runs inside KerasTuner's own Keras callback (TunerCallback), after the user's:
+        setting stop_training there ends the fit after this epoch, and the oracle then
+        ends the trial COMPLETED with the best score it reached."""
+        if self.pruner is None or model.stop_training:
+            return  # off, or already stopping (EarlyStopping, NaN)
+        value = finite(logs.get(self.pruner.objective))
+        if not self.pruner.should_stop(trial.trial_id, epoch, value):
+            return
+        # Hyperband's trials train to their bracket's tuner/epochs, not training.epochs.
+        last = int(trial.hyperparameters.values.get("tuner/epochs", self.epochs or 0))
+        if epoch + 1 >= last:
+            return  # its last epoch anyway: nothing is saved by stopping it
+        model.stop_training = True
+        self._pruned[trial.trial_id] = True
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         try:
@@ -106,7 +133,10 @@ class RecordingTuner:
                 stopped_early=self._stopped_early.pop(trial.trial_id, False),
                 message=_last_line(done.message) or _diverged(done),
                 duration_s=time.monotonic() - self._started.pop(trial.trial_id),
+                pruned=self._pruned.pop(trial.trial_id, False),
             )
+            if self.pruner is not None:
+                self.pruner.trial_ended(trial.trial_id)
         if self.after_trial is not None:
             self.after_trial(self, trial.trial_id)
 
@@ -123,6 +153,7 @@ class RecordingTuner:
                 duration_s=time.monotonic() - started,
             )
             self._started.pop(trial_id)
+            self._pruned.pop(trial_id, None)
 
 
 def _learning_rate(model: keras.Model) -> float:

@@ -98,7 +98,13 @@ class WorkerDatabase:
             if record.action is JobAction.REQUEUE:
                 requeue_job(session=session, claim=claim, reason=record.error)
             elif record.status is not None:
-                finish_job(session=session, claim=claim, status=record.status, error=record.error)
+                finish_job(
+                    session=session,
+                    claim=claim,
+                    status=record.status,
+                    error=record.error,
+                    stop_reason=record.stop_reason,
+                )
 
         if record.action is not JobAction.LEAVE:
             self.write_with_retry(write, log)

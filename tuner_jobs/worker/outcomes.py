@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass
 
 from app.store.models import JobStatus, SlotStatus
-from app.store.queue import Heartbeat
+from app.store.queue import Heartbeat, JobEnd
 from tuner_jobs.search.child import ChildReport, Outcome
 
 
@@ -22,7 +22,7 @@ class StopReason(enum.StrEnum):
 
     LEASE_LOST = "lease_lost"  # another worker may own the job now
     CANCEL = "cancel"
-    TIMEOUT = "timeout"  # past the job's max_runtime_s
+    TIME_BUDGET = "time_budget"  # past the job's max_runtime_s
     SHUTDOWN = "shutdown"  # this worker is exiting; the job resumes elsewhere
 
 
@@ -83,7 +83,7 @@ def stop_reason(
     if beat.cancel_requested:
         return StopReason.CANCEL
     if deadline is not None and now > deadline:
-        return StopReason.TIMEOUT
+        return StopReason.TIME_BUDGET
     if shutting_down:
         return StopReason.SHUTDOWN
     return None
@@ -112,26 +112,44 @@ class JobRecord:
     action: JobAction
     status: JobStatus | None = None  # set when action is FINISH
     error: str | None = None
+    stop_reason: JobEnd | None = None  # set when action is FINISH
+
+
+NO_TRIAL_IN_BUDGET = "time budget: max_runtime_s ran out before any trial completed"
 
 
 def job_record(
-    ended: ChildExit, reason: StopReason | None, *, attempt: int, max_attempts: int
+    ended: ChildExit,
+    reason: StopReason | None,
+    *,
+    attempt: int,
+    max_attempts: int,
+    completed_trials: int | None = 0,
 ) -> JobRecord:
     """What a job's search process ending means for the job. The child's own success wins
     over a stop asked too late to matter; a stop the supervisor asked for wins over the
-    child's failure; a process that died without a word is retried until max_attempts."""
+    child's failure; a process that died without a word is retried until max_attempts.
+
+    A time budget is a normal ending: the job succeeded with what its COMPLETED trials
+    found (`completed_trials`, counted by the supervisor; None when it could not be read),
+    and failed only when none completed."""
     if reason is StopReason.LEASE_LOST or ended.outcome is Outcome.LEASE_LOST:
         return JobRecord(JobAction.LEAVE)
     if ended.outcome is Outcome.SUCCEEDED:
-        return JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED)
+        return JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.COMPLETED)
     if reason is StopReason.CANCEL:
-        return JobRecord(JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request")
-    if reason is StopReason.TIMEOUT:
         return JobRecord(
-            JobAction.FINISH, JobStatus.FAILED, "timeout: the search ran past max_runtime_s"
+            JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request", JobEnd.CANCELLED
         )
+    if reason is StopReason.TIME_BUDGET:
+        if completed_trials is None:
+            # Judged again by whoever resumes it: past its deadline, it stops at once.
+            return JobRecord(JobAction.REQUEUE, error="the completed trials could not be counted")
+        if completed_trials > 0:
+            return JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.TIME_BUDGET)
+        return JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BUDGET, JobEnd.FAILED)
     if ended.outcome is Outcome.FAILED:
-        return JobRecord(JobAction.FINISH, JobStatus.FAILED, ended.message)
+        return JobRecord(JobAction.FINISH, JobStatus.FAILED, ended.message, JobEnd.FAILED)
     if reason is StopReason.SHUTDOWN or ended.outcome is Outcome.STOPPED:
         return JobRecord(JobAction.REQUEUE)  # graceful shutdown: it resumes on another worker
     if attempt >= max_attempts:
@@ -139,6 +157,7 @@ def job_record(
             JobAction.FINISH,
             JobStatus.FAILED,
             f"the search process {death(ended)} on each of {attempt} attempts",
+            JobEnd.FAILED,
         )
     return JobRecord(JobAction.REQUEUE, error=f"the search process {death(ended)}; retrying")
 

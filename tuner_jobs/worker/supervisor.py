@@ -15,13 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.search.spec import StoredSpecError, load_spec
 from app.settings import Settings
 from app.store.db import make_engine
-from app.store.models import Job, JobStatus, utcnow
+from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
 from app.store.queue import Claim, SlotClaim
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
@@ -119,12 +120,31 @@ class Worker:
         from its first start, and how many trials run at once."""
         with Session(self.engine) as session:
             job = session.get_one(Job, claim.job_id)
-            budget = job.spec.get("max_runtime_s")
-            parallel = int(job.spec.get("parallel_trials", 1))
-            if budget is None or job.started_at is None:
-                return None, parallel
-            elapsed = (utcnow() - job.started_at).total_seconds()
+            started_at = job.started_at
+            stored = job.spec
+        try:
+            spec = load_spec(stored)
+        except StoredSpecError:
+            # The search process fails the job, naming the bad fields (StoredSpecError).
+            return None, 1
+        budget, parallel = spec.max_runtime_s, spec.parallel_trials
+        if budget is None or started_at is None:
+            return None, parallel
+        elapsed = (utcnow() - started_at).total_seconds()
         return time.monotonic() + budget - elapsed, parallel
+
+    def _completed_trials(self, job_id: str) -> int | None:
+        """COMPLETED trials of the job (None while the database is away): whether a search
+        its time budget stopped found anything."""
+        try:
+            with Session(self.engine) as session:
+                return session.scalar(
+                    select(func.count(Trial.id)).where(
+                        Trial.job_id == job_id, Trial.status == TrialStatus.COMPLETED
+                    )
+                )
+        except DBAPIError:
+            return None
 
     def execute(self, claim: Claim) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if requeued
@@ -140,8 +160,13 @@ class Worker:
                 # The search continues in a fresh process, under the same lease.
                 logger.info("search process recycled: %s", ended.message, extra=log)
                 ended, reason = self._run_search(claim, deadline, log)
+        completed = self._completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
         record = job_record(
-            ended, reason, attempt=claim.attempt, max_attempts=self.settings.max_attempts
+            ended,
+            reason,
+            attempt=claim.attempt,
+            max_attempts=self.settings.max_attempts,
+            completed_trials=completed,
         )
         return self._record(claim, record, log)
 

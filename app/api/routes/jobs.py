@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, delete, insert, update
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep, reading
 from app.api.problems import problem_responses
 from app.api.responses import model_response
 from app.errors import ProblemError
-from app.schemas import MAX_OFFSET, JobRead, Page, TrialDetail, TrialRead
+from app.schemas import MAX_OFFSET, JobRead, JobUpdate, Page, TrialDetail, TrialRead
 from app.search.spec import JobCreate, resolve_spec
 from app.search.spec_limits import SpecLimits
 from app.settings import Settings
 from app.store.disk_usage import cached_directory_bytes
 from app.store.job_files import job_dir
-from app.store.models import JobStatus, new_id, utcnow
+from app.store.models import Job, JobStatus, new_id, utcnow
 from app.store.queue import request_cancel
 from app.store.quotas import check_job_quota
 from app.store.reads import (
@@ -34,6 +36,8 @@ from app.store.reads import (
     trial_page,
 )
 from app.store.results import job_reads, trial_detail, trial_reads
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -52,7 +56,7 @@ def _read(db: Connection, settings: Settings, job: JobRow) -> JobRead:
     return _reads(db, settings, [job])[0]
 
 
-@router.post("", status_code=202, response_model=JobRead, responses=problem_responses(400))
+@router.post("", status_code=202, response_model=JobRead, responses=problem_responses(400, 429))
 def submit_job(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, body: JobCreate
 ) -> Response:
@@ -77,6 +81,7 @@ def submit_job(
         row = {
             "id": new_id(),
             "owner": owner,
+            "name": body.name,
             "dataset_id": dataset.id,
             "status": JobStatus.QUEUED,
             "spec": spec.model_dump(mode="json"),
@@ -178,3 +183,40 @@ def read_best(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
     if trial is None:
         raise ProblemError(404, f"job {job_id!r} has no completed trial yet", title="No best trial")
     return model_response(trial_detail(db, trial))
+
+
+FINISHED = [status for status in JobStatus if status.is_finished()]
+
+
+@router.patch("/{job_id}", response_model=JobRead, responses=problem_responses(404))
+def update_job(
+    uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_id: str, body: JobUpdate
+) -> Response:
+    """Rename a job (its `name`; null clears it), at any point of its life."""
+    with uow as session:
+        get_job(session.connection(), job_id, owner)  # 404 unless the caller may read it
+        session.execute(update(Job).where(Job.id == job_id).values(name=body.name))
+    db = uow.session.connection()
+    (read,) = [_read(db, settings, get_job(db, job_id, owner))]
+    return model_response(read)
+
+
+@router.delete("/{job_id}", status_code=204, responses=problem_responses(404, 409))
+def delete_job(uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_id: str) -> Response:
+    """Delete a finished job: its trials, their curves and its files (model, logs, project).
+
+    A queued or running job is a 409: cancel it first. The status is checked in the DELETE
+    itself, so a job a worker claims meanwhile is never deleted under it."""
+    with uow as session:
+        job = get_job(session.connection(), job_id, owner)
+        gone = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(FINISHED)))
+        if gone.rowcount == 0:
+            raise ProblemError(
+                409,
+                f"job {job_id!r} is {job.status}: cancel it, then delete it once it has stopped",
+                title="Job not finished",
+            )
+    # After the commit: a failed commit leaves the job and its files as they were.
+    shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
+    logger.info("job deleted", extra={"job_id": job_id})
+    return Response(status_code=204)

@@ -36,10 +36,12 @@ export function advancedFields() {
     el("option", { value: "min" }, "min"),
     el("option", { value: "max" }, "max"),
   );
-  const seed = number("job-seed", "tuner.seed", { min: 0, step: 1, placeholder: "42" });
+  const seed = number("job-seed", "tuner.seed", { min: 0, step: 1, placeholder: "random" });
   const executions = number("job-executions", "tuner.executions_per_trial", { min: 1, step: 1, placeholder: "1" });
   const runtime = number("job-max-runtime", "max_runtime_s", { min: 1, placeholder: "none" });
   const split = number("job-validation-split", "training.validation_split", { min: 0, max: 1, value: "0.2" });
+  // Empty: not sent, so the server's default (no test rows) holds.
+  const testSplit = number("job-test-split", "training.test_split", { min: 0, max: 0.5, placeholder: "0" });
 
   const es = {
     on: check("es-enabled", "callbacks.early_stopping", true),
@@ -71,16 +73,17 @@ export function advancedFields() {
   const element = el(
     "details",
     { id: "advanced", class: "advanced" },
-    el("summary", {}, "Advanced: objective, seed, time budget, validation, callbacks"),
+    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, callbacks"),
     el(
       "div",
       { class: "row" },
       field("Objective", objective),
       field("Direction", direction),
-      field("Seed", seed, "empty: 42"),
+      field("Seed", seed, "empty: drawn at submission, shown in the job"),
       field("Executions per trial", executions),
       field("Time budget (s)", runtime, "empty: no limit"),
       field("Validation split", split),
+      field("Test split", testSplit, "held out, scores the best model"),
     ),
     el(
       "fieldset",
@@ -140,6 +143,7 @@ export function advancedFields() {
     set(spec, "max_runtime_s", runtime);
     spec.training = spec.training || {};
     set(spec.training, "validation_split", split);
+    set(spec.training, "test_split", testSplit);
     const callbacks = {};
     if (es.on.checked) {
       callbacks.early_stopping = { monitor: es.monitor.value, restore_best_weights: es.restore.checked };
