@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 
-from app.store.models import Dataset
+from app.store.db import write_session
+from app.store.models import Dataset, Job, utcnow
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
@@ -144,3 +147,23 @@ def dataset_row(task: str = "regression") -> Dataset:
         classes=["a", "b"] if task == "classification" else None,
         features=1,
     )
+
+
+def insert_jobs(engine: Engine, count: int) -> list[str]:
+    """`count` queued jobs on one dataset, created a millisecond apart (oldest first)."""
+    with write_session(engine) as session:
+        dataset = dataset_row()
+        session.add(dataset)
+        session.flush()
+        jobs = [
+            Job(
+                dataset_id=dataset.id,
+                spec={},
+                search_space={},
+                trials_planned=1,
+                created_at=utcnow() + timedelta(milliseconds=i),
+            )
+            for i in range(count)
+        ]
+        session.add_all(jobs)
+    return [job.id for job in jobs]

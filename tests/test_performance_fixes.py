@@ -143,7 +143,8 @@ def test_listed_jobs_read_like_each_job_read_alone(
             assert job["progress"]["epochs_run"] == 9
         else:
             assert job["progress"]["current_trial"] is None
-            assert job["progress"]["trials_completed"] == 6
+            # COMPLETED trials only: the two FAILED ones are finished, not completed.
+            assert job["progress"]["trials_completed"] == 4
             assert job["progress"]["epochs_run"] == 18
 
 

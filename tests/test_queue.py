@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import timedelta
 
 from sqlalchemy import Engine, select, update
 
 from app.settings import Settings
 from app.store.db import write_session
-from app.store.models import Job, JobStatus, utcnow
+from app.store.models import Job, JobStatus
 from app.store.queue import (
     Claim,
     claim_job,
@@ -21,27 +20,8 @@ from app.store.queue import (
     request_cancel,
     requeue_job,
 )
-from tests.factories import dataset_row
+from tests.factories import insert_jobs
 from tuner_jobs.worker.supervisor import Worker
-
-
-def insert_jobs(engine: Engine, count: int) -> list[str]:
-    with write_session(engine) as session:
-        dataset = dataset_row()
-        session.add(dataset)
-        session.flush()
-        jobs = [
-            Job(
-                dataset_id=dataset.id,
-                spec={},
-                search_space={},
-                trials_planned=1,
-                created_at=utcnow() + timedelta(milliseconds=i),
-            )
-            for i in range(count)
-        ]
-        session.add_all(jobs)
-    return [job.id for job in jobs]
 
 
 def _claim(engine: Engine, worker: str, lease_s: float = 30) -> Claim | None:

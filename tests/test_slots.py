@@ -10,21 +10,17 @@ from sqlalchemy import Engine, select
 
 from app.store.db import write_session
 from app.store.models import JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
-from app.store.queue import (
-    Claim,
-    SlotClaim,
-    claim_job,
+from app.store.queue import Claim, SlotClaim, claim_job, finish_job, requeue_job
+from app.store.slot_queue import (
     claim_slot,
     close_slots,
-    finish_job,
     heartbeat_slot,
     holds,
     open_slots,
     release_slot,
-    requeue_job,
     work_waiting,
 )
-from tests.test_queue import insert_jobs
+from tests.factories import insert_jobs
 
 
 def _chief(engine: Engine, tuners: int = 3) -> Claim:

@@ -5,8 +5,8 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01
 
-One migration for the columns of the second round (a job's `name`, and the search-quality work), so the schema
-changes once: cross-validation (`fold_scores`), pruning (`pruned`), warm starts (`origin`,
+One migration for the columns of the second round, so the schema changes once: a job's
+`name`; cross-validation (`fold_scores`), pruning (`pruned`), warm starts (`origin`,
 `origin_job_id`), time budgets (`stop_reason`), baselines and the held-out test score.
 """
 

@@ -41,7 +41,8 @@ from app.settings import Settings
 from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE
 from app.store.models import Dataset, Job, JobSlot, SlotStatus
-from app.store.queue import Claim, close_slots, job_slots, open_slots
+from app.store.queue import Claim
+from app.store.slot_queue import close_slots, job_slots, open_slots
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
 from tuner_jobs.search.tuners import SearchStopped, StopSignal

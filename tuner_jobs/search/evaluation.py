@@ -17,7 +17,7 @@ from sqlalchemy import update
 from app.search.spec import ResolvedSpec
 from app.store.db import write_session
 from app.store.models import Dataset, Job
-from app.store.queue import holds
+from app.store.slot_queue import holds
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.data import TrainingData
 from tuner_jobs.search.holdout import holdout_metrics

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from app.search.overfitting import DEFAULT_PATIENCE, assess
 from app.store.db import upsert, write_session
 from app.store.models import Trial, TrialEpoch, TrialStatus, utcnow
-from app.store.queue import Claim, SlotClaim, holds
+from app.store.queue import Claim, SlotClaim
+from app.store.slot_queue import holds
 
 logger = logging.getLogger(__name__)
 

@@ -20,15 +20,12 @@ from app.store.queue import (
     Heartbeat,
     SlotClaim,
     claim_job,
-    claim_slot,
     finish_job,
     heartbeat,
-    heartbeat_slot,
     reap_exhausted,
-    release_slot,
     requeue_job,
-    work_waiting,
 )
+from app.store.slot_queue import claim_slot, heartbeat_slot, release_slot, work_waiting
 from tuner_jobs.worker.outcomes import JobAction, JobRecord, SlotRecord, lease_while_away
 
 logger = logging.getLogger(__name__)

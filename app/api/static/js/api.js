@@ -94,23 +94,6 @@ export const get = (path) => request(path);
 export const post = (path, body) => request(path, { method: "POST", body });
 export const del = (path) => request(path, { method: "DELETE" });
 
-// What this server's API offers beyond the base contract, read once from its OpenAPI
-// document, so the page shows a control only where the endpoint behind it exists.
-let capabilitiesPromise = null;
-export function capabilities() {
-  capabilitiesPromise ??= request("/openapi.json", { root: true })
-    .then((doc) => {
-      const operations = Object.values(doc.paths || {}).flatMap((ops) => Object.values(ops));
-      const jobCreate = doc.components?.schemas?.JobCreate?.properties || {};
-      return {
-        deleteJob: operations.some((op) => op.operationId === "delete_job"),
-        jobName: "name" in jobCreate,
-      };
-    })
-    .catch(() => ({ deleteJob: false, jobName: false }));
-  return capabilitiesPromise;
-}
-
 // A download through fetch, not a plain link: a link could not send the Authorization header.
 export async function download(path, fallbackName) {
   const response = await request(path, { raw: true });

@@ -2,7 +2,7 @@
 // selected and ticked trials, parallel coordinates (brushing filters the trial table), the
 // trial table, and a predict form once it has succeeded; refreshed while the job runs.
 
-import { capabilities, del, download, get, post } from "./api.js";
+import { del, download, get, post } from "./api.js";
 import { scoreChart } from "./charts.js";
 import { curvesPanel } from "./curves.js";
 import { confirmAction } from "./dialog.js";
@@ -51,7 +51,6 @@ export function renderJob(view, jobId) {
     scoreKey: null,
     parcoordsKey: null,
     bestKey: null,
-    caps: { deleteJob: false, jobName: false },
   };
 
   const title = el("h1", {}, "Job ", el("span", { class: "mono" }, shortId(jobId)));
@@ -109,11 +108,6 @@ export function renderJob(view, jobId) {
     curves.element,
     panel("Trials", fixedNote, el("div", { class: "scroll-x" }, table.table)),
   );
-
-  capabilities().then((caps) => {
-    state.caps = caps;
-    if (state.job) drawHeader();
-  });
 
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -182,7 +176,7 @@ export function renderJob(view, jobId) {
     status.replaceChildren(statusBadge(job.status));
     const active = !FINISHED.has(job.status);
     cancel.hidden = !active;
-    remove.hidden = active || !state.caps.deleteJob;
+    remove.hidden = active;
     const name = jobName(job);
     title.replaceChildren("Job ", el("span", { class: name ? "" : "mono", id: "job-title" }, name || shortId(jobId)));
     cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel job";

@@ -2,12 +2,12 @@
 // refreshed every two seconds so running searches move on screen. Ticking two or more jobs
 // opens them side by side (compare.js).
 
-import { capabilities, get } from "./api.js";
+import { get } from "./api.js";
 import { el, fmtAge, fmtScore, jobName, poll, progressBar, shortId, statusBadge } from "./util.js";
 
 const REFRESH_MS = 2000;
 
-function jobRow(job, datasetNames, { picked, onPick, showNames }) {
+function jobRow(job, datasetNames, { picked, onPick }) {
   const objective = job.spec.objective || {};
   const best = job.best
     ? el("span", { title: objective.name }, fmtScore(job.best.score))
@@ -26,7 +26,7 @@ function jobRow(job, datasetNames, { picked, onPick, showNames }) {
     // A tick selects the job for comparison; it must not open it.
     el("td", { class: "pick", onclick: (event) => event.stopPropagation() }, box),
     el("td", {}, el("a", { href: `#/jobs/${job.id}`, class: "mono" }, shortId(job.id))),
-    showNames ? el("td", { class: "job-name" }, jobName(job) || "") : null,
+    el("td", { class: "job-name" }, jobName(job) || ""),
     el("td", { class: "job-status" }, statusBadge(job.status)),
     el("td", {}, job.spec.tuner.algorithm),
     el("td", {}, datasetNames.get(job.dataset_id) || shortId(job.dataset_id)),
@@ -42,7 +42,6 @@ function jobRow(job, datasetNames, { picked, onPick, showNames }) {
 
 export function renderJobs(view) {
   const picked = new Set();
-  let showNames = false;
   let lastKey = null;
   let latest = { jobs: [], names: new Map() };
   const head = el("thead");
@@ -90,16 +89,11 @@ export function renderJobs(view) {
   });
 
   function draw() {
-    const headers = ["", "Job", ...(showNames ? ["Name"] : []), "Status", "Algorithm", "Dataset", "Progress", "Best score", "Age"];
+    const headers = ["", "Job", "Name", "Status", "Algorithm", "Dataset", "Progress", "Best score", "Age"];
     head.replaceChildren(el("tr", {}, headers.map((h) => el("th", {}, h))));
-    const options = { picked, onPick, showNames };
+    const options = { picked, onPick };
     body.replaceChildren(...latest.jobs.map((job) => jobRow(job, latest.names, options)));
   }
-
-  capabilities().then((caps) => {
-    showNames = caps.jobName;
-    if (lastKey !== null) draw();
-  });
 
   return poll(async () => {
     const [jobs, datasets] = await Promise.all([

@@ -3,7 +3,7 @@
 // and submit.
 
 import { advancedFields } from "./advanced.js";
-import { ApiError, capabilities, get, post, request } from "./api.js";
+import { ApiError, get, post, request } from "./api.js";
 import { spaceEditor } from "./space.js";
 import { el, fmtTime, fmtValue, shortId, toast } from "./util.js";
 
@@ -142,7 +142,6 @@ export function renderNewJob(view) {
   const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, value: "1" });
   const jobName = el("input", { type: "text", id: "job-name", dataset: { loc: "name" }, placeholder: "optional" });
   const nameField = labelled("Job name", jobName);
-  nameField.hidden = true; // until the API is known to take one (capabilities)
   const advanced = advancedFields();
   for (const [input, loc] of [
     [algorithm, "tuner.algorithm"],
@@ -305,7 +304,7 @@ export function renderNewJob(view) {
     // Empty fields keep the server's defaults.
     if (epochs.value) spec.training = { epochs: Number(epochs.value) };
     if (parallel.value && Number(parallel.value) > 1) spec.parallel_trials = Number(parallel.value);
-    if (!nameField.hidden && jobName.value.trim()) spec.name = jobName.value.trim();
+    if (jobName.value.trim()) spec.name = jobName.value.trim();
     advanced.apply(spec);
     submitButton.disabled = true;
     try {
@@ -326,7 +325,6 @@ export function renderNewJob(view) {
   get("/datasets?limit=500")
     .then((page) => existing.append(...page.items.map(datasetOption)))
     .catch((e) => toast(e.message));
-  capabilities().then((caps) => (nameField.hidden = !caps.jobName));
 
   return () => {};
 }
