@@ -143,9 +143,13 @@ def test_the_best_trial_is_the_one_the_jobs_summary_names(
         trial = best_trial(db, job)
         assert trial is not None
         assert summary.best is not None
-        assert (trial.trial_id, trial.score) == (summary.best.trial_id, summary.best.score) == (
-            best,
-            {"01": 0.9, "02": 0.1}[best],
+        assert (
+            (trial.trial_id, trial.score)
+            == (summary.best.trial_id, summary.best.score)
+            == (
+                best,
+                {"01": 0.9, "02": 0.1}[best],
+            )
         )
         detail = trial_detail(db, trial)
         assert detail.hyperparameters == summary.best.hyperparameters
