@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(get_owner)],
-        responses=problem_responses(401, 413, 422, 503, 507),
+        responses=problem_responses(400, 401, 413, 422, 503, 507),
     )
     api.include_router(datasets.router)
     api.include_router(dataset_space.router)

@@ -64,7 +64,10 @@ class UploadLimit:
             started = True
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            pass  # FastAPI usually turns it into a 400 first, which guarded_send drops
         if exceeded and not started:
             await self._too_large()(scope, receive, send)
 
@@ -74,6 +77,10 @@ class UploadLimit:
 # Every other request body is JSON (a job spec, predict rows), read whole into memory and
 # parsed before validation runs: without a cap, a 42 MB spec is parsed, stored, and sent
 # back in every list. Counted as it streams in, like the upload cap above.
+
+
+class _BodyTooLarge(Exception):
+    """The body grew past the limit while the app was reading it."""
 
 
 class JsonBodyLimit:
@@ -106,13 +113,15 @@ class JsonBodyLimit:
         async def counting_receive() -> dict[str, Any]:
             nonlocal received, exceeded
             if exceeded:
-                return {"type": "http.request", "body": b"", "more_body": False}
+                raise _BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:  # chunked, or a Content-Length that lied
                     exceeded = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
+                    # Raised, not a truncated body: a prefix of the JSON may parse, and the
+                    # route would act on it (a job submitted) before its answer is replaced.
+                    raise _BodyTooLarge
             return message
 
         async def guarded_send(message: dict[str, Any]) -> None:
@@ -122,6 +131,9 @@ class JsonBodyLimit:
             started = True
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            pass  # FastAPI usually turns it into a 400 first, which guarded_send drops
         if exceeded and not started:
             await self._too_large()(scope, receive, send)
