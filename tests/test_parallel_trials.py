@@ -31,6 +31,7 @@ def _parallel_job(api: httpx.Client, *, trials: int, epochs: int) -> dict[str, A
         tuner={"algorithm": "random_search", "max_trials": trials},
         training={"epochs": epochs},
         callbacks={"early_stopping": False},
+        pruning=None,  # every trial runs all its epochs: the test counts them
         search_space=SPACE,
         parallel_trials=2,
     )
@@ -47,7 +48,9 @@ def test_two_workers_share_a_search_and_a_killed_one_loses_no_trial(
     middle of a trial: the chief's worker takes its slot over and reruns that trial."""
     # A short lease, so a dead worker's slot is taken over within seconds.
     short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
-    job = _parallel_job(api, trials=5, epochs=6)
+    # Trials of 20 epochs (about 3 s on an idle machine): at 6, the chief's tuner ran four of
+    # the five trials while the second worker's search process was still importing TensorFlow.
+    job = _parallel_job(api, trials=5, epochs=20)
     workers = [start_worker(settings_override=short_lease) for _ in range(2)]
     by_pid = {worker.proc.pid: worker for worker in workers}
 
@@ -80,7 +83,7 @@ def test_two_workers_share_a_search_and_a_killed_one_loses_no_trial(
     # The interrupted trial ran again, whole, under the surviving worker.
     assert _pid(rerun["worker"]) != victim.proc.pid
     assert rerun["hyperparameters"] == victim_trial["hyperparameters"]
-    assert rerun["epochs_run"] == 6
+    assert rerun["epochs_run"] == 20
     # The chief kept the best model of trials run by both workers.
     assert done["best"] is not None
     best_model = api.get(f"/api/v1/jobs/{job['id']}/model")

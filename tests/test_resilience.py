@@ -71,6 +71,7 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
         tuner={"algorithm": "random_search", "max_trials": 3},
         training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
+        pruning=None,  # every trial runs all its epochs: the test counts them
         search_space=SLOW_TRIALS,
     )
     # A short lease, so the job of a dead worker is claimable again within seconds.
@@ -118,6 +119,7 @@ def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
         tuner={"algorithm": "random_search", "max_trials": 3},
         training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
+        pruning=None,  # every trial runs all its epochs: the test counts them
         search_space=SLOW_TRIALS,
     )
     # A slow heartbeat: SIGTERM wakes the supervisor at once, so the search stops at its
@@ -154,6 +156,7 @@ def test_a_search_process_that_keeps_dying_fails_the_job(
         tuner={"algorithm": "random_search", "max_trials": 3},
         training={"epochs": EPOCHS},
         callbacks={"early_stopping": False},
+        pruning=None,  # every trial runs all its epochs: the test counts them
         search_space=SLOW_TRIALS,
     )
     two_attempts = make_settings(settings.database_url, settings.data_dir, max_attempts=2)
@@ -181,6 +184,7 @@ def test_max_runtime_stops_the_search_as_a_time_budget(api: httpx.Client, start_
         tuner={"algorithm": "random_search", "max_trials": 1000},
         training={"epochs": 2},
         callbacks={"early_stopping": False},
+        pruning=None,  # every trial runs all its epochs: the test counts them
         search_space=SLOW_TRIALS,
         # Counted from the claim, TensorFlow's start-up included; short trials, so some
         # complete within it even on a busy machine.
@@ -207,7 +211,8 @@ def test_diverging_trials_are_failed_and_too_many_fail_the_job(
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "random_search", "max_trials": 6},
+        # The seed these trials diverge with at their first epoch (jobs draw one otherwise).
+        tuner={"algorithm": "random_search", "max_trials": 6, "seed": 42},
         training={"epochs": 5},
         search_space={
             "num_layers": {"type": "fixed", "value": 2},

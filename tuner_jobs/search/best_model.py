@@ -9,6 +9,7 @@ promote (a promoted trial starts from its parent's weights).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,14 @@ logger = logging.getLogger(__name__)
 
 
 def best_completed_trial(oracle: Any) -> Any | None:
-    """The best trial with a model: KerasTuner's ranking also lists failed trials."""
-    best = [t for t in oracle.get_best_trials(len(oracle.trials)) if t.status == "COMPLETED"]
+    """The best trial with a model: KerasTuner's ranking also lists failed trials, and a
+    trial that diverged after a finite first epoch ends COMPLETED with no score (and no
+    checkpoint: its best epoch was never written)."""
+    best = [
+        t
+        for t in oracle.get_best_trials(len(oracle.trials))
+        if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
+    ]
     return best[0] if best else None
 
 
