@@ -15,6 +15,7 @@ from app.search.overfitting import (
     overfit_epoch,
     overfitting_patience,
 )
+from app.search.spec import EarlyStoppingSpec
 from app.store.db import write_session
 from app.store.models import Job, Trial
 from app.store.queue import Claim, claim_job
@@ -91,9 +92,9 @@ def test_generalization_gap_is_taken_at_the_best_epoch() -> None:
 
 
 def test_patience_follows_early_stopping_else_five() -> None:
-    assert overfitting_patience({"callbacks": {"early_stopping": {"patience": 3}}}) == 3
-    assert overfitting_patience({"callbacks": {"early_stopping": None}}) == DEFAULT_PATIENCE == 5
-    assert overfitting_patience({"callbacks": {"early_stopping": {"patience": 0}}}) == 1
+    assert overfitting_patience(EarlyStoppingSpec(patience=3)) == 3
+    assert overfitting_patience(None) == DEFAULT_PATIENCE == 5
+    assert overfitting_patience(EarlyStoppingSpec(patience=0)) == 1
 
 
 def _claimed_job(engine: Engine) -> Claim:

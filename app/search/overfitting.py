@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.search.spec import EarlyStoppingSpec
 
 # How many epochs of divergence count as overfitting when the job has no EarlyStopping.
 DEFAULT_PATIENCE = 5
@@ -25,17 +28,16 @@ class Overfitting:
     generalization_gap: float | None
 
 
-def overfitting_patience(spec: dict[str, Any]) -> int:
+def overfitting_patience(early_stopping: EarlyStoppingSpec | None) -> int:
     """The patience used to call a trial overfit.
 
     The job's EarlyStopping patience when early stopping is on (the user already
     said how many bad epochs they tolerate), else DEFAULT_PATIENCE (5). At least 1:
     a patience of 0 would call any single noisy epoch a divergence.
     """
-    early_stopping = (spec.get("callbacks") or {}).get("early_stopping")
-    if not early_stopping:
+    if early_stopping is None:
         return DEFAULT_PATIENCE
-    return max(1, int(early_stopping.get("patience", DEFAULT_PATIENCE)))
+    return max(1, early_stopping.patience)
 
 
 def overfit_epoch(curve: Sequence[EpochLosses], patience: int) -> int | None:

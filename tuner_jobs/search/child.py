@@ -119,7 +119,10 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         from tuner_jobs.search.tuners import RecycleProcess, SearchStopped
 
         recorder = TrialRecorder(
-            engine, claim, patience=overfitting_patience(job.spec), outage_s=settings.lease_s
+            engine,
+            claim,
+            patience=overfitting_patience(spec.callbacks.early_stopping),
+            outage_s=settings.lease_s,
         )
         stop = StopWhen(stop_event)
         try:
