@@ -1,4 +1,4 @@
-"""The performance fixes of issue 6 keep their promises (benchmarks/ measures how fast):
+"""Batched reads, niceness and checkpoints keep their promises (benchmarks/ measures how fast):
 GET /jobs reads a page in a fixed number of queries, and the batched read gives what
 one job's read gives; search processes run below the API's priority; KerasTuner's
 best-epoch checkpoint, written once per fit, holds what it would have held."""
