@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from app.settings import Settings
+from app.store.db import write_session
+from app.store.models import Job
 from tests.browser import TrialRows, dashboard, insert_job
 from tests.conftest import LiveServer, sqlite_only
 
@@ -54,3 +56,36 @@ def test_a_named_job_is_shown_by_name_and_deleted_after_a_confirmation(
         expect(page).to_have_url(f"{live.url}/#/")
         expect(page.locator("#toast")).to_contain_text("deleted")
         assert api.get(f"/api/v1/jobs/{job_id}").status_code == 404
+
+
+def test_the_best_trial_shows_its_test_score_and_the_baselines_beside_it(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    job_id = insert_job(
+        engine,
+        [
+            TrialRows(
+                "0", {"units_0": 8}, 0.25, curves={"loss": [1.0, 0.5], "val_loss": [0.9, 0.25]}
+            )
+        ],
+    )
+    with write_session(engine) as session:  # what the search's end records
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                baselines={"linear": {"score": 0.3125}, "gradient_boosting": {"score": 0.2875}},
+                test_metrics={"trial_id": "0", "score": 0.2625, "metric": "val_loss"},
+            )
+        )
+    with LiveServer(settings) as live, dashboard(live.url, tmp_path) as open_tab:
+        from playwright.sync_api import expect
+
+        tab = open_tab()
+        page = tab.page
+        page.goto(f"{live.url}/#/jobs/{job_id}")
+        beside = page.locator("#best-comparisons")
+        expect(beside.locator("[data-score=test] dd")).to_have_text("0.2625")
+        expect(beside.locator("[data-score=linear] dd")).to_have_text("0.3125")
+        expect(beside.locator("[data-score=gradient_boosting] dd")).to_have_text("0.2875")
+        tab.shot("best-with-baselines")

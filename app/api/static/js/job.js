@@ -222,6 +222,7 @@ export function renderJob(view, jobId) {
         el("strong", { id: "best-score" }, fmtScore(job.best.score)),
         el("span", { class: "muted" }, ` ${job.spec.objective.name}`),
       ),
+      scoresBeside(job),
       el(
         "dl",
         { class: "hyperparameters", id: "best-hyperparameters" },
@@ -331,4 +332,24 @@ export function renderJob(view, jobId) {
     clearTimeout(resizeTimer);
     window.removeEventListener("resize", onResize);
   };
+}
+
+// Is the best score any good? The held-out test score (rows no trial saw) and the two
+// scikit-learn baselines scored on the same validation rows with the same metric.
+function scoresBeside(job) {
+  const rows = [];
+  if (job.best.test_score != null) rows.push(["Test score (held-out rows)", job.best.test_score, "test"]);
+  const baselines = job.baselines || {};
+  const names = { linear: "Linear model", gradient_boosting: "Gradient boosting" };
+  for (const [key, label] of Object.entries(names)) {
+    if (baselines[key]?.score != null) rows.push([`${label} (baseline)`, baselines[key].score, key]);
+  }
+  if (!rows.length) return null;
+  return el(
+    "dl",
+    { class: "hyperparameters", id: "best-comparisons" },
+    rows.map(([label, value, key]) =>
+      el("div", { dataset: { score: key } }, el("dt", {}, label), el("dd", { class: "mono" }, fmtScore(value))),
+    ),
+  );
 }
