@@ -4,44 +4,23 @@ test_parallel_trials.py check that the worker acts on them."""
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 
-from app.store.models import JobStatus, SlotStatus
-from app.store.queue import Claim, Heartbeat, JobEnd, SlotClaim
-from tuner_jobs.search.child import ChildJob, ChildReport, Outcome, Role
+from app.store.models import JobStatus
+from app.store.queue import Heartbeat, JobEnd
+from tests.outcome_cases import CANCELLED, HELD, LOST, NOW, died, reported
+from tuner_jobs.search.child import Outcome
 from tuner_jobs.worker.outcomes import (
     NO_TRIAL_IN_BUDGET,
     ChildExit,
     JobAction,
     JobRecord,
-    SlotRecord,
     StopReason,
-    TunerAction,
     job_record,
     lease_while_away,
     search_goes_on,
-    slot_record,
     stop_reason,
-    takes_own_slot,
-    tuner_action,
-    tuner_goes_on,
 )
-
-HELD = Heartbeat(held=True)
-CANCELLED = Heartbeat(held=True, cancel_requested=True)
-LOST = Heartbeat(held=False, cancel_requested=True)
-NOW = 1000.0
-
-
-def reported(outcome: Outcome, message: str | None = None, exitcode: int | None = 0) -> ChildExit:
-    return ChildExit(ChildReport(outcome, message), exitcode)
-
-
-def died(exitcode: int | None = -9) -> ChildExit:
-    """A process that ended without a report (killed, out of memory, a crash in C)."""
-    return ChildExit(None, exitcode)
 
 
 @pytest.mark.parametrize(
@@ -314,118 +293,3 @@ def test_a_recycled_search_process_is_replaced_unless_stopping(
     ended: ChildExit, reason: StopReason | None, goes_on: bool
 ) -> None:
     assert search_goes_on(ended, reason) is goes_on
-
-
-@pytest.mark.parametrize(
-    ("beat", "shutting_down", "expected"),
-    [
-        pytest.param(HELD, False, TunerAction.KEEP, id="keep"),
-        pytest.param(CANCELLED, False, TunerAction.STOP, id="cancel-stops"),
-        pytest.param(HELD, True, TunerAction.STOP, id="shutdown-stops"),
-        pytest.param(LOST, True, TunerAction.KILL, id="lost-slot-kills"),
-        pytest.param(Heartbeat(held=False), False, TunerAction.KILL, id="lost-slot-alone"),
-    ],
-)
-def test_what_a_slot_heartbeat_says_to_do_with_its_tuner(
-    beat: Heartbeat, shutting_down: bool, expected: TunerAction
-) -> None:
-    assert tuner_action(beat, shutting_down=shutting_down) is expected
-
-
-@pytest.mark.parametrize(
-    ("ended", "stop_asked", "goes_on"),
-    [
-        pytest.param(reported(Outcome.RECYCLE), False, True, id="recycled"),
-        pytest.param(reported(Outcome.RECYCLE), True, False, id="recycled-but-stopping"),
-        pytest.param(reported(Outcome.SUCCEEDED), False, False, id="succeeded"),
-        pytest.param(died(), False, False, id="died"),
-    ],
-)
-def test_a_recycled_tuner_is_replaced_unless_stopping(
-    ended: ChildExit, stop_asked: bool, goes_on: bool
-) -> None:
-    assert tuner_goes_on(ended, stop_asked=stop_asked) is goes_on
-
-
-@pytest.mark.parametrize(
-    ("has_tuner", "reason", "chief_searched", "takes"),
-    [
-        pytest.param(False, None, True, True, id="tuner0-done-and-free"),
-        pytest.param(False, None, False, False, id="tuner0-still-searching"),
-        pytest.param(True, None, True, False, id="already-running-a-tuner"),
-        pytest.param(False, StopReason.SHUTDOWN, True, False, id="stopping"),
-    ],
-)
-def test_a_chiefs_worker_takes_a_slot_of_its_own_job_once_tuner0_is_done(
-    has_tuner: bool, reason: StopReason | None, chief_searched: bool, takes: bool
-) -> None:
-    assert (
-        takes_own_slot(has_tuner=has_tuner, reason=reason, chief_searched=chief_searched) is takes
-    )
-
-
-TUNER_DIED = "the tuner process died (exit code -9)"
-
-
-@pytest.mark.parametrize(
-    ("ended", "stopping", "attempt", "expected"),
-    [
-        pytest.param(reported(Outcome.SUCCEEDED), False, 1, SlotRecord(SlotStatus.DONE), id="done"),
-        pytest.param(
-            reported(Outcome.SUCCEEDED),
-            True,
-            2,
-            SlotRecord(SlotStatus.DONE),
-            id="done-despite-stopping",
-        ),
-        pytest.param(reported(Outcome.LEASE_LOST), True, 1, None, id="lease-lost-writes-nothing"),
-        pytest.param(
-            reported(Outcome.STOPPED), False, 2, SlotRecord(SlotStatus.OPEN), id="stopped-reopens"
-        ),
-        pytest.param(died(), True, 2, SlotRecord(SlotStatus.OPEN), id="killed-when-stopping"),
-        pytest.param(died(), False, 1, SlotRecord(SlotStatus.OPEN, TUNER_DIED), id="died-reopens"),
-        pytest.param(
-            died(),
-            False,
-            2,
-            SlotRecord(SlotStatus.FAILED, TUNER_DIED),
-            id="died-on-the-last-attempt",
-        ),
-        pytest.param(
-            reported(Outcome.FAILED, "ValueError: bad"),
-            False,
-            1,
-            SlotRecord(SlotStatus.OPEN, "ValueError: bad"),
-            id="failed-reopens-with-its-message",
-        ),
-        pytest.param(
-            reported(Outcome.FAILED, "ValueError: bad"),
-            False,
-            3,
-            SlotRecord(SlotStatus.FAILED, "ValueError: bad"),
-            id="failed-past-the-last-attempt",
-        ),
-    ],
-)
-def test_how_a_tuners_end_hands_its_slot_back(
-    ended: ChildExit, stopping: bool, attempt: int, expected: SlotRecord | None
-) -> None:
-    assert slot_record(ended, stopping=stopping, attempt=attempt, max_attempts=2) == expected
-
-
-@pytest.mark.parametrize(
-    "claim",
-    [
-        Claim(job_id="j", attempt=2, worker_id="w"),
-        SlotClaim(
-            job_id="j", slot=1, attempt=1, worker_id="w", chief_attempt=3, chief_address="h:1"
-        ),
-    ],
-    ids=["job", "slot"],
-)
-def test_what_travels_over_the_pipe_survives_pickling(claim: Claim | SlotClaim) -> None:
-    job = ChildJob(settings={"lease_s": 30.0}, role=Role.TUNER, claim=claim)
-    report = ChildReport(Outcome.RECYCLE, "recycle at 25 trials")
-    assert pickle.loads(pickle.dumps(job)) == job
-    assert pickle.loads(pickle.dumps(report)) == report
-    assert type(pickle.loads(pickle.dumps(job)).claim) is type(claim)
