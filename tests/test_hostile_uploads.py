@@ -30,6 +30,7 @@ from tests.factories import (
     csv_bytes,
     customers_frame,
     parquet_bytes,
+    submit,
     upload,
     upload_ok,
 )
@@ -43,16 +44,26 @@ def _refused_quickly(response_of: Any, status: int, *needles: str, within_s: flo
     assert elapsed < within_s, f"refused after {elapsed:.1f} s"
 
 
+def _dataset_readable(api: httpx.Client, settings: Settings, dataset: dict[str, Any]) -> None:
+    assert api.get(f"/api/v1/datasets/{dataset['id']}").json() == dataset
+    path = dataset_path(settings.datasets_dir, dataset["sha256"], dataset["format"])
+    frame = read_table(path, dataset["format"], max_unpacked_bytes=1 << 30)
+    assert len(frame) == dataset["rows"] + dataset.get("rows_dropped", 0)
+
+
 def _still_readable(api: httpx.Client, settings: Settings, stored: dict[str, Any]) -> None:
-    assert api.get(f"/api/v1/datasets/{stored['id']}").json() == stored
-    path = dataset_path(settings.datasets_dir, stored["sha256"], stored["format"])
-    frame = read_table(path, stored["format"], max_unpacked_bytes=1 << 30)
-    assert len(frame) == stored["rows"] + stored.get("rows_dropped", 0)
+    """The dataset and the job stored before the hostile request are intact and usable."""
+    dataset = {k: v for k, v in stored.items() if k != "job"}
+    _dataset_readable(api, settings, dataset)
+    assert api.get(f"/api/v1/jobs/{stored['job']['id']}").json()["spec"] == stored["job"]["spec"]
+    assert submit(api, dataset["id"])["status"] == "queued"  # the dataset still takes jobs
 
 
 @pytest.fixture
 def stored(api: httpx.Client) -> dict[str, Any]:
-    return upload_ok(api, customers_frame(rows=60), "churned")
+    """A dataset, and a job on it, stored before the hostile request."""
+    dataset = upload_ok(api, customers_frame(rows=60), "churned")
+    return {**dataset, "job": submit(api, dataset["id"], tuner={"seed": 7})}
 
 
 def test_a_header_of_repeated_names_is_refused_from_its_first_line(
@@ -279,6 +290,6 @@ def test_an_upload_racing_a_delete_of_the_same_bytes_keeps_its_file(
             previous = uploaded.json()
             path = dataset_path(settings.datasets_dir, previous["sha256"], "csv")
             assert path.exists(), f"round {round_}: the 201's file is gone"
-            _still_readable(uploader, settings, previous)
+            _dataset_readable(uploader, settings, previous)
         assert uploader.delete(f"/api/v1/datasets/{previous['id']}").status_code == 204
     assert list(settings.datasets_dir.iterdir()) == []
