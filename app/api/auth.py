@@ -1,14 +1,6 @@
-"""The API's side of the keys (app.keys): who is calling. What they may read is decided by
-app.store.reads.readable, with their owner id in the WHERE clause.
-
-`TUNER_API_KEYS` is either a comma-separated list of keys, or `@` and the path of a file
-with one hashed key per line (`sha256:<hex digest of the key>`; blank lines and `#`
-comments are skipped). Unset, the API has no authentication, every row is visible, and
-the CLI listens on 127.0.0.1 only.
-
-A caller's identity is its owner id: the first 16 hex digits of sha256(key). It is
-stored on each dataset and job the caller creates, and is not a secret.
-"""
+"""The API's side of the keys: who is calling. The keys themselves (TUNER_API_KEYS, owner
+ids) are app.keys'; what a caller may read is decided by app.store.reads.readable, with
+its owner id in the WHERE clause."""
 
 from __future__ import annotations
 
