@@ -35,6 +35,14 @@ def _state(pid: int) -> str | None:
         return None
 
 
+def _cmdline(pid: int) -> bytes:
+    # A child listed a moment ago may already be reaped: then it has no command line.
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def _wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,7 +132,7 @@ def test_a_worker_reaps_its_search_processes(
             return [
                 _state(pid)
                 for pid in _children(worker.pid)
-                if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"resource_tracker" not in _cmdline(pid)
             ]
 
         assert _wait_for(lambda: search_processes() == [], 15), search_processes()
