@@ -1,9 +1,10 @@
 """Two scikit-learn models every job is compared with: a linear one and gradient boosting.
 
 Scored on exactly the search's protocol: fitted on the search's training rows, scored on
-its validation rows (the same `Split`) with the objective's metric computed as Keras
-computes it; and, when the job holds rows out, on the test rows as well. A search whose
-best trial does not beat these has not earned its network.
+its validation rows (the same `Split`), or, for a cross-validated job, the mean over the
+same folds (then refit on every training row for the test score), with the objective's
+metric computed as Keras computes it; and, when the job holds rows out, on the test rows
+as well. A search whose best trial does not beat these has not earned its network.
 """
 
 from __future__ import annotations
@@ -104,24 +105,37 @@ def score_baselines(
     split: Any,
     objective: str,
     seed: int,
-) -> dict[str, dict[str, float]]:
-    """{"linear": {"score", "test_score"?}, "gradient_boosting": {...}}. `split` is the
-    search's (tuner_jobs.search.split.Split); an objective on the training metric ("loss",
-    not "val_loss") is scored on the training rows, as Keras reports it."""
+) -> dict[str, dict[str, Any]]:
+    """{"linear": {"score", "fold_scores"?, "test_score"?}, "gradient_boosting": {...}}.
+    `split` is the search's (tuner_jobs.search.split.Split); an objective on the training
+    metric ("loss", not "val_loss") is scored on the training rows, as Keras reports it."""
     x = raw_inputs(columns, frame)
     target = y.astype("int64") if task == "classification" else y.astype("float64")
     n_classes = len(classes or [])
-    scored_rows = split.validation if objective.startswith("val_") else split.train
-    results: dict[str, dict[str, float]] = {}
-    for name in BASELINES:
+    # With cross-validation, the search's protocol is its folds: fit on each fold's
+    # training rows, score its validation rows, take the mean; then refit on them all.
+    protocol = list(split.folds) or [(split.train, split.validation)]
+    validated = objective.startswith("val_")
+
+    def fitted(name: str, rows: np.ndarray) -> Pipeline:
         model = make_baseline(name, task, columns, seed)
-        model.fit(x.iloc[split.train], target[split.train])
-        result = {
-            "score": metric_value(
-                objective, model, x.iloc[scored_rows], target[scored_rows], task, n_classes
+        return model.fit(x.iloc[rows], target[rows])
+
+    results: dict[str, dict[str, Any]] = {}
+    for name in BASELINES:
+        scores = []
+        for fit, held in protocol:
+            model = fitted(name, fit)
+            scored = held if validated else fit
+            scores.append(
+                metric_value(objective, model, x.iloc[scored], target[scored], task, n_classes)
             )
-        }
+        result: dict[str, Any] = {"score": float(np.mean(scores))}
+        if split.folds:
+            result["fold_scores"] = scores
         if len(split.test):
+            if split.folds:  # refit on every training row, as the search's best model is
+                model = fitted(name, split.train)
             result["test_score"] = metric_value(
                 objective, model, x.iloc[split.test], target[split.test], task, n_classes
             )

@@ -1,7 +1,8 @@
 """Training data for a search: the split, the preprocessing model, the encoded arrays.
 
-The rows are split once (tuner_jobs.search.split): the held-out test rows, when the job
-asks for them, are set aside before anything else, so neither the preprocessing statistics
+The rows are split once (tuner_jobs.search.split), into a validation split or into
+cross-validation folds: the held-out test rows, when the job asks for them, are set aside
+before anything else, so neither the preprocessing statistics
 nor the search nor the choice of the best model ever sees them.
 
 Preprocessing is a Keras model (Normalization for numbers, StringLookup one-hot
@@ -12,7 +13,6 @@ preprocessor can be put in front of the best model so that it takes raw rows.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from app.search.datasets import category_strings, class_label, load_training_frame
-from tuner_jobs.search.layers import ImputeMissing
+from tuner_jobs.search.layers import impute_missing, numeric_statistics
 from tuner_jobs.search.split import Split, split_dataset
 
 
@@ -54,6 +54,16 @@ class TrainingData:
     frame: pd.DataFrame
     y: np.ndarray
 
+    @property
+    def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Cross-validation: each fold's (training, validation) positions in x_train (every
+        row but the test rows, then); [] for a job with one validation split."""
+        train = self.split.train
+        return [
+            (np.searchsorted(train, fit), np.searchsorted(train, held))
+            for fit, held in self.split.folds
+        ]
+
 
 def input_names(columns: list[dict[str, Any]]) -> dict[str, str]:
     """Column -> the saved model's input name (Keras names cannot hold '/'; kept unique)."""
@@ -80,23 +90,17 @@ def build_preprocessor(columns: list[dict[str, Any]], train: pd.DataFrame) -> ke
     inputs: dict[str, keras.KerasTensor] = {}
     encoded = []
     if numeric:
-        values = train[numeric].to_numpy(dtype="float64")
-        with warnings.catch_warnings():  # a column with no value in the training split
-            warnings.simplefilter("ignore", RuntimeWarning)
-            medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
-        filled = np.where(np.isnan(values), medians, values)
+        stats = numeric_statistics(train[numeric].to_numpy(dtype="float64"))
         for column in numeric:
             inputs[names[column]] = keras.Input(shape=(1,), dtype="float32", name=names[column])
         block = [inputs[names[c]] for c in numeric]
         x = block[0] if len(block) == 1 else keras.layers.Concatenate(name="numbers")(block)
-        x = ImputeMissing(list(medians), name="impute_median")(x)
-        encoded.append(
-            keras.layers.Normalization(
-                mean=filled.mean(axis=0),
-                variance=np.maximum(filled.var(axis=0), 1e-12),
-                name="normalize",
-            )(x)
+        # Built-in ops, not a custom layer: the saved model loads with plain Keras.
+        x = impute_missing(x, stats.medians)
+        normalize = keras.layers.Normalization(
+            mean=stats.mean, variance=stats.variance, name="normalize"
         )
+        encoded.append(normalize(x))
     for column in (c for c in columns if c["kind"] == "categorical"):
         key = names[column["name"]]
         inputs[key] = keras.Input(shape=(1,), dtype="string", name=key)
@@ -160,7 +164,10 @@ def prepare(
     seed: int,
     max_unpacked_bytes: int,
     test_split: float = 0.0,
+    folds: int | None = None,
 ) -> TrainingData:
+    """`folds`: cross-validation, over every row but the test rows (x_train then holds
+    them all, in table order, x_val none; TrainingData.folds says which row is where)."""
     features, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
     labels = class_indices(y, classes) if task == "classification" and classes else None
     split = split_dataset(
@@ -169,7 +176,10 @@ def prepare(
         test_split=test_split,
         seed=seed,
         labels=labels,
+        folds=folds,
     )
+    # With folds, the preprocessing statistics come from every row the folds share: those
+    # the refit model trains on (tuner_jobs.search.cross_validation).
     train_idx, val_idx = split.train, split.validation
     preprocessor = build_preprocessor(columns, features.iloc[train_idx])
     x = keras.ops.convert_to_numpy(preprocessor(model_inputs(columns, features)))

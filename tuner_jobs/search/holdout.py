@@ -23,17 +23,24 @@ from tuner_jobs.search.recorder import finite
 
 
 def holdout_metrics(
-    tuner: Any, data: TrainingData, *, task: str, classes: list[Any] | None, objective: str
+    tuner: Any,
+    data: TrainingData,
+    *,
+    task: str,
+    classes: list[Any] | None,
+    objective: str,
+    model: Any | None = None,
 ) -> dict[str, Any] | None:
     """{"score", "metric", "trial_id", "rows", what Keras computes (loss, accuracy / mae),
     and a confusion matrix (classification) or MAE, RMSE and R² (regression)}; None when
-    the job holds no rows out, or no trial completed."""
+    the job holds no rows out, or no trial completed. `model`: the best trial's network
+    to score instead of its checkpoint's (cross-validation's refit)."""
     if len(data.x_test) == 0:
         return None
     best = best_completed_trial(tuner.oracle)
     if best is None:
         return None
-    model = tuner.load_model(best)
+    model = model if model is not None else tuner.load_model(best)
     # evaluate(): the loss and metrics exactly as Keras computed them on validation rows.
     evaluated = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
     predicted = np.asarray(model.predict(data.x_test, verbose=0))

@@ -1,0 +1,213 @@
+"""Cross-validation of a trial (`training.cross_validation`), and the refit of the winner.
+
+KerasTuner's own Tuner.run_trial fits a trial `executions_per_trial` times and returns
+the histories; the oracle scores the trial with the mean of their best objective values
+(and the mean of their best steps). `CrossValidated.run_trial` runs that once per fold,
+on the fold's rows, and returns every fold's histories: the oracle's mean is then the
+mean over the folds, with no change to KerasTuner's scoring, its trial state, resume
+(an interrupted trial reruns, every fold) or parallel trials (the chief only sees scores).
+
+What each fold adds to the trial:
+- its score (best objective over its epochs), recorded in the trial's `fold_scores`;
+- its epochs in the stored curve, which is the mean over the folds at each epoch (an
+  epoch only some folds reached, the others having stopped early, is the mean of those);
+- its own weights checkpoint (fold 0 in KerasTuner's file, fold k beside it), so a
+  Hyperband promotion continues each fold from the same fold of its parent: a fold's
+  validation rows never reach its model through the parent's weights.
+Median pruning judges the first fold (its curve against the completed trials' mean
+curves); a trial pruned there runs no other fold and scores that fold's best.
+
+After the search, `refit` trains the best configuration on every training row (all
+but the test rows) for the mean of its folds' best epoch counts (scikit-learn's
+`refit=True`): that model is the job's best model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# In each cross-validated trial's KerasTuner directory: its folds' scores and best epochs,
+# where the refit (in whichever process ends the search) finds them.
+FOLDS_FILE = "cross_validation.json"
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The rows every fold draws from (x, y: all but the test rows) and, per fold, the
+    positions in them of its training and validation rows."""
+
+    x: np.ndarray
+    y: np.ndarray
+    parts: list[tuple[np.ndarray, np.ndarray]]
+
+
+def best_of_history(history: Any, objective: Any) -> tuple[float | None, int]:
+    """(best objective value, its 0-based index) over a fit's epochs, as KerasTuner picks
+    (objective.get_value: a multi-objective job's combined value too)."""
+    logged = history.history
+    epochs = max((len(values) for values in logged.values()), default=0)
+    best: float | None = None
+    best_at = 0
+    for index in range(epochs):
+        metrics = {name: values[index] for name, values in logged.items() if index < len(values)}
+        try:
+            value = float(objective.get_value(metrics))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not math.isfinite(value):
+            continue
+        if best is None or objective.better_than(value, best):
+            best, best_at = value, index
+    return best, best_at
+
+
+def fold_checkpoint(base: str, fold: int) -> str:
+    """Fold `fold`'s weights file, beside the trial's own (which fold 0 uses)."""
+    path = Path(base)
+    return str(path.with_name(f"fold{fold}.{path.name}"))
+
+
+class CrossValidated:
+    """Mixin for a KerasTuner tuner (under RecordingTuner): runs each trial on `folds`.
+    Without folds every method is KerasTuner's own."""
+
+    def __init__(self, *args: Any, folds: Folds | None = None, **kwargs: Any) -> None:
+        self.folds = folds
+        self._fold: int | None = None
+        self._fold_epochs: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        self._fold_scores: dict[str, list[float | None]] = {}
+        super().__init__(*args, **kwargs)
+
+    def run_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        if self.folds is None:
+            return super().run_trial(trial, *fit_args, **fit_kwargs)  # type: ignore[misc]
+        x, y = self.folds.x, self.folds.y
+        trial_id = trial.trial_id
+        self._fold_epochs[trial_id] = {}
+        runs: list[list[Any]] = []
+        try:
+            for fold, (fit, held) in enumerate(self.folds.parts):
+                self._fold = fold
+                kwargs = {**fit_kwargs, "validation_data": (x[held], y[held])}
+                runs.append(list(super().run_trial(trial, x[fit], y[fit], **kwargs)))  # type: ignore[misc]
+                if getattr(self, "_pruned", {}).get(trial_id):
+                    break  # pruned in its first fold (the one the pruner judges)
+        finally:
+            self._fold = None
+            self._fold_epochs.pop(trial_id, None)
+        self._record_folds(trial, runs)
+        return [history for run in runs for history in run]
+
+    def _record_folds(self, trial: Any, runs: list[list[Any]]) -> None:
+        objective = self.oracle.objective  # type: ignore[attr-defined]
+        initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+        scores: list[float | None] = []
+        best_epochs: list[float] = []
+        for run in runs:
+            bests = [best_of_history(history, objective) for history in run]
+            values = [value for value, _ in bests if value is not None]
+            scores.append(statistics.fmean(values) if values else None)
+            best_epochs.append(initial + statistics.fmean(at for _, at in bests))
+        self._fold_scores[trial.trial_id] = scores
+        folds_file = Path(self.get_trial_dir(trial.trial_id)) / FOLDS_FILE  # type: ignore[attr-defined]
+        folds_file.write_text(json.dumps({"fold_scores": scores, "best_epochs": best_epochs}))
+
+    def fold_scores(self, trial_id: str) -> list[float | None] | None:
+        """The trial's score per fold (None without cross-validation), once it has run."""
+        return self._fold_scores.pop(trial_id, None)
+
+    def mean_over_folds(self, trial_id: str, epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
+        """The epoch's logs averaged with the same epoch of the trial's earlier folds: what
+        the recorder stores as the trial's curve."""
+        if self._fold is None:
+            return logs
+        seen = self._fold_epochs.setdefault(trial_id, {}).setdefault(epoch, [])
+        seen.append(dict(logs))
+        names = {name for fold_logs in seen for name in fold_logs}
+        return {
+            name: float(np.mean([float(f[name]) for f in seen if f.get(name) is not None]))
+            for name in names
+        }
+
+    def pruner_judges(self) -> bool:
+        """Whether the epoch now ending is one the pruner judges: with folds, the first's."""
+        return not self._fold
+
+    def _get_checkpoint_fname(self, trial_id: str) -> str:
+        # KerasTuner's (private) name for a trial's weights file, read by its Tuner and its
+        # Hyperband promotion alike: with folds, fold k > 0 keeps its own file beside it.
+        base = super()._get_checkpoint_fname(trial_id)  # type: ignore[misc]
+        return fold_checkpoint(base, self._fold) if self._fold else base
+
+
+def fold_checkpoints(tuner: Any, trial_id: str, base: str) -> list[Path]:
+    """Trial `trial_id`'s checkpoints of folds 1..k-1 (none without cross-validation)."""
+    folds = getattr(tuner, "folds", None)
+    if folds is None:
+        return []
+    return [Path(fold_checkpoint(base, fold)) for fold in range(1, len(folds.parts))]
+
+
+def refit_epochs(tuner: Any, trial: Any) -> int:
+    """The mean over the trial's folds of the epochs to its best one, rounded, at least 1
+    (from the folds file its process wrote; KerasTuner's floor of that mean without it)."""
+    folds_file = Path(tuner.get_trial_dir(trial.trial_id)) / FOLDS_FILE
+    try:
+        best_epochs = json.loads(folds_file.read_text())["best_epochs"]
+        mean = statistics.fmean(epoch + 1 for epoch in best_epochs)
+    except (OSError, ValueError, KeyError, TypeError):
+        initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
+        mean = initial + (trial.best_step or 0) + 1
+    return max(1, round(mean))
+
+
+@dataclass(frozen=True)
+class Refit:
+    model: keras.Model
+    trial_id: str
+    epochs: int
+    rows: int
+
+
+def refit(tuner: Any, best: Any, seed: int) -> Refit | None:
+    """The best trial's configuration trained on every training row (tuner.folds' rows)
+    for `refit_epochs`; None when that training diverged (the best fold model stays)."""
+    folds: Folds = tuner.folds
+    epochs = refit_epochs(tuner, best)
+    keras.utils.set_random_seed(seed)
+    hp = best.hyperparameters
+    hypermodel = tuner.hypermodel
+    model = hypermodel.build(hp)
+    # No validation rows are left, so no EarlyStopping or ReduceLROnPlateau: the folds
+    # chose the epochs. TerminateOnNaN keeps a diverged refit from being exported.
+    history = hypermodel.fit(
+        hp,
+        model,
+        folds.x,
+        folds.y,
+        epochs=epochs,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
+    losses = history.history.get("loss") or [float("nan")]
+    if len(losses) < epochs or not math.isfinite(float(losses[-1])):
+        logger.warning(
+            "the refit diverged; the best fold's model is kept", extra={"epochs": epochs}
+        )
+        return None
+    logger.info(
+        "best configuration refit on every training row",
+        extra={"trial_id": best.trial_id, "epochs": epochs, "rows": len(folds.x)},
+    )
+    return Refit(model=model, trial_id=best.trial_id, epochs=epochs, rows=len(folds.x))
