@@ -54,9 +54,11 @@ def test_container_commands_are_real_subcommands(command: str) -> None:
     assert build_parser().parse_args([command]).command == command
 
 
-def test_compose_has_the_four_services_and_a_healthchecked_database() -> None:
+def test_compose_has_the_four_services_a_serving_profile_and_a_healthchecked_database() -> None:
     services = re.findall(r"^  (\w+):\s*$", COMPOSE.split("\nvolumes:")[0], flags=re.MULTILINE)
-    assert services == ["db", "migrate", "api", "worker"]
+    # And TensorFlow Serving, only under its profile: `docker compose up` leaves it out.
+    assert services == ["db", "migrate", "api", "worker", "serving"]
+    assert re.search(r'^  serving:\n    profiles: \["serving"\]', COMPOSE, flags=re.MULTILINE)
     assert "pg_isready" in COMPOSE
     assert "service_completed_successfully" in COMPOSE
     assert "postgresql+psycopg://" in COMPOSE
