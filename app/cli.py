@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.logs import configure_logging
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, serve_layout
 from tuner_client.cli import add_client_commands
 
 logger = logging.getLogger("tuner_service")
@@ -117,12 +117,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # serve is its data dir's only API: any partial upload is one a previous run left behind.
     remove_partial_uploads(settings.datasets_dir, older_than_s=0)
     die_with_us = _die_with(os.getpid())
+    count, threads = serve_layout(settings)
+    env = {**os.environ, "TUNER_CHILD_THREADS": str(threads)}
     workers = [
         # preexec_fn is safe here: no thread has started yet.
-        subprocess.Popen(WORKER_PROGRAM, preexec_fn=die_with_us)
-        for _ in range(settings.workers)
+        subprocess.Popen(WORKER_PROGRAM, preexec_fn=die_with_us, env=env)
+        for _ in range(count)
     ]
-    logger.info("started %d worker(s)", len(workers))
+    logger.info(
+        "started %d worker(s)", len(workers), extra={"tensorflow_threads_per_search": threads}
+    )
 
     def _exit(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -151,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-jobs", type=int, default=None, help="exit after N jobs")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("serve", help="migrate, then API + TUNER_WORKERS workers").set_defaults(
-        func=cmd_serve
-    )
+    sub.add_parser(
+        "serve", help="migrate, then API + TUNER_WORKERS workers (default: one per core)"
+    ).set_defaults(func=cmd_serve)
     add_client_commands(sub)
     return parser
 

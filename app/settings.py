@@ -1,5 +1,6 @@
 """Settings, read once from the environment (prefix TUNER_) and `.env`."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,7 +15,11 @@ class Settings(BaseSettings):
     port: int = 8000
     database_url: str = "sqlite:///./var/tuner.db"
     data_dir: Path = Path("./var")
-    workers: int = Field(default=1, ge=0, description="worker supervisors started by `serve`")
+    # Unset: one per core this process may run on (machine_cores), each search process with
+    # its share of the cores as TensorFlow threads (serve_layout).
+    workers: int | None = Field(
+        default=None, ge=0, description="worker supervisors started by `serve`"
+    )
     api_keys: str | None = None
     max_upload_mb: int = Field(default=200, ge=1)
     max_rows: int = Field(default=2_000_000, ge=1)
@@ -45,6 +50,9 @@ class Settings(BaseSettings):
 
     # An idle worker keeps one search process with TensorFlow already imported.
     prewarm: bool = True
+    # Trials whose networks are the same train one built, compiled and traced model
+    # (tuner_jobs.search.model_reuse); 0 builds every trial's model as KerasTuner does.
+    model_reuse: bool = True
 
     # Parallel jobs (parallel_trials > 1): the chief serves KerasTuner's oracle over gRPC
     # on `oracle_bind` (a free port); tuner workers dial `oracle_advertise` (default: the
@@ -74,6 +82,30 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+
+def machine_cores() -> int:
+    """Cores this process may run on: its CPU affinity (a container's cpuset, taskset), not
+    the machine's count."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def serve_layout(settings: Settings, cores: int | None = None) -> tuple[int, int]:
+    """How `serve` uses the machine: (workers, TensorFlow threads per search process).
+
+    TUNER_WORKERS and TUNER_CHILD_THREADS win when set; else one worker per core, and each
+    search process gets cores // workers threads (at least 1), so N workers training at once
+    keep N cores busy without their thread pools fighting over them (docs/operations.md has
+    the measurement)."""
+    cores = cores or machine_cores()
+    workers = cores if settings.workers is None else settings.workers
+    if "child_threads" in settings.model_fields_set:
+        return workers, settings.child_threads
+    return workers, max(1, cores // max(1, workers))
 
 
 @lru_cache

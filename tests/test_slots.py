@@ -249,3 +249,63 @@ def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chi
     with write_session(engine) as session:
         row = session.scalars(select(Trial)).one()
         assert (row.status, row.score, row.best_epoch) == (TrialStatus.COMPLETED, 0.25, 3)
+
+
+def _parallel_trials(engine: Engine, job_id: str, value: int | str) -> None:
+    from app.store.models import Job
+
+    with write_session(engine) as session:
+        session.get_one(Job, job_id).spec = {"parallel_trials": value}
+
+
+def test_an_auto_jobs_slots_are_lent_only_while_no_job_waits(engine: Engine) -> None:
+    """parallel_trials "auto": an idle worker takes a slot only while no job waits; a tuner
+    on one is told to hand it back once one does; the chief's own worker is never held
+    back (it finishes its own job's trial) nor told to hand back."""
+    from app.store.slot_queue import yields_to_waiting_job
+
+    chief = _chief(engine, tuners=3)  # insert_jobs stores spec {}: "auto", as load_spec reads it
+    lent = _take(engine, "w1")
+    assert lent is not None
+    with write_session(engine) as session:
+        assert not yields_to_waiting_job(session=session, claim=lent)
+    [waiting] = insert_jobs(engine, 1)
+    with write_session(engine) as session:
+        assert yields_to_waiting_job(session=session, claim=lent)
+        assert claim_slot(session=session, worker_id="w2", lease_s=30) is None
+        assert work_waiting(session=session)  # the queued job, not the slot
+        own = claim_slot(
+            session=session, worker_id=chief.worker_id, lease_s=30, job_id=chief.job_id
+        )
+        assert own is not None
+        assert not yields_to_waiting_job(session=session, claim=own)
+        taken = claim_job(session=session, worker_id="w2", lease_s=30)
+        assert taken is not None
+        assert taken.job_id == waiting
+    with write_session(engine) as session:
+        assert not yields_to_waiting_job(session=session, claim=lent)
+        assert not work_waiting(session=session)  # slot 2 is the last, and own took it
+
+
+def test_a_numbered_jobs_slots_come_before_queued_jobs_and_auto_slots(engine: Engine) -> None:
+    """A number is a share the job was promised: its slots are taken before any queued job
+    (today's meaning, kept), and before an "auto" job's lent slots."""
+    from app.store.slot_queue import yields_to_waiting_job
+
+    auto = _chief(engine, tuners=2)
+    numbered = _chief(engine, tuners=2)
+    _parallel_trials(engine, numbered.job_id, 2)
+    first = _take(engine, "w1")
+    assert first is not None
+    assert first.job_id == numbered.job_id  # the younger job, but promised
+    with write_session(engine) as session:
+        assert not yields_to_waiting_job(session=session, claim=first)
+        assert release_slot(session=session, claim=first, status=SlotStatus.OPEN)
+    insert_jobs(engine, 1)
+    again = _take(engine, "w1")
+    assert again is not None
+    assert again.job_id == numbered.job_id  # a job waits, the promised slot still goes first
+    with write_session(engine) as session:
+        assert not yields_to_waiting_job(session=session, claim=again)
+    assert _take(engine, "w2") is None  # auto's slot: lent only while no job waits
+    assert auto.job_id != numbered.job_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -50,11 +51,12 @@ class Heartbeat:
     cancel_requested: bool = False
 
 
-def claimable(now: datetime):  # type: ignore[no-untyped-def]
+def claimable(now: datetime, job: Any = Job):  # type: ignore[no-untyped-def]
     # Queued jobs, and running jobs whose worker stopped heartbeating (they resume).
+    # `job`: Job, or an alias of it (app.store.slot_queue asks whether any job waits).
     return or_(
-        Job.status == JobStatus.QUEUED,
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+        job.status == JobStatus.QUEUED,
+        and_(job.status == JobStatus.RUNNING, job.lease_expires_at < now),
     )
 
 

@@ -5,6 +5,12 @@ tuner. Any worker, on any machine, may claim an open slot, or one whose lease
 expired, and run a KerasTuner worker against the chief. A slot only counts while
 its job is running under the chief that opened it (job.attempt == chief_attempt).
 
+A job's slots wait for workers in one of two ways, by its spec's `parallel_trials`:
+a number N (N - 1 slots) is a share the job was promised, so its slots are claimed before
+any queued job; "auto" (app.search.spec.AUTO_MAX_TUNERS - 1 slots) is what idle workers may
+lend it: a worker takes such a slot only while no job waits, and a tuner on one hands it
+back between trials once a job does (`yields_to_waiting_job`), so every job keeps a worker.
+
 The same rules as app.store.queue: the session is a keyword argument, nothing here
 commits, and worker-side writes are fenced on the claim.
 """
@@ -12,9 +18,10 @@ commits, and worker-side writes are fenced on the claim.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, exists, func, not_, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from app.store.models import Job, JobSlot, JobStatus, SlotStatus, utcnow
 from app.store.queue import Claim, Heartbeat, SlotClaim, claimable, holds_lease
@@ -38,8 +45,23 @@ def _unattended(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def _slot_claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return and_(_live_chief(now), Job.cancel_requested.is_(False), _unattended(now))
+def _auto(job: Any = Job):  # type: ignore[no-untyped-def]
+    """The job's parallel_trials is "auto" (a spec without the field loads as "auto" too)."""
+    return func.coalesce(job.spec["parallel_trials"].as_string(), "auto") == "auto"
+
+
+def _job_waiting(now: datetime):  # type: ignore[no-untyped-def]
+    waiting = aliased(Job)
+    return exists().where(claimable(now, waiting))
+
+
+def _slot_claimable(now: datetime, *, lent: bool = True):  # type: ignore[no-untyped-def]
+    """A slot a worker may take now. `lent`: an "auto" job's slots only while no job waits
+    (False for its chief's own worker, which finishes its own job's trials first)."""
+    condition = and_(_live_chief(now), Job.cancel_requested.is_(False), _unattended(now))
+    if lent:
+        condition = and_(condition, or_(not_(_auto()), not_(_job_waiting(now))))
+    return condition
 
 
 def work_waiting(*, session: Session, now: datetime | None = None) -> bool:
@@ -84,13 +106,17 @@ def claim_slot(
     job_id: str | None = None,
     now: datetime | None = None,
 ) -> SlotClaim | None:
-    """Lease an open slot (or one whose worker stopped heartbeating), oldest job first."""
+    """Lease an open slot (or one whose worker stopped heartbeating): a numbered job's
+    first, then an "auto" job's while no job waits; oldest job first. With `job_id`, a
+    slot of that job only, waiting jobs or not (its chief's worker takes over a dead
+    tuner's trial)."""
     now = now or utcnow()
     query = (
         select(JobSlot.id)
         .join(Job, Job.id == JobSlot.job_id)
-        .where(_slot_claimable(now))
-        .order_by(Job.created_at, JobSlot.slot)
+        .where(_slot_claimable(now, lent=job_id is None))
+        # Promised shares (a number) before lent ones ("auto"), then the oldest job.
+        .order_by(_auto(), Job.created_at, JobSlot.slot)
         .limit(1)
         .with_for_update(skip_locked=True, of=JobSlot)
     )
@@ -136,6 +162,22 @@ def _slot_fenced(claim: SlotClaim):  # type: ignore[no-untyped-def]
         JobSlot.attempt == claim.attempt,
         JobSlot.chief_attempt == claim.chief_attempt,
     )
+
+
+def yields_to_waiting_job(
+    *, session: Session, claim: SlotClaim, now: datetime | None = None
+) -> bool:
+    """Whether the tuner on this slot should hand it back now, between trials: its job is
+    "auto" (the slot is lent, not promised), another job waits for a worker, and this is
+    not the chief's own worker (which would only take the slot back: its own job's)."""
+    now = now or utcnow()
+    lent = select(Job.id).where(
+        Job.id == claim.job_id,
+        Job.lease_owner.is_distinct_from(claim.worker_id),
+        _auto(),
+        _job_waiting(now),
+    )
+    return session.execute(lent).first() is not None
 
 
 def heartbeat_slot(

@@ -1,15 +1,21 @@
 """Tuner slots of parallel jobs: a worker runs one tuner, either for another worker's job
 (Worker.execute_slot) or, once its own chief's tuner0 is out of trials, for a slot of its
-own job that a dead tuner left open."""
+own job that a dead tuner left open.
+
+A slot of an "auto" job is lent: its tuner process ends between trials when a job waits
+(RecycleProcess, tuner_jobs.search.runner), and the slot goes back OPEN instead of to a
+fresh process, so this worker's next claim takes the waiting job."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.settings import Settings
 from app.store.queue import Claim, SlotClaim
+from app.store.slot_queue import yields_to_waiting_job
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
 from tuner_jobs.worker.outcomes import (
@@ -70,10 +76,24 @@ class SlotTender:
             return tuner, slot
         ended = tuner.result()
         if tuner_goes_on(ended, stop_asked=tuner.stop_asked_at is not None):
+            if self.lent_back(slot):
+                # Between two trials, the tuner of an "auto" job saw a job waiting: this
+                # worker takes that job (its next claim) and the slot waits, OPEN.
+                self.finish(slot, ended, stopping=True, log=log)
+                return None, None
             logger.info("tuner process recycled: %s", ended.message, extra=log)
             return self.spawner.spawn(Role.TUNER, slot), slot
         self.finish(slot, ended, stopping=False, log=log)
         return None, None
+
+    def lent_back(self, slot: SlotClaim) -> bool:
+        """Whether the slot goes back to its "auto" job now, a job waiting for this worker
+        (asked again here: another worker may have taken that job since the tuner asked)."""
+        try:
+            with Session(self.database.engine) as session:
+                return yields_to_waiting_job(session=session, claim=slot)
+        except DBAPIError:
+            return False  # the database is away: keep the slot, as a recycle would
 
     def finish(
         self, slot: SlotClaim, ended: ChildExit, *, stopping: bool, log: dict[str, object]

@@ -115,9 +115,10 @@ class Worker:
         self._helped = None
         self.spawner.keep_spare()
 
-    def _plan(self, claim: Claim) -> tuple[float | None, int]:
+    def _plan(self, claim: Claim) -> tuple[float | None, bool]:
         """From the job's spec: its max_runtime_s as a time.monotonic() deadline, counted
-        from its first start, and how many trials run at once."""
+        from its first start, and whether its trials run against a chief (ResolvedSpec.parallel:
+        "auto" or a number above 1)."""
         with Session(self.engine) as session:
             job = session.get_one(Job, claim.job_id)
             started_at = job.started_at
@@ -126,8 +127,8 @@ class Worker:
             spec = load_spec(stored)
         except StoredSpecError:
             # The search process fails the job, naming the bad fields (StoredSpecError).
-            return None, 1
-        budget, parallel = spec.max_runtime_s, spec.parallel_trials
+            return None, False
+        budget, parallel = spec.max_runtime_s, spec.parallel
         if budget is None or started_at is None:
             return None, parallel
         elapsed = (utcnow() - started_at).total_seconds()
@@ -151,8 +152,8 @@ class Worker:
         or the lease was lost)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
-        deadline, parallel_trials = self._plan(claim)
-        if parallel_trials > 1:
+        deadline, parallel = self._plan(claim)
+        if parallel:
             ended, reason = self._run_parallel(claim, deadline, log)
         else:
             ended, reason = self._run_search(claim, deadline, log)
