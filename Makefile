@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 # from this file; `make lock` refreshes it.
 LOCK := requirements.lock
 
-.PHONY: run test test-fast lint docs format install lock migrate clean bench bench-workers
+.PHONY: run test test-fast lint docs format install lock migrate clean bench bench-workers \
+	bench-search bench-speed
 
 # Both distributions at once: the server (.) depends on the client (./client), which is
 # not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
@@ -59,6 +60,18 @@ bench: $(STAMP)
 # One 8-trial search on 1 worker vs spread over 2 (parallel_trials): about four minutes.
 bench-workers: $(STAMP)
 	$(BIN)/python -m benchmarks.parallel_workers
+
+# Held-out scores: the service's default job (and tpe) vs Optuna vs two baselines, on
+# 4 tables x 3 seeds, 40 s per search: about 28 minutes. ARGS: e.g. ARGS='--budget 15'.
+bench-search: $(STAMP)
+	$(BIN)/python -m benchmarks.search_quality $(ARGS)
+
+# The default search through `make run`'s service vs a plain KerasTuner Hyperband script,
+# with and without model reuse (TUNER_MODEL_REUSE=0), on 569 and 3,000 rows; medians over
+# ROUNDS rounds (about 15 minutes a round on two cores).
+ROUNDS ?= 3
+bench-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.speed --rounds $(ROUNDS)
 
 lint: $(STAMP)
 	$(BIN)/python tests/run_suite.py --lint-only

@@ -27,7 +27,9 @@ from app.api.routes import (
     dataset_space,
     datasets,
     exports,
+    insights,
     jobs,
+    pareto,
 )
 from app.errors import ProblemError
 from app.keys import Keyring
@@ -106,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(jobs.router)
     api.include_router(artifacts.router)
     api.include_router(exports.router, responses=problem_responses(404))  # all are per job
+    api.include_router(insights.router)
+    api.include_router(pareto.router)
     app.include_router(api)
     api_docs.install(app)
     dashboard.install(app)  # `/` and `/static`: open like /docs; the page asks for a key

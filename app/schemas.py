@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,6 +96,24 @@ class TrialRead(BaseModel):
         description="stopped by the job's pruning rule (below the median of the completed "
         "trials at the same epoch); still COMPLETED, with the score it reached",
     )
+    origin: Literal["search", "warm_start"] = Field(
+        default="search",
+        description="warm_start: a configuration replayed from an earlier job (the spec's "
+        "warm_start); search: one the algorithm chose",
+    )
+    origin_job_id: str | None = Field(
+        default=None, description="the job a warm-started trial's configuration came from"
+    )
+    objectives: dict[str, float | None] | None = Field(
+        default=None,
+        description="a multi-objective job's trial (objective given as a list): each "
+        "objective's value at the trial's best epoch, by name; null otherwise",
+    )
+    fold_scores: list[float | None] | None = Field(
+        default=None,
+        description="a cross-validated job's trial (training.cross_validation): each "
+        "fold's best objective, in fold order; `score` is their mean. Null otherwise",
+    )
     duration_s: float | None
     worker: str | None = Field(
         default=None, description="the worker (host:pid:id) whose search process ran the trial"
@@ -184,6 +202,22 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class ParetoTrial(BaseModel):
+    trial_id: str
+    objectives: dict[str, float] = Field(description="each objective's value, by name")
+    hyperparameters: dict[str, Any]
+
+
+class ParetoFront(BaseModel):
+    items: list[ParetoTrial] = Field(
+        description="the completed trials no other trial dominates (as good on every "
+        "objective and better on one), in the order they were created"
+    )
+    objectives: list[dict[str, str]] = Field(
+        description="the job's objectives, [{name, direction}], in the spec's order"
+    )
 
 
 class JobUpdate(BaseModel):

@@ -165,11 +165,19 @@ def test_errors_print_the_servers_message_and_exit_non_zero(
 
     # A queued job (no worker here) is cancelled at once; cancelling it again is a conflict.
     queued = cli("submit", "data.csv", "--target", "churned", "--max-trials", "1",
-                 "--parallel-trials", "2", *url, cwd=tmp_path)  # fmt: skip
+                 "--parallel-trials", "2", "--folds", "3", *url, cwd=tmp_path)  # fmt: skip
     assert queued.returncode == 0, queued.stderr
     job_id = queued.stdout.strip()
     status = cli("status", job_id, "--json", *url, cwd=tmp_path)
     assert json.loads(status.stdout)["spec"]["parallel_trials"] == 2
+    assert json.loads(status.stdout)["spec"]["training"]["cross_validation"] == {"folds": 3}
+    one_split = cli("submit", "data.csv", "--target", "churned", "--max-trials", "1",
+                    "--parallel-trials", "auto", "--folds", "none", *url, cwd=tmp_path)  # fmt: skip
+    assert one_split.returncode == 0, one_split.stderr
+    spec = json.loads(cli("status", one_split.stdout.strip(), "--json", *url, cwd=tmp_path).stdout)
+    assert spec["spec"]["parallel_trials"] == "auto"
+    assert spec["spec"]["training"]["cross_validation"] is None
+    assert cli("cancel", one_split.stdout.strip(), *url, cwd=tmp_path).returncode == 0
     first = cli("cancel", job_id, *url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "cancelled" in first.stdout

@@ -99,6 +99,7 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
         tab.shot("new-job-advanced-invalid")
         page.fill("#job-validation-split", "0.3")
         page.fill("#job-test-split", "0.1")
+        page.select_option("#job-cross-validation", "3")
         page.click("#submit-job")
         page.wait_for_url(re.compile(r"#/jobs/\w+$"))
         job = api.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
@@ -111,7 +112,12 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
             2,
         )
         assert spec["objective"] == {"name": "val_loss", "direction": "min"}
-        assert spec["training"] == {"epochs": 3, "validation_split": 0.3, "test_split": 0.1}
+        assert spec["training"] == {
+            "epochs": 3,
+            "validation_split": 0.3,
+            "test_split": 0.1,
+            "cross_validation": {"folds": 3},
+        }
         assert spec["max_runtime_s"] == 600
         assert spec["parallel_trials"] == 2
         assert spec["callbacks"] == {

@@ -97,7 +97,7 @@ def test_upload_search_watch_live_and_read_the_results(
         assert job["spec"]["tuner"]["algorithm"] == "random_search"
         assert job["spec"]["tuner"]["max_trials"] == 3
         assert job["spec"]["training"]["epochs"] == 2
-        assert job["spec"]["parallel_trials"] == 1  # the form's default: one trial at a time
+        assert job["spec"]["parallel_trials"] == "auto"  # the form's default: every idle worker
         assert job["search_space"]["num_layers"]["max"] == 1
         assert job["search_space"]["batch_size"] == {"type": "fixed", "value": 32}
         assert job["search_space"]["units"] == {

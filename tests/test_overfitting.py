@@ -15,7 +15,7 @@ from app.search.overfitting import (
     overfit_epoch,
     overfitting_patience,
 )
-from app.search.spec import EarlyStoppingSpec
+from app.search.spec_sections import EarlyStoppingSpec
 from app.store.db import write_session
 from app.store.models import Job, Trial
 from app.store.queue import Claim, claim_job

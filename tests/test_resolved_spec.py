@@ -78,13 +78,16 @@ STORED_RANDOM = {
 
 
 # Fields added since that version, with the defaults a spec stored without them loads with.
-ADDED_SINCE = ["pruning", "training.test_split"]
+ADDED_SINCE = ["pruning", "warm_start", "training.test_split", "training.cross_validation"]
 
 
 def with_added_defaults(stored: dict[str, Any]) -> dict[str, Any]:
     current = copy.deepcopy(stored)
     current["training"]["test_split"] = 0.0
+    # A spec stored before cross-validation runs as it did: one validation split.
+    current["training"]["cross_validation"] = None
     current["pruning"] = None  # a spec stored before pruning runs as it did: unpruned
+    current["warm_start"] = None
     return current
 
 
@@ -115,13 +118,16 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
         assert spec.tuner.max_trials is None  # Hyperband's whole schedule: no cap
     else:
         assert spec.tuner.max_trials == 20
-    assert spec.parallel_trials == 1
-    assert not spec.parallel
+    # Every idle worker helps by default: trials run against a chief (issue 17).
+    assert spec.parallel_trials == "auto"
+    assert spec.parallel
     # No seed given: one is drawn and recorded, and the split and Keras use that one.
     assert spec.tuner.seed is not None
     assert 0 <= spec.tuner.seed == spec.tuner.rng_seed < 2**31
     assert spec.callbacks.early_stopping is not None
     assert spec.callbacks.early_stopping.patience == 5
+    # Without the dataset's row count "auto" cannot choose folds: one validation split.
+    assert spec.training.cross_validation is None
     assert "units" in space
     assert planned >= 1
 
@@ -129,7 +135,9 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
 def test_the_stored_shape_is_the_previous_versions() -> None:
     body = JobCreate.model_validate({"dataset_id": "d1", "tuner": {"seed": 42}})
     stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
-    assert stored == with_added_defaults(STORED_DEFAULT)
+    # The one default that changed: a new job lends its trials to idle workers. A stored 1
+    # still loads as 1 (below).
+    assert stored == {**with_added_defaults(STORED_DEFAULT), "parallel_trials": "auto"}
     body = JobCreate.model_validate(
         {
             "dataset_id": "d1",
@@ -144,7 +152,7 @@ def test_the_stored_shape_is_the_previous_versions() -> None:
     stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
     # A null seed is no longer an unseeded search: a seed is drawn and stored.
     assert isinstance(stored["tuner"].pop("seed"), int)
-    expected = with_added_defaults(STORED_RANDOM)
+    expected = {**with_added_defaults(STORED_RANDOM), "parallel_trials": "auto"}
     del expected["tuner"]["seed"]
     expected["pruning"] = {"rule": "median", "min_epochs": 3}  # on by default, but Hyperband
     assert stored == expected

@@ -27,7 +27,7 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
         api,
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 1000},
-        training={"epochs": 3},
+        training={"epochs": 3, "test_split": 0.2, "cross_validation": {"folds": 2}},
         callbacks={"early_stopping": False},
         search_space=SPACE,
         # Counted from the claim, TensorFlow's start-up included.
@@ -48,6 +48,11 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
     served = api.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": ROWS})
     assert served.status_code == 200, served.text
     assert len(served.json()["predictions"]) == 1
+    # It ended as a finished search does: refit on every training row, scored on the
+    # held-out rows, beside the baselines on the same folds.
+    assert done["best"]["test_metrics"]["refit"]["rows"] == 480  # 600 rows less the 120 held out
+    assert 0 <= done["best"]["test_score"] <= 1
+    assert len(done["baselines"]["linear"]["fold_scores"]) == 2
 
 
 def test_a_budget_too_small_for_any_trial_fails(api: httpx.Client, start_worker) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tuner_client import Client, TunerError
 
-ALGORITHMS = ("random_search", "hyperband", "bayesian", "grid")
+ALGORITHMS = ("random_search", "hyperband", "bayesian", "grid", "tpe", "nsga2")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 Command = Callable[["Client", argparse.Namespace], int]
 
@@ -90,6 +90,15 @@ def _run(target: str, program: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _parallel_trials(text: str) -> int | str:
+    return "auto" if text == "auto" else int(text)
+
+
+def _folds(text: str) -> dict[str, int] | str:
+    """--folds 5 | auto | none: training.cross_validation is {"folds": 5}, "auto" or null."""
+    return text if text in ("auto", "none") else {"folds": int(text)}
+
+
 def _connection_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
@@ -130,7 +139,17 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="wall-clock budget (max_runtime_s): past it the search stops, keeping its best",
     )
     submit.add_argument(
-        "--parallel-trials", type=int, help="trials at once, each on a free worker (default 1)"
+        "--parallel-trials",
+        type=_parallel_trials,
+        metavar="N|auto",
+        help="trials at once, each on a free worker (default auto: every idle worker helps)",
+    )
+    submit.add_argument(
+        "--folds",
+        type=_folds,
+        metavar="K|auto|none",
+        help="cross-validation (training.cross_validation; default auto: 5 folds under "
+        "1,000 rows)",
     )
     submit.add_argument("--objective", help="metric to optimize, e.g. val_loss")
     submit.add_argument("--space", type=Path, help="JSON file of search-space overrides")

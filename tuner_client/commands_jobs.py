@@ -52,6 +52,8 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
         "name": args.name,
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
+    if args.folds is not None:
+        spec["training"] = {"cross_validation": None if args.folds == "none" else args.folds}
     job = client.submit(
         dataset_id,
         algorithm=args.algorithm,

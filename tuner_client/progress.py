@@ -18,6 +18,8 @@ def describe_best(job: dict[str, Any]) -> str:
     if not best:
         return "best -"
     objective = (job.get("spec") or {}).get("objective") or {}
+    if isinstance(objective, list):  # a multi-objective job: the score is the first one's
+        objective = objective[0] if objective else {}
     name = objective.get("name") or "score"
     return f"best {name}={best['score']:.4g} (trial {best['trial_id']})"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.search.spec import EarlyStoppingSpec
+    from app.search.spec_sections import EarlyStoppingSpec
 
 # How many epochs of divergence count as overfitting when the job has no EarlyStopping.
 DEFAULT_PATIENCE = 5

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import reprlib
 import secrets
-from typing import Any, Literal, NamedTuple, Self
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from app.errors import ProblemError
+from app.search.folds import resolve_folds
+from app.search.objectives import one_or_list, resolve_objectives
 from app.search.search_space import effective_search_space
 from app.search.space_values import grid_size, layer_counts
 from app.search.spec_limits import (
@@ -24,9 +27,26 @@ from app.search.spec_limits import (
     check_numbers_and_lists,
     check_size,
 )
+from app.search.spec_sections import (
+    CallbacksSpec,
+    CrossValidationSpec,
+    Direction,
+    ObjectiveSpec,
+    PruningSpec,
+    ResolvedTraining,
+    SpecModel,
+    TrainingSpec,
+    TunerSpec,
+)
+from app.search.warm_start import (
+    ResolvedWarmStart,
+    WarmStartSource,
+    WarmStartSpec,
+    resolve_warm_start,
+)
 
-Algorithm = Literal["random_search", "hyperband", "bayesian", "grid"]
-Direction = Literal["min", "max"]
+# parallel_trials "auto": its chief opens this many tuner slots at most (the cap's bound).
+AUTO_MAX_TUNERS = 64
 
 # What each task's model is compiled with (see tuner_jobs.search.model_builder).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -36,104 +56,19 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 MAXIMIZED = {"accuracy"}
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TunerSpec(_Spec):
-    algorithm: Algorithm = "hyperband"
-    max_trials: int | None = Field(
-        default=None,
-        ge=1,
-        le=100_000,
-        description="Trial budget. Defaults to 20, except Hyperband, which runs its full "
-        "schedule (set by max_epochs and factor) unless a cap is given.",
-    )
-    max_epochs: int | None = Field(
-        default=None, ge=1, le=10_000, description="Hyperband only; defaults to training.epochs"
-    )
-    factor: int = Field(default=3, ge=2, le=100, description="Hyperband reduction factor")
-    hyperband_iterations: int = Field(default=1, ge=1, le=100)
-    executions_per_trial: int = Field(default=1, ge=1, le=20)
-    seed: int | None = Field(
-        default=None,
-        ge=0,
-        le=2**31 - 1,
-        description="Omitted (or null): a seed is drawn at submission and recorded in the "
-        "job's spec, so each job explores afresh and resubmitting with it reproduces.",
-    )
-
-
-class ObjectiveSpec(_Spec):
-    name: str | None = Field(default=None, description="val_accuracy / val_loss by task")
-    direction: Direction | None = None
-    direction_override: bool = Field(
-        default=False, description="allow a direction that contradicts the metric (val_loss: max)"
-    )
-
-
-class TrainingSpec(_Spec):
-    epochs: int = Field(default=30, ge=1, le=10_000)
-    validation_split: float = Field(default=0.2, gt=0, lt=1)
-    test_split: float = Field(
-        default=0.0,
-        ge=0,
-        lt=0.5,
-        description="Rows held out before anything else, never seen by the search; the best "
-        "model is scored on them at the end (best.test_score, best.test_metrics).",
-    )
-
-
-class EarlyStoppingSpec(_Spec):
-    monitor: str = "val_loss"
-    patience: int = Field(default=5, ge=0, le=10_000)
-    min_delta: float = Field(default=0.0, ge=0)
-    restore_best_weights: bool = True
-
-
-class ReduceLROnPlateauSpec(_Spec):
-    monitor: str = "val_loss"
-    factor: float = Field(default=0.1, gt=0, lt=1)
-    patience: int = Field(default=3, ge=0, le=10_000)
-    min_lr: float = Field(default=0.0, ge=0)
-    min_delta: float = Field(default=1e-4, ge=0)
-
-
-class CallbacksSpec(_Spec):
-    """`null` or `false` turns a callback off; an omitted one keeps its default."""
-
-    early_stopping: EarlyStoppingSpec | None = Field(default_factory=EarlyStoppingSpec)
-    reduce_lr_on_plateau: ReduceLROnPlateauSpec | None = None
-    tensorboard: bool = False
-
-    @field_validator("early_stopping", "reduce_lr_on_plateau", mode="before")
-    @classmethod
-    def _bool_switch(cls, value: Any, info: Any) -> Any:
-        if value is False:
-            return None
-        if value is True:
-            return {}
-        return value
-
-
-class PruningSpec(_Spec):
-    """Median stopping (as in Katib and Google Vizier): once a trial has run `min_epochs`
-    epochs, it stops at the first epoch where its best objective so far is worse than the
-    median of the COMPLETED trials' best at the same epoch (at least 2 of them reached it).
-    A pruned trial stays COMPLETED with the score it reached, so the oracle learns from it."""
-
-    rule: Literal["median"] = "median"
-    min_epochs: int = Field(default=3, ge=1, le=10_000)
-
-
-class JobCreate(_Spec):
+class JobCreate(SpecModel):
     dataset_id: str = Field(min_length=1, max_length=64)
     # Kept in the job's own `name` column (editable), not in the stored spec.
     name: str | None = Field(
         default=None, max_length=200, exclude=True, description="a label for the job"
     )
     tuner: TunerSpec = Field(default_factory=TunerSpec)
-    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    objective: ObjectiveSpec | list[ObjectiveSpec] = Field(
+        default_factory=ObjectiveSpec,
+        description="One {name, direction}, or a list of them (tpe and nsga2 only): a "
+        "multi-objective search and its Pareto front (app.search.objectives)",
+    )
+    _one_or_list = field_validator("objective", mode="wrap")(one_or_list(ObjectiveSpec))
     search_space: dict[str, Any] = Field(
         default_factory=dict,
         description="Overrides of the seeded default search space, by hyperparameter name",
@@ -154,14 +89,29 @@ class JobCreate(_Spec):
         "which prunes by its brackets (null there); null turns pruning off. The resolved "
         "spec shows the value decided.",
     )
-    parallel_trials: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="Trials run at once, by as many KerasTuner workers (on any worker "
-        "machines) against one chief that serves the oracle. 1 runs the search in one "
-        "process.",
+    parallel_trials: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description='Trials run at once, by KerasTuner workers (on any worker machines) '
+        'against one chief that serves the oracle. "auto": as many as there are idle '
+        "workers, each handed back between trials when another job waits; a number: at "
+        "most that many, taken before queued jobs; 1 runs the search in one process.",
     )
+    warm_start: WarmStartSpec | Literal["auto"] | None = Field(
+        default=None,
+        description='{"jobs": [ids], "top_k": 5}: the top_k best completed trials of each '
+        "of those jobs (the caller's) are tried first, those that fit this search space; "
+        '"auto": the same from the caller\'s 5 latest succeeded jobs on the same data '
+        "(same file and target). The resolved spec lists the configurations and how many "
+        "were skipped and why.",
+    )
+
+    @field_validator("warm_start", mode="wrap")
+    @classmethod
+    def _warm_start_error_names_the_field(cls, value: Any, handler: Any) -> Any:
+        # As cross_validation's: an error names warm_start.top_k, not the union's member.
+        if isinstance(value, dict):
+            return WarmStartSpec.model_validate(value)
+        return handler(value)
 
 
 class ResolvedTuner(TunerSpec):
@@ -198,12 +148,37 @@ class ResolvedSpec(JobCreate):
     stored by an earlier version validates unchanged."""
 
     tuner: ResolvedTuner
-    objective: ResolvedObjective
+    objective: ResolvedObjective | list[ResolvedObjective]
+    _one_or_list = field_validator("objective", mode="wrap")(one_or_list(ResolvedObjective))
+    training: ResolvedTraining
+    # Resolved at submission (app.search.warm_start): the configurations themselves.
+    warm_start: ResolvedWarmStart | None = None  # type: ignore[assignment]
+
+    @field_validator("warm_start", mode="wrap")
+    @classmethod
+    def _warm_start_error_names_the_field(cls, value: Any, handler: Any) -> Any:
+        # Replaces JobCreate's (same name): a stored warm start is a ResolvedWarmStart.
+        return handler(value)
 
     @property
     def parallel(self) -> bool:
         """Whether trials run in several processes against a chief (tuner_jobs.search.chief)."""
-        return self.parallel_trials > 1
+        return self.parallel_trials == "auto" or self.parallel_trials > 1
+
+    @property
+    def max_tuners(self) -> int:
+        """The most trials at once: the cap given, or the field's own for "auto"."""
+        return AUTO_MAX_TUNERS if self.parallel_trials == "auto" else self.parallel_trials
+
+    @property
+    def objectives(self) -> list[ResolvedObjective]:
+        """Every objective, in order (one for a single-objective job)."""
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def primary_objective(self) -> ResolvedObjective:
+        """KerasTuner's objective: the score, early stopping's peer, the checkpointed epoch."""
+        return self.objectives[0]
 
 
 class StoredSpecError(ValueError):
@@ -273,30 +248,48 @@ def hyperband_schedule_size(max_epochs: int, factor: int, iterations: int) -> in
 
 
 def resolve_spec(
-    spec: JobCreate, *, task: str, features: int, limits: SpecLimits | None = None
+    spec: JobCreate,
+    *,
+    task: str,
+    features: int,
+    limits: SpecLimits | None = None,
+    rows: int | None = None,
+    smallest_class: Callable[[], int] | None = None,
+    warm_start: WarmStartSource | None = None,
 ) -> Resolution:
     """Fill the spec's defaults for this dataset (raises ProblemError on a metric the
-    task's model does not log, and past app.search.spec_limits' caps)."""
+    task's model does not log, and past app.search.spec_limits' caps). `rows`: the
+    dataset's, and `smallest_class`: its rarest class's row count, read only when folds
+    are asked for (app.search.folds); without `rows`, "auto" is one validation split."""
     check_numbers_and_lists(spec.model_dump())
     space = effective_search_space(spec.search_space, features=features)
     resolved = spec.model_copy(deep=True)
-    objective = resolved.objective
-    if objective.name is None:
-        objective.name = "val_accuracy" if task == "classification" else "val_loss"
-    _check_metric(objective.name, task, ["objective", "name"])
-    if objective.direction is None:
-        objective.direction = default_direction(objective.name)
-    check_direction(
-        objective.name,
-        objective.direction,
-        override=objective.direction_override,
-        loc=["objective"],
+    listed = isinstance(resolved.objective, list)
+    resolve_objectives(
+        resolved.objective if listed else [resolved.objective],  # type: ignore[list-item]
+        listed=listed,
+        algorithm=resolved.tuner.algorithm,
+        task=task,
+        known=metric_names(task),
+        default_name="val_accuracy" if task == "classification" else "val_loss",
+        default_direction=default_direction,
+        check_direction=check_direction,
     )
     for name in ("early_stopping", "reduce_lr_on_plateau"):
         callback = getattr(resolved.callbacks, name)
         if callback is not None:
             _check_metric(callback.monitor, task, ["callbacks", name, "monitor"])
 
+    training = resolved.training
+    cv = training.cross_validation
+    folds = resolve_folds(
+        cv.folds if isinstance(cv, CrossValidationSpec) else cv,
+        test_split=training.test_split,
+        classification=task == "classification",
+        rows=rows,
+        smallest_class=smallest_class,
+    )
+    training.cross_validation = None if folds is None else CrossValidationSpec(folds=folds)
     tuner = resolved.tuner
     if "pruning" not in spec.model_fields_set:
         resolved.pruning = None if tuner.algorithm == "hyperband" else PruningSpec()
@@ -315,7 +308,14 @@ def resolve_spec(
         planned = tuner.max_trials
         if tuner.algorithm == "grid":
             planned = min(planned, grid_size(space))
+    # `warm_start`: the caller's jobs, read when the spec asks for a warm start.
+    warm = resolve_warm_start(spec.warm_start, space=space, source=warm_start)
+    if warm is not None and tuner.algorithm == "grid" and tuner.max_trials is not None:
+        # The warm-started trials run before the grid's own, within max_trials.
+        planned = min(tuner.max_trials, grid_size(space) + len(warm.configurations))
     assert layer_counts(space), "num_layers always has at least one value"
     check_size(resolved, space, trials=planned, features=features, limits=limits or SpecLimits())
     # Validated, not copied field by field: ResolvedSpec's own checks run at submission too.
-    return Resolution(ResolvedSpec.model_validate(resolved.model_dump()), space, planned)
+    stored = resolved.model_dump()
+    stored["warm_start"] = None if warm is None else warm.model_dump()
+    return Resolution(ResolvedSpec.model_validate(stored), space, planned)

@@ -2,7 +2,10 @@
 
 jobs/<job id>/keras_tuner/   KerasTuner's project directory (what resume reloads)
 jobs/<job id>/best_model.keras
+jobs/<job id>/best_model.saved_model.tar.gz, best_model.onnx   the same model, other formats
+jobs/<job id>/model_card.json, model_card.md   what the model is, from what, how good
 jobs/<job id>/tensorboard/   one subdirectory per trial, when TensorBoard is on
+jobs/<job id>/trial_models/<trial id>.keras   each Pareto-front trial's model (multi-objective)
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from pathlib import Path
 from app.settings import Settings
 
 BEST_MODEL_FILE = "best_model.keras"
+# The best model in each downloadable format (GET /jobs/{id}/model?format=), and its card.
+MODEL_FILES = {
+    "keras": BEST_MODEL_FILE,
+    "saved_model": "best_model.saved_model.tar.gz",
+    "onnx": "best_model.onnx",
+}
+MODEL_CARD_FILE = "model_card.json"
+MODEL_CARD_MARKDOWN = "model_card.md"
 TENSORBOARD_DIR = "tensorboard"
+TRIAL_MODELS_DIR = "trial_models"
 KERAS_TUNER_PROJECT = "keras_tuner"
 
 
@@ -25,6 +37,16 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 def best_model_path(settings: Settings, job_id: str) -> Path:
     return job_dir(settings, job_id) / BEST_MODEL_FILE
+
+
+def model_file_path(settings: Settings, job_id: str, model_format: str) -> Path:
+    return job_dir(settings, job_id) / MODEL_FILES[model_format]
+
+
+def trial_model_path(settings: Settings, job_id: str, trial_id: str) -> Path:
+    if not trial_id.isalnum():  # KerasTuner's trial ids are digits
+        raise ValueError(f"not a trial id: {trial_id!r}")
+    return job_dir(settings, job_id) / TRIAL_MODELS_DIR / f"{trial_id}.keras"
 
 
 def tensorboard_dir(settings: Settings, job_id: str) -> Path:

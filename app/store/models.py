@@ -241,6 +241,8 @@ class Trial(Base):
     pruned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     origin: Mapped[str] = mapped_column(String(16), default="search", server_default="search")
     origin_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Migration 0007: each objective's value, {name: value}, for a multi-objective job.
+    objectives: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="trials")
     epochs: Mapped[list[TrialEpoch]] = relationship(

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.store.db import storable
 from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch, TrialStatus
+from app.store.pareto_reads import front_best, job_objectives
 
 JOBS = Job.__table__
 TRIALS = Trial.__table__
@@ -97,11 +98,20 @@ def dataset_page(
 
 
 def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[Any] | None:
-    """The three columns a submission needs, if the caller may use the dataset. Not the
-    ORM row: decoding its column profile (JSON) was a fifth of a submission's time."""
+    """The columns a submission needs, if the caller may use the dataset. Not the ORM
+    row: decoding its column profile (JSON) was a fifth of a submission's time. (Rows,
+    file and target: cross-validation's folds are decided from them, app.search.folds.)"""
     if not storable(dataset_id):
         return None
-    columns = (Dataset.id, Dataset.task, Dataset.features)
+    columns = (
+        Dataset.id,
+        Dataset.task,
+        Dataset.features,
+        Dataset.rows,
+        Dataset.sha256,
+        Dataset.format,
+        Dataset.target,
+    )
     return db.execute(readable(Dataset, owner, *columns).where(Dataset.id == dataset_id)).first()
 
 
@@ -172,7 +182,10 @@ _TRIAL_PAGE = {
 
 
 def maximize(job: JobRow) -> bool:
-    return bool(job.spec["objective"]["direction"] == "max")
+    # A list objective (multi-objective search): KerasTuner's score is its first objective.
+    objective = job.spec["objective"]
+    first = objective[0] if isinstance(objective, list) else objective
+    return bool(first["direction"] == "max")
 
 
 def find_trial(db: Connection, job: JobRow, trial_id: str, owner: str | None) -> Row[Any] | None:
@@ -263,6 +276,13 @@ def best_trials(
         if ids:
             rows = db.execute(_BEST[(direction, whole)], {"ids": ids})
             best.update({row.job_id: row for row in rows})
+    for job in jobs:
+        # A multi-objective job's best: on its Pareto front (a tie on the first objective
+        # goes to the trial better on the next), one query per such job.
+        if job.id in best and job_objectives(job) is not None:
+            front = front_best(db, job)
+            if front is not None:
+                best[job.id] = front
     return best
 
 

@@ -1,4 +1,4 @@
-"""The job's best model as one `.keras` file that takes raw rows, and checkpoint pruning.
+"""The best model, raw rows in, in every format (model_export); checkpoint pruning.
 
 KerasTuner keeps a weights checkpoint per trial (users report gigabytes per
 search). A job keeps only what resume and the best model need: the best trial's
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from tuner_jobs.search.cross_validation import fold_checkpoints
 from tuner_jobs.search.keras_tuner_compat import checkpoint_path, hyperband_brackets
+from tuner_jobs.search.model_export import export_model_files
+from tuner_jobs.search.optuna_oracle import front_trial_ids
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +36,27 @@ def best_completed_trial(oracle: Any) -> Any | None:
 
 
 def export_best_model(
-    tuner: Any, preprocessor: keras.Model, path: Path, best: Any | None = None
+    tuner: Any,
+    preprocessor: keras.Model,
+    path: Path,
+    best: Any | None = None,
+    trained: keras.Model | None = None,
 ) -> str | None:
     """Save preprocessing + the best trial's network (at its best epoch); returns the trial
-    id. `best`: that trial, when the caller has already looked it up."""
+    id. `best`: that trial, when the caller has already looked it up; `trained`: its
+    network to save instead of its checkpoint's (cross-validation's refit)."""
     best = best or best_completed_trial(tuner.oracle)
     if best is None:
         return None
-    trained = tuner.load_model(best)
+    trained = trained if trained is not None else tuner.load_model(best)
     # An uncompiled copy: the saved file carries no optimizer state to warn about on load.
     network = keras.models.clone_model(trained)
     network.set_weights(trained.get_weights())
     raw_inputs = preprocessor.input
     full = keras.Model(raw_inputs, network(preprocessor(raw_inputs)), name="best_model")
-    partial = path.with_name(f".{path.name}.partial.keras")
-    full.save(partial)
-    # Atomic: a download never sees a half-written file.
-    os.replace(partial, path)
+    # Every format (.keras, SavedModel, ONNX) and the model card, each moved into place
+    # whole; the card's context is what runner.build_search put on the tuner.
+    export_model_files(full, path, best.trial_id, getattr(tuner, "export_context", None))
     return best.trial_id
 
 
@@ -67,10 +73,12 @@ def prune_checkpoints(tuner: Any) -> None:
     best = best_completed_trial(oracle)
     keep = ({best.trial_id} if best else set()) | _needed_by_hyperband(oracle)
     keep |= {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    keep |= front_trial_ids(oracle)  # a multi-objective job keeps its Pareto front's models
     for trial_id in oracle.trials:
         if trial_id in keep:
             continue
-        checkpoint = Path(checkpoint_path(tuner, trial_id))
-        if checkpoint.exists():
-            checkpoint.unlink()
+        base = checkpoint_path(tuner, trial_id)
+        for checkpoint in [Path(base), *fold_checkpoints(tuner, trial_id, base)]:
+            if checkpoint.exists():
+                checkpoint.unlink()
     logger.debug("pruned checkpoints", extra={"kept": sorted(keep)})

@@ -168,6 +168,7 @@ def run_chief(
         os.environ.pop(name, None)
     from tuner_jobs.search.evaluation import evaluate_and_record
     from tuner_jobs.search.runner import build_search, check_outcome, search
+    from tuner_jobs.search.time_budget import finished_if_out_of_time
 
     tuner, data, directory = build_search(
         settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
@@ -179,11 +180,19 @@ def run_chief(
     tuner.after_trial = keeper.after_trial
     # What a resumed chief reloads: KerasTuner's chief saves before serving, too.
     tuner.save()
-    with OracleServer(oracle, settings.oracle_bind) as server:
+
+    def finish() -> None:
+        keeper.keep(tuner)
+        evaluate_and_record(tuner, data, spec, dataset, recorder)
+
+    with (
+        finished_if_out_of_time(job, spec, tuner, finish),
+        OracleServer(oracle, settings.oracle_bind) as server,
+    ):
         address = f"{advertised_host(settings)}:{server.port}"
         with write_session(engine) as session:
             if not open_slots(
-                session=session, claim=claim, tuners=spec.parallel_trials, address=address
+                session=session, claim=claim, tuners=_tuners(spec, job), address=address
             ):
                 raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
         logger.info("chief serving the oracle", extra={"job_id": job.id, "address": address})
@@ -207,13 +216,21 @@ def run_chief(
             time.sleep(POLL_S)
     _record_unreported(oracle, recorder)
     check_outcome(tuner)
-    keeper.keep(tuner)
-    evaluate_and_record(tuner, data, spec, dataset, recorder)
+    finish()
+
+
+def _tuners(spec: ResolvedSpec, job: Job) -> int:
+    """Tuners the chief opens slots for: the number asked, or for "auto" as many as the
+    search has trials (each idle worker may take one; app.store.slot_queue)."""
+    if spec.parallel_trials == "auto":
+        return min(spec.max_tuners, max(1, job.trials_planned))
+    return spec.parallel_trials
 
 
 def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
     """A tuner killed after telling the oracle that its trial ended, but before writing
     that down, leaves the trial RUNNING in the database: the oracle knows how it ended."""
+    from tuner_jobs.search.optuna_oracle import objectives_of
     from tuner_jobs.search.tuners import trial_best_epoch
 
     for trial_id in recorder.unreported_trials():
@@ -221,7 +238,11 @@ def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
         if trial is None or trial.status in ("RUNNING", "IDLE"):
             continue
         recorder.trial_ended_elsewhere(
-            trial_id, status=trial.status, score=trial.score, best_epoch=trial_best_epoch(trial)
+            trial_id,
+            status=trial.status,
+            score=trial.score,
+            best_epoch=trial_best_epoch(trial),
+            objectives=objectives_of(oracle, trial),
         )
 
 
@@ -246,6 +267,8 @@ class _BestKeeper:
             export_best_model,
             prune_checkpoints,
         )
+        from tuner_jobs.search.front_models import keep_front_models
+        from tuner_jobs.search.optuna_oracle import front_trial_ids
 
         oracle = tuner.oracle
         if len(oracle.end_order) == self.ended:
@@ -255,13 +278,15 @@ class _BestKeeper:
                 return  # a stuck lock: the next look tries again
             self.ended = len(oracle.end_order)
             best = best_completed_trial(oracle)
-            prune_checkpoints(tuner)  # keeps the best trial's checkpoint
+            front = front_trial_ids(oracle)  # a multi-objective job's Pareto front
+            prune_checkpoints(tuner)  # keeps the best trial's checkpoint, and the front's
         # The export (about 0.35 s) reads only that checkpoint and the trial's
         # hyperparameters, so it runs without the oracle's lock: the other tuners' calls
         # (ending a trial, asking for the next) need not wait for it. Only this thread
         # prunes, so the checkpoint stays until the export is done.
         if best is not None and best.trial_id != self.exported:
             self.exported = export_best_model(tuner, self.preprocessor, self.path, best)
+        keep_front_models(tuner, self.preprocessor, self.path.parent, front)
 
 
 class _SlotKeeper:

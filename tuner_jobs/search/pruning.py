@@ -14,7 +14,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 
-from app.search.spec import PruningSpec, ResolvedObjective
+from app.search.spec import ResolvedObjective
+from app.search.spec_sections import PruningSpec
 
 # trial_id -> [(epoch, objective value or None)] of each COMPLETED trial.
 Curves = Mapping[str, Iterable[tuple[int, float | None]]]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import keras_tuner as kt
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -83,7 +83,11 @@ class TrialRecorder:
                 logger.warning("database unavailable; retrying", extra={"error": str(exc.orig)})
                 time.sleep(RETRY_S)
 
-    def trial_started(self, trial_id: str, hyperparameters: dict[str, Any]) -> None:
+    def trial_started(
+        self, trial_id: str, hyperparameters: dict[str, Any], *, origin_job_id: str | None = None
+    ) -> None:
+        """`origin_job_id`: the job a warm-started trial's configuration came from."""
+
         def work(session: Session) -> int:
             pk = upsert(
                 session,
@@ -105,6 +109,9 @@ class TrialRecorder:
                     "overfit_epoch": None,
                     "generalization_gap": None,
                     "worker": self.claim.worker_id,
+                    "origin": "search" if origin_job_id is None else "warm_start",
+                    "origin_job_id": origin_job_id,
+                    "fold_scores": None,
                 },
                 conflict=["job_id", "trial_id"],
                 update=[
@@ -122,6 +129,9 @@ class TrialRecorder:
                     "overfit_epoch",
                     "generalization_gap",
                     "worker",
+                    "origin",
+                    "origin_job_id",
+                    "fold_scores",
                 ],
                 returning=Trial.id,
             )
@@ -153,9 +163,12 @@ class TrialRecorder:
                 conflict=["trial_pk", "epoch"],
                 update=["loss", "val_loss", "learning_rate", "metrics", "recorded_at"],
             )
-            session.execute(
-                update(Trial).where(Trial.id == pk).values(epochs_run=Trial.epochs_run + 1)
+            # The curve's length, not the calls: with cross-validation each fold's epoch
+            # rewrites the same (mean) row.
+            recorded = (
+                select(func.count()).where(TrialEpoch.trial_pk == pk).scalar_subquery()
             )
+            session.execute(update(Trial).where(Trial.id == pk).values(epochs_run=recorded))
 
         self._write(work)
 
@@ -170,7 +183,11 @@ class TrialRecorder:
         message: str | None,
         duration_s: float | None,
         pruned: bool = False,
+        objectives: dict[str, float | None] | None = None,
+        fold_scores: list[float | None] | None = None,
     ) -> None:
+        """`objectives`: each objective's value, for a multi-objective job's trial;
+        `fold_scores`: each fold's, for a cross-validated one."""
         pk = self._trial_pks.pop(trial_id)
         self._write(
             lambda session: _end(
@@ -184,6 +201,8 @@ class TrialRecorder:
                 message=message,
                 duration_s=duration_s,
                 pruned=pruned,
+                objectives=objectives,
+                fold_scores=fold_scores,
             )
         )
 
@@ -212,7 +231,13 @@ class TrialRecorder:
             )
 
     def trial_ended_elsewhere(
-        self, trial_id: str, *, status: str, score: float | None, best_epoch: int | None
+        self,
+        trial_id: str,
+        *,
+        status: str,
+        score: float | None,
+        best_epoch: int | None,
+        objectives: dict[str, float | None] | None = None,
     ) -> None:
         """A trial another process ran and ended, which it could not write down (it died
         between telling the oracle and the database): what the oracle knows of it."""
@@ -226,7 +251,15 @@ class TrialRecorder:
                 )
             )
             if pk is not None:
-                _end(session, pk, self.patience, status=status, score=score, best_epoch=best_epoch)
+                _end(
+                    session,
+                    pk,
+                    self.patience,
+                    status=status,
+                    score=score,
+                    best_epoch=best_epoch,
+                    objectives=objectives,
+                )
 
         self._write(work)
 
@@ -260,6 +293,8 @@ def _end(
     message: str | None = None,
     duration_s: float | None = None,
     pruned: bool = False,
+    objectives: dict[str, float | None] | None = None,
+    fold_scores: list[float | None] | None = None,
 ) -> None:
     """Write a trial's outcome, and judge its curve for overfitting. The defaults are
     for a trial whose process died before writing it down: its early stop, message and
@@ -284,5 +319,7 @@ def _end(
             duration_s=duration_s,
             overfit_epoch=overfitting.overfit_epoch,
             generalization_gap=finite(overfitting.generalization_gap),
+            objectives=objectives,
+            fold_scores=None if fold_scores is None else [finite(s) for s in fold_scores],
         )
     )

@@ -8,20 +8,30 @@ from typing import Any
 
 import keras
 import keras_tuner as kt
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.search.spec import CallbacksSpec, ResolvedSpec
 from app.settings import Settings
 from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
 from app.store.models import Dataset, Job
+from app.store.queue import SlotClaim
+from app.store.slot_queue import yields_to_waiting_job
 from app.store.uploads import dataset_path
 from tuner_jobs.search.best_model import best_completed_trial, export_best_model, prune_checkpoints
+from tuner_jobs.search.cross_validation import Folds
 from tuner_jobs.search.data import TrainingData, prepare
 from tuner_jobs.search.evaluation import evaluate_and_record
+from tuner_jobs.search.front_models import keep_front_models
 from tuner_jobs.search.hyperparameters import build_hyperparameters
 from tuner_jobs.search.model_builder import DenseHyperModel
+from tuner_jobs.search.model_card import CardContext
+from tuner_jobs.search.model_reuse import ModelCache
+from tuner_jobs.search.optuna_oracle import front_trial_ids
 from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder
 from tuner_jobs.search.recycling import recycle_reason, resident_mb
+from tuner_jobs.search.time_budget import finished_if_out_of_time
 from tuner_jobs.search.tuners import (
     TUNERS,
     RecordingTuner,
@@ -29,6 +39,7 @@ from tuner_jobs.search.tuners import (
     SearchStopped,
     StopSignal,
 )
+from tuner_jobs.search.warm_start import install as install_warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +86,10 @@ def make_tuner(
     settings: Settings,
 ) -> RecordingTuner:
     tuner_spec = spec.tuner
-    objective = kt.Objective(spec.objective.name, direction=spec.objective.direction)
+    # A list reaches Optuna's tuners only (app.search.objectives): they keep the objectives
+    # apart, KerasTuner's score being the first.
+    objectives = [kt.Objective(o.name, direction=o.direction) for o in spec.objectives]
+    objective = objectives[0] if len(objectives) == 1 else objectives
     common: dict[str, Any] = {
         "hypermodel": DenseHyperModel(
             input_width=data.x_train.shape[1], head=data.head, seed=tuner_spec.seed
@@ -96,9 +110,13 @@ def make_tuner(
         "pruner": None
         if spec.pruning is None
         else MedianPruner(
-            spec.pruning, spec.objective, lambda: recorder.completed_curves(spec.objective.name)
+            spec.pruning,
+            spec.primary_objective,
+            lambda: recorder.completed_curves(spec.primary_objective.name),
         ),
         "epochs": spec.training.epochs,
+        "model_cache": ModelCache() if settings.model_reuse else None,
+        "folds": Folds(data.x_train, data.y_train, data.folds) if data.folds else None,
         "after_trial": _after_trial(
             data, directory / BEST_MODEL_FILE, settings, keep_best=not spec.parallel
         ),
@@ -130,6 +148,8 @@ def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_bes
             best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
             if best is not None and best.trial_id == trial_id:
                 export_best_model(tuner, data.preprocessor, path)
+            front = front_trial_ids(tuner.oracle)  # type: ignore[attr-defined]
+            keep_front_models(tuner, data.preprocessor, path.parent, front)
             prune_checkpoints(tuner)
         trials_here += 1
         rss = resident_mb()
@@ -166,10 +186,16 @@ def build_search(
         seed=spec.tuner.rng_seed,
         max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
         test_split=spec.training.test_split,
+        folds=spec.training.folds,
     )
     directory = job_dir(settings, job.id)
     directory.mkdir(parents=True, exist_ok=True)
-    return make_tuner(job, spec, data, directory, recorder, stop, settings), data, directory
+    tuner = make_tuner(job, spec, data, directory, recorder, stop, settings)
+    tuner.export_context = CardContext(job, dataset, spec, data, recorder.engine)
+    if spec.warm_start is not None:
+        # Its oracle hands out the configurations resolved at submission first.
+        install_warm_start(tuner.oracle, spec.warm_start.configurations)  # type: ignore[attr-defined]
+    return tuner, data, directory
 
 
 def run_search(
@@ -192,15 +218,49 @@ def run_search(
     tuner, data, directory = build_search(
         settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
     )
+    if spec.parallel_trials == "auto" and isinstance(recorder.claim, SlotClaim):
+        tuner.hand_back = _lent_slot_wanted(recorder)
     logger.info("search starting", extra={"job_id": job.id, "algorithm": spec.tuner.algorithm})
-    search(tuner, data, spec, directory)
+    finish = None if spec.parallel else lambda: _finish(tuner, data, spec, dataset, recorder)
+    with finished_if_out_of_time(job, spec, tuner, finish):
+        search(tuner, data, spec, directory)
     if spec.parallel:
         return
+    _finish(tuner, data, spec, dataset, recorder)
+
+
+def _finish(
+    tuner: RecordingTuner,
+    data: TrainingData,
+    spec: ResolvedSpec,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+) -> None:
+    """A one-process search's end: its outcome judged, its best model exported, then
+    refit, baselines and test score (evaluate_and_record)."""
+    directory = Path(tuner.directory)  # type: ignore[attr-defined]
     check_outcome(tuner)
     if not (directory / BEST_MODEL_FILE).exists():
         # A resumed search whose best trial finished before the interruption.
         export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
     evaluate_and_record(tuner, data, spec, dataset, recorder)
+
+
+def _lent_slot_wanted(recorder: TrialRecorder):  # type: ignore[no-untyped-def]
+    """For a tuner on a slot an "auto" job was lent: hand it back when a job waits
+    (app.store.slot_queue.yields_to_waiting_job; the supervisor then takes that job)."""
+    claim = recorder.claim
+    assert isinstance(claim, SlotClaim)
+
+    def wanted() -> str | None:
+        try:
+            with Session(recorder.engine) as session:
+                waiting = yields_to_waiting_job(session=session, claim=claim)
+        except DBAPIError:
+            return None  # the database is away: go on, the recorder waits it out
+        return "a job is waiting: handing the lent slot back" if waiting else None
+
+    return wanted
 
 
 def search(tuner: RecordingTuner, data: TrainingData, spec: ResolvedSpec, directory: Path) -> None:

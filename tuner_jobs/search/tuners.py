@@ -11,9 +11,13 @@ import keras
 import keras_tuner as kt
 from keras_tuner.engine import trial as trial_module
 
+from tuner_jobs.search.cross_validation import CrossValidated
 from tuner_jobs.search.hyperparameters import active_values
+from tuner_jobs.search.model_reuse import ModelCache
+from tuner_jobs.search.optuna_search import OptunaSearch
 from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder, finite
+from tuner_jobs.search.warm_start import warm_start_origin
 
 # How long a tuner waits before asking again after the oracle answered IDLE.
 IDLE_WAIT_S = 0.5
@@ -31,7 +35,7 @@ class RecycleProcess(kt.errors.FatalError):
     """Raised between trials when this process should hand the search to a fresh one."""
 
 
-class RecordingTuner:
+class RecordingTuner(CrossValidated):
     """Mixin for a KerasTuner tuner: on_trial_begin / on_epoch_end / on_trial_end hooks.
 
     KerasTuner keeps no per-epoch history; these hooks (called by its TunerCallback,
@@ -46,9 +50,11 @@ class RecordingTuner:
         after_trial: Callable[[Any, str], None] | None = None,
         pruner: MedianPruner | None = None,
         epochs: int | None = None,
+        model_cache: ModelCache | None = None,
         **kwargs: Any,
     ) -> None:
         self.recorder = recorder
+        self.model_cache = model_cache  # None: KerasTuner builds every trial's model
         self.stop = stop
         self.after_trial = after_trial
         self.pruner = pruner
@@ -58,7 +64,20 @@ class RecordingTuner:
         self._stopped_early: dict[str, bool] = {}
         self._epoch_lr: dict[str, float] = {}
         self._asked_for_trial = False
+        # A tuner on a lent slot (parallel_trials "auto"): why to hand it back before the
+        # next trial, or None (tuner_jobs.search.runner.run_search sets it).
+        self.hand_back: Callable[[], str | None] | None = None
+        # What the model card needs (tuner_jobs.search.model_card.CardContext), read by
+        # best_model.export_best_model; runner.build_search sets it.
+        self.export_context: Any = None
         super().__init__(*args, **kwargs)
+
+    def _try_build(self, hp: kt.HyperParameters) -> keras.Model:
+        """KerasTuner's one place that builds a trial's model (every fit, every fold,
+        `load_model`): from tuner_jobs.search.model_reuse's cache when one is set."""
+        if self.model_cache is None or self.max_model_size:  # type: ignore[attr-defined]
+            return super()._try_build(hp)  # type: ignore[misc]
+        return self.model_cache.model_for(self, hp)
 
     def pre_create_trial(self) -> None:
         """Before asking the oracle for a trial: stop if asked, and wait a little if the
@@ -68,6 +87,8 @@ class RecordingTuner:
         super().pre_create_trial()  # type: ignore[misc]
         if self.stop.is_set():
             raise SearchStopped("the search was asked to stop")
+        if self.hand_back is not None and (reason := self.hand_back()) is not None:
+            raise RecycleProcess(reason)  # between trials: nothing is lost
         if self._asked_for_trial:
             time.sleep(IDLE_WAIT_S)
         self._asked_for_trial = True
@@ -78,7 +99,11 @@ class RecordingTuner:
         self._started[trial.trial_id] = time.monotonic()
         self._stopped_early[trial.trial_id] = False
         self._pruned[trial.trial_id] = False
-        self.recorder.trial_started(trial.trial_id, active_values(trial.hyperparameters))
+        self.recorder.trial_started(
+            trial.trial_id,
+            active_values(trial.hyperparameters),
+            origin_job_id=warm_start_origin(trial.hyperparameters.values),
+        )
         if self.pruner is not None:
             self.pruner.trial_began(trial.trial_id)
 
@@ -89,7 +114,8 @@ class RecordingTuner:
 
     def on_epoch_end(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
         super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
-        logs = dict(logs or {})
+        # With cross-validation, the curve stored is the mean over the folds so far.
+        logs = self.mean_over_folds(trial.trial_id, epoch, dict(logs or {}))
         # EarlyStopping ran just before this hook in the same epoch; if it asked
         # training to stop, this trial ends early. (TerminateOnNaN also stops
         # training, mid-epoch, leaving a non-finite loss: that is divergence.)
@@ -106,8 +132,8 @@ class RecordingTuner:
         hook runs inside KerasTuner's own Keras callback (TunerCallback), after the user's:
         setting stop_training there ends the fit after this epoch, and the oracle then
         ends the trial COMPLETED with the best score it reached."""
-        if self.pruner is None or model.stop_training:
-            return  # off, or already stopping (EarlyStopping, NaN)
+        if self.pruner is None or model.stop_training or not self.pruner_judges():
+            return  # off, already stopping (EarlyStopping, NaN), or a fold it does not judge
         value = finite(logs.get(self.pruner.objective))
         if not self.pruner.should_stop(trial.trial_id, epoch, value):
             return
@@ -134,11 +160,18 @@ class RecordingTuner:
                 message=_last_line(done.message) or _diverged(done),
                 duration_s=time.monotonic() - self._started.pop(trial.trial_id),
                 pruned=self._pruned.pop(trial.trial_id, False),
+                objectives=self.trial_objectives(done),
+                fold_scores=self.fold_scores(trial.trial_id),
             )
             if self.pruner is not None:
                 self.pruner.trial_ended(trial.trial_id)
         if self.after_trial is not None:
             self.after_trial(self, trial.trial_id)
+
+    def trial_objectives(self, trial: Any) -> dict[str, float | None] | None:
+        """Each objective's value of an ended trial, for a multi-objective job (None here;
+        Optuna's tuners, tuner_jobs.search.optuna_search, name them)."""
+        return None
 
     def record_interrupted(self, status: str = trial_module.TrialStatus.STOPPED) -> None:
         """Close the trial that was running when the search stopped."""
@@ -198,9 +231,19 @@ class RecordingGridSearch(RecordingTuner, kt.GridSearch):
     pass
 
 
+class RecordingTPE(OptunaSearch, RecordingTuner, kt.Tuner):
+    sampler = "tpe"
+
+
+class RecordingNSGA2(OptunaSearch, RecordingTuner, kt.Tuner):
+    sampler = "nsga2"
+
+
 TUNERS: dict[str, type[RecordingTuner]] = {
     "random_search": RecordingRandomSearch,
     "hyperband": RecordingHyperband,
     "bayesian": RecordingBayesian,
     "grid": RecordingGridSearch,
+    "tpe": RecordingTPE,  # type: ignore[dict-item]
+    "nsga2": RecordingNSGA2,  # type: ignore[dict-item]
 }

@@ -16,6 +16,7 @@ from app.api.problems import problem_responses
 from app.api.responses import model_response
 from app.errors import ProblemError
 from app.schemas import MAX_OFFSET, JobRead, JobUpdate, Page, TrialDetail, TrialRead
+from app.search.folds import smallest_class_rows
 from app.search.spec import JobCreate, resolve_spec
 from app.search.spec_limits import SpecLimits
 from app.settings import Settings
@@ -36,6 +37,8 @@ from app.store.reads import (
     trial_page,
 )
 from app.store.results import job_reads, trial_detail, trial_reads
+from app.store.uploads import dataset_path
+from app.store.warm_start_reads import WarmStartReads
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,15 @@ def submit_job(
             task=dataset.task,
             features=dataset.features,
             limits=SpecLimits.from_settings(settings),
+            rows=dataset.rows,
+            # Read from the file only when folds are asked for on a classification table.
+            smallest_class=lambda: smallest_class_rows(
+                dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
+                dataset.format,
+                dataset.target,
+                max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
+            ),
+            warm_start=WarmStartReads(db, owner, dataset.id),
         )
         check_job_quota(session=session, owner=owner, max_jobs=settings.max_jobs_per_key)
         row = {

@@ -42,6 +42,14 @@ export function advancedFields() {
   const split = number("job-validation-split", "training.validation_split", { min: 0, max: 1, value: "0.2" });
   // Empty: not sent, so the server's default (no test rows) holds.
   const testSplit = number("job-test-split", "training.test_split", { min: 0, max: 0.5, placeholder: "0" });
+  // "auto": 5 folds under 1,000 training rows, else one split (the server decides).
+  const folds = el(
+    "select",
+    { id: "job-cross-validation", dataset: { loc: "training.cross_validation.folds" } },
+    el("option", { value: "auto" }, "auto"),
+    el("option", { value: "none" }, "none (one validation split)"),
+    ...[2, 3, 4, 5, 6, 7, 8, 9, 10].map((k) => el("option", { value: String(k) }, `${k} folds`)),
+  );
 
   const es = {
     on: check("es-enabled", "callbacks.early_stopping", true),
@@ -73,7 +81,7 @@ export function advancedFields() {
   const element = el(
     "details",
     { id: "advanced", class: "advanced" },
-    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, callbacks"),
+    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, cross-validation, callbacks"),
     el(
       "div",
       { class: "row" },
@@ -84,6 +92,7 @@ export function advancedFields() {
       field("Time budget (s)", runtime, "empty: no limit"),
       field("Validation split", split),
       field("Test split", testSplit, "held out, scores the best model"),
+      field("Cross-validation", folds, "auto: 5 folds under 1,000 rows"),
     ),
     el(
       "fieldset",
@@ -144,6 +153,8 @@ export function advancedFields() {
     spec.training = spec.training || {};
     set(spec.training, "validation_split", split);
     set(spec.training, "test_split", testSplit);
+    if (folds.value === "none") spec.training.cross_validation = null;
+    else if (folds.value !== "auto") spec.training.cross_validation = { folds: Number(folds.value) };
     const callbacks = {};
     if (es.on.checked) {
       callbacks.early_stopping = { monitor: es.monitor.value, restore_best_weights: es.restore.checked };

@@ -14,6 +14,7 @@ import {
   jobName,
   parseTime,
   poll,
+  scoreObjective,
   shortId,
   statusBadge,
 } from "./util.js";
@@ -50,7 +51,7 @@ function duration(job) {
 
 function summaryRow(run, datasetNames, showNames) {
   const { job, trials, color } = run;
-  const objective = job.spec.objective;
+  const objective = scoreObjective(job.spec);
   return el(
     "tr",
     { dataset: { jobId: job.id } },
@@ -107,10 +108,10 @@ export function renderCompare(view, jobIds) {
     const heads = ["", "Job", ...(showNames ? ["Name"] : []), "Status", "Algorithm", "Dataset", "Objective", "Best", "Trials", "Duration"];
     head.replaceChildren(el("tr", {}, heads.map((h) => el("th", {}, h))));
     body.replaceChildren(...runs.map((run) => summaryRow(run, names, showNames)));
-    const objectives = new Set(runs.map((r) => `${r.job.spec.objective.name} (${r.job.spec.objective.direction})`));
+    const objectives = new Set(runs.map((r) => `${scoreObjective(r.job.spec).name} (${scoreObjective(r.job.spec).direction})`));
     warning.hidden = objectives.size < 2;
     warning.textContent = `These jobs optimize different objectives (${[...objectives].join(", ")}): their scores do not share a scale.`;
-    const yLabel = objectives.size === 1 ? runs[0].job.spec.objective.name : "score";
+    const yLabel = objectives.size === 1 ? scoreObjective(runs[0].job.spec).name : "score";
     compareChart(
       chart,
       runs.map((run) => ({ label: jobLabel(run.job), color: run.color, points: bestPoints(run.job, run.trials, mode.value) })),

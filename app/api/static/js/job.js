@@ -5,8 +5,11 @@
 import { del, download, get, post } from "./api.js";
 import { scoreChart } from "./charts.js";
 import { curvesPanel } from "./curves.js";
+import { importancePanel } from "./importance.js";
 import { confirmAction } from "./dialog.js";
+import { objectiveList, paretoPanel } from "./pareto.js";
 import { brushFilter, parallelCoordinates } from "./parcoords.js";
+import { modelCardPanel } from "./modelcard.js";
 import { predictPanel } from "./predict.js";
 import { fixedNames, hyperparameterNames, trialTable } from "./trials.js";
 import {
@@ -21,6 +24,7 @@ import {
   parseTime,
   poll,
   progressBar,
+  scoreObjective,
   shortId,
   statusBadge,
   toast,
@@ -66,6 +70,9 @@ export function renderJob(view, jobId) {
   const scores = el("div", { id: "score-chart" });
   const curves = curvesPanel(jobId);
   const predict = predictPanel(jobId);
+  const modelCard = modelCardPanel(jobId);
+  const importance = importancePanel(jobId);
+  const pareto = paretoPanel(jobId, { onSelect: (id) => select(id, true) });
   const parcoords = el("div", { id: "parcoords" });
   const filterText = el("span");
   const filterNote = el(
@@ -98,13 +105,16 @@ export function renderJob(view, jobId) {
       panel("Best trial", best),
       panel("Score over trials", scores),
     ),
+    pareto.element,
     predict.element,
+    modelCard.element,
     panel(
       "Hyperparameters vs score",
       el("p", { class: "muted small" }, "Drag along an axis to filter the trials; click the axis to clear it."),
       parcoords,
       filterNote,
     ),
+    importance.element,
     curves.element,
     panel("Trials", fixedNote, el("div", { class: "scroll-x" }, table.table)),
   );
@@ -183,9 +193,11 @@ export function renderJob(view, jobId) {
     cancel.disabled = job.cancel_requested;
     const datasetName = state.dataset ? state.dataset.name : shortId(job.dataset_id);
     const took = elapsed(job);
+    const objectives = objectiveList(spec) || [scoreObjective(spec)];
     summary.textContent =
-      `${spec.tuner.algorithm} on ${datasetName} · objective ${spec.objective.name} ` +
-      `(${spec.objective.direction}) · ${spec.training.epochs} epochs per trial · ` +
+      `${spec.tuner.algorithm} on ${datasetName} · ` +
+      `objective${objectives.length > 1 ? "s" : ""} ${objectives.map((o) => `${o.name} (${o.direction})`).join(", ")} · ` +
+      `${spec.training.epochs} epochs per trial · ` +
       `created ${fmtAge(job.created_at)}` +
       (took !== null ? ` · ${job.finished_at ? "ran" : "running for"} ${fmtDuration(took)}` : "");
     progress.replaceChildren(
@@ -220,9 +232,9 @@ export function renderJob(view, jobId) {
         el("strong", { class: "mono", id: "best-trial-id" }, job.best.trial_id),
         ": ",
         el("strong", { id: "best-score" }, fmtScore(job.best.score)),
-        el("span", { class: "muted" }, ` ${job.spec.objective.name}`),
+        el("span", { class: "muted" }, ` ${scoreObjective(job.spec).name}`),
       ),
-      scoresBeside(job),
+      scoresBeside(job) ?? "", // replaceChildren would write a null as the text "null"
       el(
         "dl",
         { class: "hyperparameters", id: "best-hyperparameters" },
@@ -269,7 +281,7 @@ export function renderJob(view, jobId) {
     table.update({
       trials: state.trials,
       hpNames: shown,
-      objective: job.spec.objective,
+      objective: scoreObjective(job.spec),
       bestId: job.best ? job.best.trial_id : null,
       selectedId: state.selectedId,
       checkedIds: state.checkedIds,
@@ -278,12 +290,12 @@ export function renderJob(view, jobId) {
     const scoreKey = JSON.stringify(state.trials.map((t) => t.score));
     if (scoreKey !== state.scoreKey) {
       state.scoreKey = scoreKey;
-      scoreChart(scores, state.trials, job.spec.objective);
+      scoreChart(scores, state.trials, scoreObjective(job.spec));
     }
     const pcKey = JSON.stringify([scoreKey, state.selectedId, job.best && job.best.trial_id, state.brushes]);
     if (pcKey !== state.parcoordsKey) {
       state.parcoordsKey = pcKey;
-      parallelCoordinates(parcoords, state.trials, shown, job.search_space, job.spec.objective, {
+      parallelCoordinates(parcoords, state.trials, shown, job.search_space, scoreObjective(job.spec), {
         bestId: job.best ? job.best.trial_id : null,
         selectedId: state.selectedId,
         onSelect: (id) => select(id, true),
@@ -291,6 +303,7 @@ export function renderJob(view, jobId) {
         onBrush: brush,
       });
     }
+    pareto.show(job, state.trials, state.selectedId).catch((e) => toast(e.message));
   }
 
   // Charts are drawn at the width of their panel: redraw them when the window changes size.
@@ -301,6 +314,7 @@ export function renderJob(view, jobId) {
       if (!state.job) return;
       state.scoreKey = state.parcoordsKey = null;
       curves.invalidate();
+      pareto.invalidate();
       drawTrials();
       refreshCurves().catch((e) => toast(e.message));
     }, 200);
@@ -323,6 +337,8 @@ export function renderJob(view, jobId) {
     drawBest();
     drawTrials();
     if (job.status === "succeeded") predict.show(state.dataset);
+    await modelCard.show(job);
+    await importance.show(state.trials);
     await refreshCurves();
     // One last refresh after the job finishes, then stop polling.
     return !FINISHED.has(job.status);

@@ -3,12 +3,12 @@
 // opens them side by side (compare.js).
 
 import { get } from "./api.js";
-import { el, fmtAge, fmtScore, jobName, poll, progressBar, shortId, statusBadge } from "./util.js";
+import { el, fmtAge, fmtScore, jobName, poll, progressBar, scoreObjective, shortId, statusBadge } from "./util.js";
 
 const REFRESH_MS = 2000;
 
 function jobRow(job, datasetNames, { picked, onPick }) {
-  const objective = job.spec.objective || {};
+  const objective = scoreObjective(job.spec);
   const best = job.best
     ? el("span", { title: objective.name }, fmtScore(job.best.score))
     : el("span", { class: "muted" }, "—");

@@ -12,6 +12,8 @@ const ALGORITHMS = {
   hyperband: "Hyperband",
   bayesian: "Bayesian optimization",
   grid: "Grid search",
+  tpe: "TPE (Optuna)",
+  nsga2: "NSGA-II (Optuna)",
 };
 
 // The column names of a CSV's header line (quoted names may hold commas), to offer as targets.
@@ -139,7 +141,7 @@ export function renderNewJob(view) {
   const maxEpochs = numberInput("job-max-epochs", { placeholder: "= epochs" });
   const factor = numberInput("job-factor", { min: 2, value: "3" });
   const iterations = numberInput("job-hyperband-iterations", { value: "1" });
-  const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, value: "1" });
+  const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, placeholder: "auto" });
   const jobName = el("input", { type: "text", id: "job-name", dataset: { loc: "name" }, placeholder: "optional" });
   const nameField = labelled("Job name", jobName);
   const advanced = advancedFields();
@@ -189,7 +191,7 @@ export function renderNewJob(view) {
       labelled("Algorithm", algorithm),
       el("label", { class: "field" }, el("span", {}, "Max trials"), maxTrials, trialsHint),
       labelled("Epochs per trial", epochs),
-      labelled("Parallel trials", parallel, "trials at once, on as many free workers"),
+      labelled("Parallel trials", parallel, "empty: auto, every idle worker helps; a number caps it"),
     ),
     hyperbandFields,
     advanced.element,
@@ -303,7 +305,7 @@ export function renderNewJob(view) {
     };
     // Empty fields keep the server's defaults.
     if (epochs.value) spec.training = { epochs: Number(epochs.value) };
-    if (parallel.value && Number(parallel.value) > 1) spec.parallel_trials = Number(parallel.value);
+    if (parallel.value) spec.parallel_trials = Number(parallel.value);
     if (jobName.value.trim()) spec.name = jobName.value.trim();
     advanced.apply(spec);
     submitButton.disabled = true;

@@ -132,3 +132,8 @@ export function fmtTime(value) {
   if (!time) return "—";
   return time.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+// The objective a job's score is: a multi-objective job's first (KerasTuner's score).
+export function scoreObjective(spec) {
+  return (Array.isArray(spec.objective) ? spec.objective[0] : spec.objective) || {};
+}
