@@ -50,7 +50,8 @@ def test_an_idle_worker_has_tensorflow_ready_for_the_next_job(
     assert done["status"] == "succeeded"
     # The search ran in the process that was waiting for it, not in a new one.
     log = (tmp_path / "worker-0.log").read_text()
-    [started] = [line for line in log.splitlines() if "search starting" in line]
+    # (A parallel_trials "auto" job: its chief is the search process.)
+    [started] = [line for line in log.splitlines() if "chief serving the oracle" in line]
     assert f"[{spare}]" in started
     # Once idle again, a fresh spare replaces the one the job used up.
     deadline = time.monotonic() + 60

@@ -234,8 +234,9 @@ def test_diverging_trials_are_failed_and_too_many_fail_the_job(
         assert trial["stopped_early"] is False
 
 
+@pytest.mark.parametrize("parallel_trials", [1, "auto"])
 def test_search_process_is_recycled_and_the_search_carries_on(
-    api: httpx.Client, start_worker, settings, tmp_path: Path
+    api: httpx.Client, start_worker, settings, tmp_path: Path, parallel_trials: int | str
 ) -> None:
     dataset = upload_ok(api, customers_frame(), "churned")
     job = submit(
@@ -244,6 +245,8 @@ def test_search_process_is_recycled_and_the_search_carries_on(
         tuner={"algorithm": "random_search", "max_trials": 5},
         training={"epochs": 2},
         search_space=SLOW_TRIALS,
+        # "auto" on one worker: its chief recycles too, no other tuner taking part.
+        parallel_trials=parallel_trials,
     )
     every_two = make_settings(settings.database_url, settings.data_dir, recycle_trials=2)
     start_worker(settings_override=every_two)
@@ -256,7 +259,8 @@ def test_search_process_is_recycled_and_the_search_carries_on(
     # Three processes ran the search: trials 0-1, 2-3, then 4.
     log = (tmp_path / "worker-0.log").read_text()
     assert log.count("search process recycled") == 2
-    assert log.count("search starting") == 3
+    started = "search starting" if parallel_trials == 1 else "chief serving the oracle"
+    assert log.count(started) == 3
 
 
 def test_four_workers_run_twenty_jobs_each_exactly_once(

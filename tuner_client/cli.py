@@ -148,8 +148,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--folds",
         type=_folds,
         metavar="K|auto|none",
-        help="cross-validation (training.cross_validation; default auto: 5 folds under "
-        "1,000 rows)",
+        help="cross-validation (training.cross_validation; default auto: 5 folds under 1,000 rows)",
     )
     submit.add_argument("--objective", help="metric to optimize, e.g. val_loss")
     submit.add_argument("--space", type=Path, help="JSON file of search-space overrides")

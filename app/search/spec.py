@@ -91,7 +91,7 @@ class JobCreate(SpecModel):
     )
     parallel_trials: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         default="auto",
-        description='Trials run at once, by KerasTuner workers (on any worker machines) '
+        description="Trials run at once, by KerasTuner workers (on any worker machines) "
         'against one chief that serves the oracle. "auto": as many as there are idle '
         "workers, each handed back between trials when another job waits; a number: at "
         "most that many, taken before queued jobs; 1 runs the search in one process.",

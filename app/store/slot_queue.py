@@ -247,6 +247,18 @@ def close_slots(
         )
 
 
+def slots_running(*, session: Session, job_id: str) -> int:
+    """Slots of the job a tuner process holds now (the chief's own tuner0 is not one)."""
+    return int(
+        session.scalar(
+            select(func.count(JobSlot.id)).where(
+                JobSlot.job_id == job_id, JobSlot.status == SlotStatus.RUNNING
+            )
+        )
+        or 0
+    )
+
+
 def holds(*, session: Session, claim: Claim | SlotClaim) -> bool:
     """Whether a search process may still write for this claim (the recorder's fence)."""
     if isinstance(claim, SlotClaim):

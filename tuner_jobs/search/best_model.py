@@ -72,7 +72,16 @@ def prune_checkpoints(tuner: Any) -> None:
     oracle = tuner.oracle
     best = best_completed_trial(oracle)
     keep = ({best.trial_id} if best else set()) | _needed_by_hyperband(oracle)
-    keep |= {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    ongoing = list(oracle.ongoing_trials.values())
+    keep |= {trial.trial_id for trial in ongoing}
+    # A running Hyperband trial continues from its parent's checkpoint, which it may not
+    # have loaded yet (another tuner of a parallel job): the oracle drops a bracket from
+    # its open brackets as soon as its last round's trials are handed out, not finished.
+    keep |= {
+        parent
+        for trial in ongoing
+        if (parent := trial.hyperparameters.values.get("tuner/trial_id")) is not None
+    }
     keep |= front_trial_ids(oracle)  # a multi-objective job keeps its Pareto front's models
     for trial_id in oracle.trials:
         if trial_id in keep:

@@ -42,10 +42,11 @@ from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE
 from app.store.models import Dataset, Job, JobSlot, SlotStatus
 from app.store.queue import Claim
-from app.store.slot_queue import close_slots, job_slots, open_slots
+from app.store.slot_queue import close_slots, job_slots, open_slots, slots_running
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
-from tuner_jobs.search.tuners import SearchStopped, StopSignal
+from tuner_jobs.search.recycling import recycle_reason, resident_mb
+from tuner_jobs.search.tuners import RecycleProcess, SearchStopped, StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,7 @@ def run_chief(
     oracle = tuner.oracle
     best_model = directory / BEST_MODEL_FILE
     keeper = _BestKeeper(data.preprocessor, best_model)
-    # No recycling here: this process is the oracle's home, it cannot hand over.
-    tuner.after_trial = keeper.after_trial
+    tuner.after_trial = _after_trial(keeper, settings, engine, claim)
     # What a resumed chief reloads: KerasTuner's chief saves before serving, too.
     tuner.save()
 
@@ -244,6 +244,29 @@ def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
             best_epoch=trial_best_epoch(trial),
             objectives=objectives_of(oracle, trial),
         )
+
+
+def _after_trial(keeper: _BestKeeper, settings: Settings, engine: Engine, claim: Claim):  # type: ignore[no-untyped-def]
+    """After each of tuner0's trials: keep the best model, and hand the search to a fresh
+    process when this one has run enough trials or grown (as a one-process search does),
+    but only while no other tuner takes part: this process is the oracle's home, and a
+    fresh chief replaces the job's slots (open_slots). With tuners attached it goes on."""
+    trials_here = 0
+
+    def after_trial(tuner: Any, trial_id: str) -> None:
+        nonlocal trials_here
+        keeper.after_trial(tuner, trial_id)
+        trials_here += 1
+        reason = recycle_reason(trials_here, resident_mb(), settings)
+        if reason is None or tuner.oracle.ongoing_trials:
+            return
+        with Session(engine) as session:
+            if slots_running(session=session, job_id=claim.job_id):
+                return
+        logger.info("recycling the chief", extra={"job_id": claim.job_id, "reason": reason})
+        raise RecycleProcess(reason)
+
+    return after_trial
 
 
 class _BestKeeper:

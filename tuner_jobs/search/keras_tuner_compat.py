@@ -14,6 +14,13 @@ What the service needs KerasTuner's internals for:
 - `oracle_client.TIMEOUT`: a tuner worker gives up on a dead chief sooner than an hour;
 - a tuner's checkpoint path and Hyperband's open brackets: checkpoint pruning;
 - the oracle's "too many failed trials in a row" check, run while the chief waits.
+
+Three private methods are overridden, not called, elsewhere (a subclass cannot go through
+this module): `Oracle._random_values` and `Oracle._compute_values_hash`, by the warm start's
+oracle mixin (tuner_jobs.search.warm_start), which hands out its queued configurations
+through the one method every built-in oracle draws new values with; and `Tuner._try_build`,
+by the recording tuner (tuner_jobs.search.tuners), which hands a trial a cached model
+(tuner_jobs.search.model_reuse) instead of building the same network again.
 """
 
 from __future__ import annotations

@@ -42,6 +42,12 @@ def make_dataset(
 class DenseHyperModel(kt.HyperModel):
     """A stack of Dense layers over the preprocessed features; every knob comes from `hp`."""
 
+    # Hyperparameters that leave the network's graph as it is: they set where its weights
+    # start, the learning rate (a variable of the optimizer) and the batches' length (the
+    # traced functions take batches of any length). Trials that differ only in these can
+    # train one built, compiled and traced model (tuner_jobs.search.model_reuse).
+    GRAPH_FREE = frozenset({"kernel_initializer", "learning_rate", "batch_size"})
+
     def __init__(self, *, input_width: int, head: Head, seed: int | None) -> None:
         super().__init__(name="dense", tunable=True)
         self.input_width = input_width
@@ -81,6 +87,21 @@ class DenseHyperModel(kt.HyperModel):
             steps_per_execution=STEPS_PER_EXECUTION,
         )
         return model
+
+    def reinitialize(self, model: keras.Model, hp: kt.HyperParameters) -> None:
+        """Give `model`, built by `build` for a trial of the same architecture and already
+        restored to the state it was built with, what `build(hp)` would give it fresh: each
+        Dense kernel drawn by a new initializer, made in the order `build` makes them (each
+        takes its seed from Python's RNG when it is made, so the same seeds are drawn and the
+        weights are the same, bit for bit), and the trial's learning rate."""
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        for layer in dense:
+            # The output layer keeps Keras's default initializer, as in `build`.
+            name = "glorot_uniform" if layer is dense[-1] else hp.get("kernel_initializer")
+            initializer = keras.initializers.get(name)
+            layer.kernel_initializer = initializer  # what the saved model's config says
+            layer.kernel.assign(initializer(layer.kernel.shape, layer.kernel.dtype))
+        model.optimizer.learning_rate.assign(float(hp.get("learning_rate")))
 
     def fit(self, hp, model, x, y, validation_data=None, **kwargs):  # type: ignore[no-untyped-def]
         batch_size = int(hp.get("batch_size"))

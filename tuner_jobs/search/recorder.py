@@ -165,9 +165,7 @@ class TrialRecorder:
             )
             # The curve's length, not the calls: with cross-validation each fold's epoch
             # rewrites the same (mean) row.
-            recorded = (
-                select(func.count()).where(TrialEpoch.trial_pk == pk).scalar_subquery()
-            )
+            recorded = select(func.count()).where(TrialEpoch.trial_pk == pk).scalar_subquery()
             session.execute(update(Trial).where(Trial.id == pk).values(epochs_run=recorded))
 
         self._write(work)

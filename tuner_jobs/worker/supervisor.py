@@ -153,14 +153,13 @@ class Worker:
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         logger.info("job claimed", extra=log)
         deadline, parallel = self._plan(claim)
-        if parallel:
-            ended, reason = self._run_parallel(claim, deadline, log)
-        else:
-            ended, reason = self._run_search(claim, deadline, log)
-            while search_goes_on(ended, reason):
-                # The search continues in a fresh process, under the same lease.
-                logger.info("search process recycled: %s", ended.message, extra=log)
-                ended, reason = self._run_search(claim, deadline, log)
+        run = self._run_parallel if parallel else self._run_search
+        ended, reason = run(claim, deadline, log)
+        while search_goes_on(ended, reason):
+            # The search (a chief too, when no other tuner takes part) continues in a
+            # fresh process, under the same lease.
+            logger.info("search process recycled: %s", ended.message, extra=log)
+            ended, reason = run(claim, deadline, log)
         completed = self._completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
         record = job_record(
             ended,

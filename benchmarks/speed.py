@@ -1,0 +1,296 @@
+"""`make bench-speed` (python -m benchmarks.speed [--rounds 3]): the default search through
+the service against the same Hyperband search as a plain KerasTuner script.
+
+Two tables: breast cancer (569 rows, scikit-learn's copy) and a generated 3,000-row
+table (benchmarks.data). Per round and table, one after another (never two at once):
+the service as `make run` starts it (`tuner-service serve`: migrations, API, its
+default workers; real HTTP; clock from POST /jobs to `succeeded`, the workers warm),
+its default spec (Hyperband, cross-validated where the table is small) with the seed
+given; the same again with TUNER_MODEL_REUSE=0 ("before": every trial builds, compiles
+and traces its model, as KerasTuner does); and benchmarks/plain_hyperband.py on the
+service's space, seed and validation rows (clock from its launch, imports included).
+
+Per-trial fixed cost: a trial's wall time minus what its epochs' steps take. The step
+time is measured after every clock has stopped, by benchmarks.step_time: a sample of
+each run's trials is rebuilt, warmed up by one epoch, then timed over more. For a
+cross-validated trial the steps are counted as folds x its recorded epochs (its curve
+is the longest fold's), which overstates them: its fixed cost is a lower bound there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from app.search.keras_tuner_config import keras_tuner_config
+from app.search.search_space import effective_search_space
+from app.settings import Settings
+from benchmarks.data import tabular_frame
+from benchmarks.harness import ROOT, Service, submit, upload_csv, wait_finished, wait_warm
+from benchmarks.report import Row, table
+from tuner_jobs.search.split import split_dataset
+
+SEED, SAMPLE = 42, 20
+# Fields set over the default spec: none, the service runs as a user's job does. (The
+# first run set parallel_trials 1: "auto" then lost a Hyperband parent's checkpoint, a
+# race fixed in tuner_jobs.search.best_model.prune_checkpoints.)
+SPEC: dict[str, Any] = {}
+SCRIPT = ROOT / "benchmarks" / "plain_hyperband.py"
+WALL_TARGET, SCORE_TOLERANCE, FIXED_TARGET_S = 0.35, 0.01, 0.25
+
+
+def tables() -> dict[str, tuple[pd.DataFrame, str]]:
+    from sklearn.datasets import load_breast_cancer
+
+    cancer = load_breast_cancer(as_frame=True).frame
+    cancer["target"] = cancer["target"].map({0: "malignant", 1: "benign"})
+    return {
+        "breast cancer, 569 rows": (cancer, "target"),
+        "generated, 3,000 rows": (tabular_frame(3_000), "label"),
+    }
+
+
+def script_inputs(frame: pd.DataFrame, target: str, workdir: Path) -> tuple[Path, Path]:
+    """The service's seeded, stratified validation split of the table, standardized on its
+    training rows, and the service's default search space as KerasTuner's config."""
+    x = frame.drop(columns=[target]).to_numpy("float32")
+    labels = pd.factorize(frame[target], sort=True)[0]
+    split = split_dataset(
+        len(frame), validation_split=0.2, test_split=0.0, seed=SEED, labels=labels
+    )
+    mean, std = x[split.train].mean(axis=0), x[split.train].std(axis=0) + 1e-7
+    x = (x - mean) / std
+    y = labels.astype("float32")
+    rows = workdir / "rows.npz"
+    np.savez(
+        rows,
+        x=x[split.train],
+        y=y[split.train],
+        x_val=x[split.validation],
+        y_val=y[split.validation],
+    )
+    space = workdir / "space.json"
+    space.write_text(
+        json.dumps(keras_tuner_config(effective_search_space({}, features=x.shape[1])))
+    )
+    return rows, space
+
+
+def _workers(serve: int) -> list[int]:
+    """`serve`'s worker supervisors (not any other child it has)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{serve}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if b"tuner_jobs.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(int(pid))
+    return out
+
+
+def run_service(csv: Path, target: str, *, reuse: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tuner-speed-") as tmp:
+        svc = Service(Path(tmp), model_reuse=int(reuse))
+        serve = svc._spawn("serve", "serve")  # noqa: SLF001 (the harness's own launcher)
+        client = httpx.Client(base_url=svc.url, timeout=60)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"`tuner-service serve` did not start; see {tmp}")
+                time.sleep(0.2)
+            dataset = upload_csv(client, csv, target)
+            workers = [SimpleNamespace(pid=pid) for pid in _workers(serve.pid)]
+            wait_warm(SimpleNamespace(workers=workers), timeout=300)
+            started = time.monotonic()
+            job = submit(client, {"dataset_id": dataset["id"], "tuner": {"seed": SEED}, **SPEC})
+            done = wait_finished(client, [job["id"]], timeout=3600)[job["id"]]
+            trials = client.get(f"/api/v1/jobs/{job['id']}/trials", params={"limit": 1000})
+            cv = (done["spec"].get("training") or {}).get("cross_validation") or {}
+            return {
+                "wall_s": done["finished_monotonic"] - started,
+                "best_score": done["best"]["score"],
+                "trials": trials.json()["items"],
+                "folds": cv.get("folds") or 1,
+                "workers": len(workers),
+            }
+        finally:
+            client.close()
+            svc.stop()
+
+
+def run_script(rows: Path, space: Path, workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(rows), str(space), str(SEED), str(workdir / "kt")],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.nice(Settings().worker_nice),
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_s"] = result["searched_at"] - started
+    result["folds"] = 1
+    return result
+
+
+def fixed_costs(runs: list[tuple[str, dict[str, Any], Path, Path]], workdir: Path) -> list[float]:
+    """Median per-trial fixed cost of each run, from a sample of its trials."""
+    requests, owners = [], []
+    for index, (side, run, rows, space) in enumerate(runs):
+        done = [t for t in run["trials"] if t.get("duration_s") and t.get("epochs_run")]
+        for trial in random.Random(index).sample(done, min(SAMPLE, len(done))):
+            requests.append(
+                {
+                    "side": side,
+                    "hyperparameters": trial["hyperparameters"],
+                    "rows": str(rows),
+                    "space": str(space),
+                }
+            )
+            owners.append((index, trial))
+    path = workdir / "steps.json"
+    path.write_text(json.dumps(requests))
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step_time", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    epoch_s = json.loads(out.stdout.strip().splitlines()[-1])
+    per_run: dict[int, list[float]] = {}
+    for (index, trial), seconds in zip(owners, epoch_s, strict=True):
+        steps = runs[index][1]["folds"] * trial["epochs_run"] * seconds
+        per_run.setdefault(index, []).append(trial["duration_s"] - steps)
+    return [statistics.median(per_run.get(i, [float("nan")])) for i in range(len(runs))]
+
+
+def measure(rounds: int, only: str = "") -> list[Row]:
+    rows_out: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tuner-speed-") as tmp:
+        for name, (frame, target) in tables().items():
+            if only and only not in name:
+                continue
+            workdir = Path(tmp) / name.split(",")[0].replace(" ", "_")
+            workdir.mkdir(parents=True)
+            csv = workdir / "table.csv"
+            frame.to_csv(csv, index=False)
+            rows, space = script_inputs(frame, target, workdir)
+            after, before, script = [], [], []
+            for round_ in range(rounds):
+                print(
+                    f"[bench-speed] {name}: round {round_ + 1}/{rounds}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                try:
+                    after.append(run_service(csv, target, reuse=True))
+                    before.append(run_service(csv, target, reuse=False))
+                    script.append(run_script(rows, space, workdir / f"plain{round_}"))
+                except Exception as exc:  # one failed search must not hide the others
+                    print(f"[bench-speed] {name}: {exc}", file=sys.stderr, flush=True)
+                    rows_out.append(Row(f"speed: {name}", "-", f"failed: {exc}", met=False))
+            if not (after and before and script):
+                continue
+            runs = [("service", r, rows, space) for r in after + before]
+            runs += [("script", r, rows, space) for r in script]
+            fixed = fixed_costs(runs, workdir)
+            n = len(after)
+            fixed_after, fixed_before = (
+                statistics.median(fixed[:n]),
+                statistics.median(fixed[n : 2 * n]),
+            )
+            fixed_script = statistics.median(fixed[2 * n :])
+            rows_out += _rows(
+                name, after, before, script, (fixed_after, fixed_before, fixed_script)
+            )
+    return rows_out
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in runs)
+
+
+def _rows(name: str, after, before, script, fixed) -> list[Row]:  # type: ignore[no-untyped-def]
+    wall_a, wall_b, wall_s = (_median(r, "wall_s") for r in (after, before, script))
+    best_a, best_s = _median(after, "best_score"), _median(script, "best_score")
+    ratio = wall_a / wall_s
+    folds = after[0]["folds"]
+    how = f"{folds}-fold cross-validation" if folds > 1 else "one validation split"
+    equal = abs(best_a - best_s) <= SCORE_TOLERANCE
+    trials = "/".join(str(len(r["trials"])) for r in (after[0], before[0], script[0]))
+    return [
+        Row(
+            f"speed: {name}",
+            f"wall time, service (default spec: {how}, {after[0]['workers']} worker(s)) vs script",
+            f"{wall_a:.1f} s vs {wall_s:.1f} s = {ratio:.2f}x (reuse off: {wall_b:.1f} s)",
+            f"<= {WALL_TARGET}x at equal best score",
+            ratio <= WALL_TARGET and equal,
+            f"trials service/reuse off/script: {trials}"
+            + (f"; the service trains each trial {folds} times" if folds > 1 else ""),
+        ),
+        Row(
+            "",
+            "best val_accuracy, service vs script",
+            f"{best_a:.4f} vs {best_s:.4f}",
+            f"within {SCORE_TOLERANCE}",
+            equal,
+            "cross-validated mean over folds vs one split's score"
+            if folds > 1
+            else "same validation rows",
+        ),
+        Row(
+            "",
+            "per-trial fixed cost (median): service, reuse off, script",
+            f"{fixed[0]:.2f} s, {fixed[1]:.2f} s, {fixed[2]:.2f} s",
+            f"< {FIXED_TARGET_S} s",
+            fixed[0] < FIXED_TARGET_S,
+            "trial wall time minus its epochs' steps (timed on a warm rebuild); "
+            "a new architecture still pays its build and trace (~0.6 s CPU)",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.__main__ import load, machine
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per table (medians)")
+    parser.add_argument("--only", default="", help='one table, e.g. "3,000"')
+    args = parser.parse_args(argv)
+    started, load_before = time.monotonic(), load()
+    rows = measure(args.rounds, args.only)
+    print(f"Machine: {machine()}")
+    print(
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; rounds: {args.rounds}; load average "
+        f"before: {load_before}, after: {load()}; total {time.monotonic() - started:.0f} s"
+    )
+    print()
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
