@@ -18,6 +18,7 @@ import pytest
 
 from app.settings import Settings
 from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, job_dir
+from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     csv_bytes,
@@ -169,6 +170,7 @@ def _arrays(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
+@sqlite_only  # the search runs the same on either backend; the suite's time is what matters here
 def test_a_cross_validated_job_scores_folds_and_serves_its_refit_model(
     api: httpx.Client, start_worker, settings: Settings
 ) -> None:
@@ -244,6 +246,7 @@ def test_a_cross_validated_job_scores_folds_and_serves_its_refit_model(
 
 
 @pytest.mark.slow
+@sqlite_only  # the search runs the same on either backend; the suite's time is what matters here
 def test_hyperband_with_folds_continues_each_fold_from_its_own_parent(
     api: httpx.Client, start_worker, settings: Settings
 ) -> None:
@@ -275,6 +278,7 @@ def test_hyperband_with_folds_continues_each_fold_from_its_own_parent(
 
 
 @pytest.mark.slow
+@sqlite_only  # the search runs the same on either backend; the suite's time is what matters here
 def test_a_parallel_job_cross_validates_and_its_chief_refits(
     api: httpx.Client, start_worker
 ) -> None:

@@ -144,11 +144,17 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
         expect(advanced).to_have_attribute("open", "")
         page.uncheck("#es-enabled")
         expect(page.locator("#job-patience")).to_be_disabled()
+        # A warm start from the job just submitted (it has no trial yet: nothing to try).
+        first_id = job["id"]
+        page.fill("#job-warm-start", first_id)
+        page.fill("#job-warm-top-k", "2")
         page.click("#submit-job")
         page.wait_for_url(re.compile(r"#/jobs/\w+$"))
         job = api.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
         assert job["spec"]["callbacks"]["early_stopping"] is None
         assert job["spec"]["callbacks"]["reduce_lr_on_plateau"] is None
+        warm = job["spec"]["warm_start"]
+        assert (warm["jobs"], warm["top_k"], warm["configurations"]) == ([first_id], 2, [])
 
 
 def test_datasets_of_one_file_name_are_told_apart(settings: Settings, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.search.pareto import best_of, dominates, non_dominated
+from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     customers_frame,
@@ -174,6 +175,7 @@ def _beats(a: list[float], b: list[float]) -> bool:
 
 
 @pytest.mark.slow
+@sqlite_only  # the search runs the same on either backend; the suite's time is what matters here
 def test_a_two_objective_search_returns_its_front_and_each_front_trial_predicts(
     api: httpx.Client, start_worker
 ) -> None:

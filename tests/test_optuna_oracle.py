@@ -95,6 +95,7 @@ def test_each_keras_tuner_hyperparameter_becomes_its_optuna_distribution() -> No
 
 
 @pytest.mark.slow
+@sqlite_only  # the search runs the same on either backend; the suite's time is what matters here
 def test_tpe_runs_after_a_warm_start_and_nsga2_runs(api: httpx.Client, start_worker) -> None:
     dataset = upload_ok(api, customers_frame(rows=240), "churned")
     source = submit(

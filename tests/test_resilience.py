@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sqlite_only
 from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -235,6 +235,7 @@ def test_diverging_trials_are_failed_and_too_many_fail_the_job(
 
 
 @pytest.mark.parametrize("parallel_trials", [1, "auto"])
+@sqlite_only  # recycling is the worker's; both backends lease and record alike (other tests)
 def test_search_process_is_recycled_and_the_search_carries_on(
     api: httpx.Client, start_worker, settings, tmp_path: Path, parallel_trials: int | str
 ) -> None:

@@ -42,6 +42,15 @@ export function advancedFields() {
   const split = number("job-validation-split", "training.validation_split", { min: 0, max: 1, value: "0.2" });
   // Empty: not sent, so the server's default (no test rows) holds.
   const testSplit = number("job-test-split", "training.test_split", { min: 0, max: 0.5, placeholder: "0" });
+  // Empty: no warm start; "auto": this key's latest succeeded jobs on the same data; or
+  // full job ids, separated by commas or spaces (top_k applies to those).
+  const warmStart = el("input", {
+    id: "job-warm-start",
+    type: "text",
+    dataset: { loc: "warm_start.jobs" },
+    placeholder: "none, auto, or job ids",
+  });
+  const warmTopK = number("job-warm-top-k", "warm_start.top_k", { min: 1, max: 100, step: 1, placeholder: "5" });
   // "auto": 5 folds under 1,000 training rows, else one split (the server decides).
   const folds = el(
     "select",
@@ -81,7 +90,7 @@ export function advancedFields() {
   const element = el(
     "details",
     { id: "advanced", class: "advanced" },
-    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, cross-validation, callbacks"),
+    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, cross-validation, warm start, callbacks"),
     el(
       "div",
       { class: "row" },
@@ -93,6 +102,8 @@ export function advancedFields() {
       field("Validation split", split),
       field("Test split", testSplit, "held out, scores the best model"),
       field("Cross-validation", folds, "auto: 5 folds under 1,000 rows"),
+      field("Warm start", warmStart, "try earlier jobs' best configurations first"),
+      field("Warm start: best of each", warmTopK),
     ),
     el(
       "fieldset",
@@ -155,6 +166,12 @@ export function advancedFields() {
     set(spec.training, "test_split", testSplit);
     if (folds.value === "none") spec.training.cross_validation = null;
     else if (folds.value !== "auto") spec.training.cross_validation = { folds: Number(folds.value) };
+    const warm = warmStart.value.trim();
+    if (warm === "auto") spec.warm_start = "auto"; // its top_k is the server's (5)
+    else if (warm) {
+      spec.warm_start = { jobs: warm.split(/[\s,]+/).filter(Boolean) };
+      set(spec.warm_start, "top_k", warmTopK);
+    }
     const callbacks = {};
     if (es.on.checked) {
       callbacks.early_stopping = { monitor: es.monitor.value, restore_best_weights: es.restore.checked };
