@@ -4,21 +4,10 @@
 // brush stay lit, and the trial table shows just those (brushFilter).
 
 import { chartWidth } from "./charts.js";
-import { el, fmtScore, fmtValue } from "./util.js";
+import { el, fmtScore, fmtValue, svg } from "./util.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const SCORE = "score"; // the score axis's key; hyperparameter axes are keyed by their name
 const BEST_COLOR = "#e07b00";
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 const valueOf = (trial, key) => (key === SCORE ? trial.score : trial.hyperparameters[key]);
 

@@ -5,21 +5,10 @@
 
 import { get } from "./api.js";
 import { chartWidth } from "./charts.js";
-import { el, fmtValue } from "./util.js";
+import { el, fmtValue, svg } from "./util.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const FRONT_COLOR = "#e07b00";
 const OTHER_COLOR = "#7a869a";
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 // The list of objectives of a multi-objective job, or null for a single objective.
 export function objectiveList(spec) {

@@ -137,3 +137,15 @@ export function fmtTime(value) {
 export function scoreObjective(spec) {
   return (Array.isArray(spec.objective) ? spec.objective[0] : spec.objective) || {};
 }
+
+// An SVG element, for the charts drawn without uPlot (parallel coordinates, the Pareto
+// front); attributes named on<event> become listeners.
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children);
+  return node;
+}
