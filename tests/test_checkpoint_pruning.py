@@ -77,3 +77,43 @@ def test_a_handed_out_continuation_keeps_its_parents_checkpoint(tmp_path: Path) 
 @pytest.fixture(autouse=True)
 def _no_tuner_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KERASTUNER_TUNER_ID", raising=False)
+
+
+def _random_search(directory: Path, *, overwrite: bool) -> kt.RandomSearch:
+    def build(hp: kt.HyperParameters) -> None:
+        hp.Int("units", 1, 64)
+
+    return kt.RandomSearch(
+        hypermodel=build,
+        objective=kt.Objective("val_loss", "min"),
+        max_trials=5,
+        seed=1,
+        directory=str(directory),
+        project_name="p",
+        overwrite=overwrite,
+    )
+
+
+@pytest.mark.parametrize("listed", ["as written", "reversed"])
+def test_tied_best_trials_name_the_same_best_after_a_reload(tmp_path: Path, listed: str) -> None:
+    """A recycled search process reloads the oracle, whose trials come back in the file
+    system's order: among trials tied on the score the same one must stay best, or the
+    new process exports a trial whose checkpoint the last one pruned (the job failed)."""
+    from tuner_jobs.search.best_model import best_completed_trial
+
+    first = _random_search(tmp_path, overwrite=True)
+    for loss in (0.5, 0.3, 0.3, 0.3):
+        _finish(first, first.oracle.create_trial("tuner0"), loss)
+        prune_checkpoints(first)
+    first.save()  # what a search saves before each trial: the reload starts from it
+    kept = best_completed_trial(first.oracle).trial_id
+    assert kept == min(t for t, v in first.oracle.trials.items() if v.score == 0.3)
+
+    second = _random_search(tmp_path, overwrite=False)  # reloads the oracle
+    if listed == "reversed":
+        second.oracle.trials = dict(reversed(list(second.oracle.trials.items())))
+    assert best_completed_trial(second.oracle).trial_id == kept
+    _finish(second, second.oracle.create_trial("tuner0"), 0.3)  # one more tie
+    prune_checkpoints(second)
+    assert best_completed_trial(second.oracle).trial_id == kept
+    assert Path(checkpoint_path(second, kept)).exists()

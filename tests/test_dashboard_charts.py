@@ -285,3 +285,14 @@ def test_brushing_parallel_coordinates_filters_lines_and_table(
         expect(page.locator("#trials-table tbody tr")).to_have_count(90)
         expect(page.locator("#filter-note")).to_be_hidden()
         assert kept() == {t.trial_id for t in trials}
+
+        # Charts follow the window's width, not its height: a height-only resize (a phone's
+        # address bar; a full-page screenshot makes one) leaves them as drawn, so nothing is
+        # replaced under the pointer; a new width redraws them at it.
+        page.locator("#parcoords svg.parcoords").evaluate("s => { s.dataset.probe = 'kept'; }")
+        page.set_viewport_size({"width": 1400, "height": 700})
+        page.wait_for_timeout(600)  # the page waits 200 ms for a resize to settle
+        expect(page.locator("#parcoords svg[data-probe='kept']")).to_have_count(1)
+        page.set_viewport_size({"width": 1000, "height": 700})
+        expect(page.locator("#parcoords svg[data-probe='kept']")).to_have_count(0)
+        expect(lines).to_have_count(90)

@@ -252,13 +252,13 @@ def test_search_process_is_recycled_and_the_search_carries_on(
     every_two = make_settings(settings.database_url, settings.data_dir, recycle_trials=2)
     start_worker(settings_override=every_two)
     done = wait_for_job(api, job["id"], timeout=300)
-    assert done["status"] == "succeeded"
+    log = (tmp_path / "worker-0.log").read_text()
+    assert done["status"] == "succeeded", (done["error"], log[-3000:])
     assert done["attempt"] == 1
     trials = _trials(api, job["id"])
     assert sorted(t["trial_id"] for t in trials) == ["0", "1", "2", "3", "4"]
     assert {t["status"] for t in trials} == {"COMPLETED"}
     # Three processes ran the search: trials 0-1, 2-3, then 4.
-    log = (tmp_path / "worker-0.log").read_text()
     assert log.count("search process recycled") == 2
     started = "search starting" if parallel_trials == 1 else "chief serving the oracle"
     assert log.count(started) == 3

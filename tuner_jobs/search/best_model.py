@@ -26,13 +26,30 @@ logger = logging.getLogger(__name__)
 def best_completed_trial(oracle: Any) -> Any | None:
     """The best trial with a model: KerasTuner's ranking also lists failed trials, and a
     trial that diverged after a finite first epoch ends COMPLETED with no score (and no
-    checkpoint: its best epoch was never written)."""
+    checkpoint: its best epoch was never written).
+
+    Ties go to the lowest trial id, as in the database's best (app.store.reads). Not
+    KerasTuner's order: its sort is stable over `oracle.trials`, which a reloaded oracle
+    fills in the file system's order, so a recycled process could name another of the
+    tied trials best, export it, and prune the checkpoint the last process kept."""
+    ranked = oracle.get_best_trials(len(oracle.trials))
     best = [
         t
-        for t in oracle.get_best_trials(len(oracle.trials))
+        for t in ranked
         if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
     ]
-    return best[0] if best else None
+    if not best:
+        return None
+    tied = [t for t in best if _same_rank(oracle, t, best[0])]
+    return min(tied, key=lambda t: t.trial_id)  # the database's order: text
+
+
+def _same_rank(oracle: Any, trial: Any, first: Any) -> bool:
+    """Ranked alike: the same score, or for several objectives the same values of all."""
+    values = getattr(oracle, "objective_values", None)
+    if values is not None and len(getattr(oracle, "objectives", ())) > 1:
+        return bool(values(trial) == values(first))
+    return bool(trial.score == first.score)
 
 
 def export_best_model(

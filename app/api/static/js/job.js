@@ -306,12 +306,17 @@ export function renderJob(view, jobId) {
     pareto.show(job, state.trials, state.selectedId).catch((e) => toast(e.message));
   }
 
-  // Charts are drawn at the width of their panel: redraw them when the window changes size.
+  // Charts are drawn at the width of their panel: redraw them when the window's width
+  // changes. Not its height: a phone's address bar, or a full-page screenshot, resizes the
+  // window's height only, and a redraw would replace a chart under the user's pointer.
   let resizeTimer = null;
+  let drawnWidth = document.documentElement.clientWidth;
   const onResize = () => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
-      if (!state.job) return;
+      const width = document.documentElement.clientWidth;
+      if (!state.job || width === drawnWidth) return;
+      drawnWidth = width;
       state.scoreKey = state.parcoordsKey = null;
       curves.invalidate();
       pareto.invalidate();
