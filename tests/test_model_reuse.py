@@ -138,8 +138,8 @@ def test_without_reuse_every_trial_builds_its_own_model(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_trials_and_scores_with_and_without_reuse(tmp_path: Path) -> None:
-    reused = _in_start_order(_search(tmp_path / "reused", reuse=True, max_epochs=9))
-    built = _in_start_order(_search(tmp_path / "built", reuse=False, max_epochs=9))
+    reused = _in_start_order(_search(tmp_path / "reused", reuse=True))
+    built = _in_start_order(_search(tmp_path / "built", reuse=False))
     assert [t.hyperparameters.values for t in reused] == [t.hyperparameters.values for t in built]
     # Fresh weights are drawn with the seeds a fresh build draws: the same numbers.
     assert [t.score for t in reused] == pytest.approx([t.score for t in built], abs=1e-6)

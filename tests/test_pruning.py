@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     regression_frame,
@@ -71,6 +72,7 @@ def test_median_pruning_stops_hopeless_trials(api: httpx.Client, start_worker) -
 
 
 @pytest.mark.slow
+@sqlite_only  # the control; the rule's SQL read runs on both in the test above
 def test_without_pruning_every_trial_runs_its_epochs(api: httpx.Client, start_worker) -> None:
     done, trials = _search(api, start_worker, pruning=None)
     assert done["spec"]["pruning"] is None

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import sqlite_only
 from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -155,6 +156,7 @@ def test_progress_and_epochs_are_visible_while_the_search_runs(
     assert all(t["epochs_run"] == 15 and not t["stopped_early"] for t in _trials(api, job["id"]))
 
 
+@sqlite_only  # the defaults are resolved in Python; the other tests here run on both
 def test_default_job_is_hyperband_with_early_stopping_and_seeded_units(
     api: httpx.Client,
 ) -> None:

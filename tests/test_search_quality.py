@@ -24,6 +24,7 @@ from app.search.datasets import MISSING_TOKEN
 from app.settings import Settings
 from app.store.models import Dataset
 from app.store.uploads import dataset_path
+from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,
     csv_bytes,
@@ -181,6 +182,7 @@ def _inputs(frame: pd.DataFrame, target: str) -> pd.DataFrame:
 
 
 @pytest.mark.slow
+@sqlite_only  # the split is the search process's; its scores are stored as any trial's
 def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
     api: httpx.Client, start_worker
 ) -> None:
@@ -240,6 +242,7 @@ def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
 
 
 @pytest.mark.slow
+@sqlite_only  # scikit-learn in the search process; the job's JSON columns as elsewhere
 def test_a_classification_job_has_baselines_and_a_confusion_matrix(
     api: httpx.Client, start_worker
 ) -> None:
@@ -289,6 +292,7 @@ def test_a_classification_job_has_baselines_and_a_confusion_matrix(
 
 
 @pytest.mark.slow
+@sqlite_only  # the seed is drawn at submission, in Python on either backend
 def test_jobs_without_a_seed_explore_different_first_trials(
     api: httpx.Client, start_worker
 ) -> None:

@@ -46,6 +46,9 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
     # Progress counts COMPLETED trials only, not the one the budget interrupted.
     assert done["progress"]["trials_completed"] == len(completed) < 1000
     assert done["best"]["trial_id"] in {t["trial_id"] for t in completed}
+    # The best so far stays readable, as does its model.
+    assert api.get(f"/api/v1/jobs/{job['id']}/best").status_code == 200
+    assert api.get(f"/api/v1/jobs/{job['id']}/model").status_code == 200
     served = api.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": ROWS})
     assert served.status_code == 200, served.text
     assert len(served.json()["predictions"]) == 1
