@@ -53,6 +53,9 @@ def _check_finished_search(api: httpx.Client, job: dict[str, Any], metric: str) 
     assert job["best"]["trial_id"] == best["trial_id"]
 
 
+# The algorithm is KerasTuner's: every one writes trials as any other does. Real searches
+# on PostgreSQL: the progress test below, and the resilience, parallel and outage tests.
+@sqlite_only
 def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) -> None:
     classification = upload_ok(api, customers_frame(), "churned")
     regression = upload_ok(api, regression_frame(), "target value")
