@@ -21,6 +21,7 @@ from app.search.search_space import effective_search_space
 from app.settings import Settings
 from tuner_jobs.search.data import Head
 from tuner_jobs.search.hyperparameters import build_hyperparameters
+from tuner_jobs.search.keras_tuner_compat import checkpoint_path
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.model_reuse import ModelCache
 from tuner_jobs.search.tuners import RecordingHyperband, SearchStopped
@@ -186,3 +187,30 @@ def test_a_search_stopped_midway_resumes_with_an_empty_cache(tmp_path: Path) -> 
     cache = resumed.model_cache
     assert cache is not None
     assert cache.builds >= 1
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_continued_trial_loads_once_its_parents_checkpoint_is_pruned(
+    tmp_path: Path, reuse: bool
+) -> None:
+    """The best model's export and the held-out score load a trial's model after its run:
+    a trial that continued another must load from its own checkpoint alone, since its
+    parent's is pruned once nothing runs from it (best_model.prune_checkpoints). KerasTuner's
+    own load_model read the parent's file first: the default job failed on it."""
+    tuner = _search(tmp_path, reuse=reuse)
+    continued = [
+        t
+        for t in _in_start_order(tuner)
+        if "tuner/trial_id" in t.hyperparameters.values and t.status == "COMPLETED"
+    ]
+    assert continued, "the schedule continues no trial: the test would prove nothing"
+    trial = continued[-1]
+    Path(checkpoint_path(tuner, trial.hyperparameters.values["tuner/trial_id"])).unlink()
+
+    loaded = tuner.load_model(trial)
+    hp = trial.hyperparameters.copy()
+    hp.values.pop("tuner/trial_id")
+    fresh = DenseHyperModel(input_width=FEATURES, head=HEAD, seed=SEED).build(hp)
+    fresh.load_weights(checkpoint_path(tuner, trial.trial_id))
+    for a, b in zip(loaded.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -79,6 +79,19 @@ class RecordingTuner(CrossValidated):
             return super()._try_build(hp)  # type: ignore[misc]
         return self.model_cache.model_for(self, hp)
 
+    def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
+        """A trial's model at its best epoch (the best model's export, the held-out score,
+        the Pareto front's models). KerasTuner's own load_model builds a Hyperband trial
+        that continued another as its run began, with the parent's checkpoint loaded, then
+        loads the trial's own over it: the parent's file is read for nothing, and it may be
+        gone (best_model.prune_checkpoints keeps a parent only while its continuation
+        runs). Here the model is built as a fresh trial's, then given its own weights."""
+        hp = trial.hyperparameters.copy()
+        hp.values.pop("tuner/trial_id", None)
+        model = self._try_build(hp)
+        model.load_weights(self._get_checkpoint_fname(trial.trial_id))  # type: ignore[attr-defined]
+        return model
+
     def pre_create_trial(self) -> None:
         """Before asking the oracle for a trial: stop if asked, and wait a little if the
         last answer was IDLE (no trial began since). In a parallel job Hyperband's
