@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from benchmarks import latency, memory, parallel, results_scale, service_vs_script, submissions
 from benchmarks.report import Row, table
@@ -52,6 +53,17 @@ def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def print_report(rows: list[Row], *, started: float, load_before: str, detail: str = "") -> None:
+    """A benchmark's ending: the machine, the date and the load it ran under, its table."""
+    print(f"Machine: {machine()}")
+    print(
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {detail}load average (1/5/15 min) "
+        f"before: {load_before}, after: {load()}; total {time.monotonic() - started:.0f} s"
+    )
+    print()
+    print(table(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(ORDER), help="items to run, e.g. 1,4")
@@ -72,13 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] item {item}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
         for row in got:
             print(f"[bench]   {row.measure}: {row.value} {row.verdict}", file=sys.stderr)
-    print(f"Machine: {machine()}")
-    print(
-        f"Load average (1/5/15 min) before: {load_before}, after: {load()}; "
-        f"total {time.monotonic() - started:.0f} s"
-    )
-    print()
-    print(table(rows))
+    print_report(rows, started=started, load_before=load_before)
     return 0
 
 

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -42,7 +41,7 @@ from app.search.search_space import effective_search_space
 from app.settings import Settings
 from benchmarks.data import tabular_frame
 from benchmarks.harness import ROOT, Service, submit, upload_csv, wait_finished, wait_warm
-from benchmarks.report import Row, table
+from benchmarks.report import Row
 from tuner_jobs.search.split import split_dataset
 
 SEED, SAMPLE = 42, 20
@@ -273,7 +272,7 @@ def _rows(name: str, after, before, script, fixed) -> list[Row]:  # type: ignore
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.__main__ import load, machine
+    from benchmarks.__main__ import load, print_report
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per table (medians)")
@@ -281,13 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started, load_before = time.monotonic(), load()
     rows = measure(args.rounds, args.only)
-    print(f"Machine: {machine()}")
-    print(
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; rounds: {args.rounds}; load average "
-        f"before: {load_before}, after: {load()}; total {time.monotonic() - started:.0f} s"
-    )
-    print()
-    print(table(rows))
+    print_report(rows, started=started, load_before=load_before, detail=f"rounds: {args.rounds}; ")
     return 0
 
 

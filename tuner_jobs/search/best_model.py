@@ -32,10 +32,9 @@ def best_completed_trial(oracle: Any) -> Any | None:
     KerasTuner's order: its sort is stable over `oracle.trials`, which a reloaded oracle
     fills in the file system's order, so a recycled process could name another of the
     tied trials best, export it, and prune the checkpoint the last process kept."""
-    ranked = oracle.get_best_trials(len(oracle.trials))
     best = [
         t
-        for t in ranked
+        for t in oracle.get_best_trials(len(oracle.trials))
         if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
     ]
     if not best:
