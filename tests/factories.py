@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -172,3 +173,60 @@ def insert_jobs(engine: Engine, count: int) -> list[str]:
         ]
         session.add_all(jobs)
     return [job.id for job in jobs]
+
+
+def search_processes(worker_pid: int) -> list[int]:
+    """The spawned search processes under a worker (not multiprocessing's resource tracker),
+    whichever of its threads started them."""
+    found = []
+    for task in Path(f"/proc/{worker_pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that has just ended
+            continue
+        for pid in children:
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+            except FileNotFoundError:  # a child that has just exited
+                continue
+    return found
+
+
+def search_process(worker_pid: int) -> int:
+    """The one search process under a worker."""
+    found = search_processes(worker_pid)
+    assert len(found) == 1, f"search processes under worker {worker_pid}: {found}"
+    return found[0]
+
+
+def wait_mid_trial(
+    api: httpx.Client,
+    job_id: str,
+    *,
+    epochs: int,
+    completed: int = 0,
+    not_this: dict[str, Any] | None = None,
+    timeout: float = 180,
+) -> dict[str, Any]:
+    """The job once a trial is under way with an epoch done and at least two to go, so a
+    signal sent now lands mid-trial, not after the trial's last epoch (a search asked to
+    stop between trials stops there, with no trial to interrupt).
+
+    `not_this`: a current trial seen before (a killed process's), which still reads as
+    RUNNING until the next process starts it again; wait for a trial started since."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/v1/jobs/{job_id}").json()
+        current = job["progress"]["current_trial"]
+        mid = current is not None and 1 <= current["epochs_run"] <= epochs - 2
+        stale = (
+            not_this is not None
+            and current is not None
+            and (current["trial_id"], current["started_at"])
+            == (not_this["trial_id"], not_this["started_at"])
+        )
+        if job["progress"]["trials_completed"] >= completed and mid and not stale:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached a trial in progress")

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 from app.settings import Settings
 from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
 from tests.conftest import LiveServer, sqlite_only
-from tests.factories import dataset_row, noisy_labels_frame, submit, upload_ok, wait_for_job
+from tests.factories import (
+    dataset_row,
+    noisy_labels_frame,
+    search_processes,
+    submit,
+    upload_ok,
+    wait_for_job,
+)
 
 
 def _job(dataset_id: str, direction: str, status: str = JobStatus.SUCCEEDED) -> Job:
@@ -154,13 +161,6 @@ def _niceness(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[16])
 
 
-def _search_children(worker_pid: int) -> list[int]:
-    children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
-    return [
-        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-
-
 @pytest.mark.slow
 @sqlite_only
 def test_search_process_runs_at_the_configured_lower_priority(
@@ -181,7 +181,7 @@ def test_search_process_runs_at_the_configured_lower_priority(
     niceness: dict[int, int] = {}
     deadline = time.monotonic() + 120
     while 7 not in niceness.values() and time.monotonic() < deadline:
-        for pid in _search_children(worker.proc.pid):
+        for pid in search_processes(worker.proc.pid):
             try:
                 niceness[pid] = _niceness(pid)
             except (OSError, ValueError):  # it exited between the listing and the read

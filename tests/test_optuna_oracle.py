@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,15 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, sqlite_only
-from tests.factories import customers_frame, submit, trials_of, upload_ok, wait_for_job
+from tests.factories import (
+    customers_frame,
+    search_process,
+    submit,
+    trials_of,
+    upload_ok,
+    wait_for_job,
+    wait_mid_trial,
+)
 
 SPACE = {
     "num_layers": {"type": "int", "min": 1, "max": 2},
@@ -166,26 +173,6 @@ SLOW_SPACE = {
 }
 
 
-def _search_child(supervisor_pid: int) -> int:
-    for task in Path(f"/proc/{supervisor_pid}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return int(pid)
-    raise AssertionError("no search process found")
-
-
-def _wait_mid_trial(api: httpx.Client, job_id: str, completed: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        job = api.get(f"/api/v1/jobs/{job_id}").json()
-        current = job["progress"]["current_trial"]
-        mid = current is not None and 1 <= current["epochs_run"] <= EPOCHS - 2
-        if job["progress"]["trials_completed"] >= completed and mid:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached a trial in progress")
-
-
 @pytest.mark.slow
 @sqlite_only
 def test_tpe_resumes_after_its_search_process_is_killed(
@@ -204,10 +191,11 @@ def test_tpe_resumes_after_its_search_process_is_killed(
     )
     short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
     worker = start_worker(settings_override=short_lease)
-    running = _wait_mid_trial(api, job["id"], completed=2)["progress"]["current_trial"]
+    mid = wait_mid_trial(api, job["id"], epochs=EPOCHS, completed=2)
+    running = mid["progress"]["current_trial"]
     before = {t["trial_id"]: t for t in trials_of(api, job["id"]) if t["status"] == "COMPLETED"}
     assert len(before) >= 2
-    os.kill(_search_child(worker.proc.pid), signal.SIGKILL)
+    os.kill(search_process(worker.proc.pid), signal.SIGKILL)
 
     done = wait_for_job(api, job["id"], timeout=300)
     assert done["status"] == "succeeded", done

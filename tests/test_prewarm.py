@@ -9,14 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, sqlite_only
-from tests.factories import customers_frame, submit, upload_ok, wait_for_job
+from tests.factories import customers_frame, search_processes, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
-
-
-def _search_processes(worker_pid: int) -> list[int]:
-    children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children").read_text().split()
-    return [int(p) for p in children if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
 def _has_tensorflow(pid: int) -> bool:
@@ -33,7 +28,7 @@ def test_an_idle_worker_has_tensorflow_ready_for_the_next_job(
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "no spare search process with TensorFlow loaded"
-        spares = _search_processes(worker.proc.pid)
+        spares = search_processes(worker.proc.pid)
         if spares and _has_tensorflow(spares[0]):
             break
         time.sleep(0.2)
@@ -55,6 +50,6 @@ def test_an_idle_worker_has_tensorflow_ready_for_the_next_job(
     assert f"[{spare}]" in started
     # Once idle again, a fresh spare replaces the one the job used up.
     deadline = time.monotonic() + 60
-    while _search_processes(worker.proc.pid) in ([], [spare]):
+    while search_processes(worker.proc.pid) in ([], [spare]):
         assert time.monotonic() < deadline, "no new spare after the job"
         time.sleep(0.2)

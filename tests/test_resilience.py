@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, sqlite_only
-from tests.factories import customers_frame, regression_frame, submit, upload_ok, wait_for_job
+from tests.factories import (
+    customers_frame,
+    regression_frame,
+    search_process,
+    submit,
+    upload_ok,
+    wait_for_job,
+    wait_mid_trial,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,31 +41,6 @@ def _trials(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
 
 def _finished_trials(api: httpx.Client, job_id: str) -> dict[str, dict[str, Any]]:
     return {t["trial_id"]: t for t in _trials(api, job_id) if t["status"] == "COMPLETED"}
-
-
-def _wait_mid_trial(api: httpx.Client, job_id: str, completed: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        job = api.get(f"/api/v1/jobs/{job_id}").json()
-        current = job["progress"]["current_trial"]
-        # An epoch done and at least two to go: a signal sent now lands mid-trial, not
-        # after the trial's last epoch (a search asked to stop between trials stops
-        # there, with no trial to interrupt).
-        mid = current is not None and 1 <= current["epochs_run"] <= EPOCHS - 2
-        if job["progress"]["trials_completed"] >= completed and mid:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached a trial in progress")
-
-
-def _search_child(supervisor_pid: int) -> int:
-    """The spawned search process under a worker (not multiprocessing's resource tracker)."""
-    for task in Path(f"/proc/{supervisor_pid}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                return int(pid)
-    raise AssertionError("no search process found")
 
 
 # A killed search process is the worker's own business; PostgreSQL's lease expiry and
@@ -83,7 +66,7 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
     # A short lease, so the job of a dead worker is claimable again within seconds.
     short_lease = make_settings(settings.database_url, settings.data_dir, lease_s=3.0)
     first = start_worker(settings_override=short_lease)
-    _wait_mid_trial(api, job["id"], completed=1)
+    wait_mid_trial(api, job["id"], epochs=EPOCHS, completed=1)
     before = _finished_trials(api, job["id"])
     assert before
 
@@ -93,7 +76,7 @@ def test_killed_worker_job_resumes_with_its_finished_trials(
         start_worker(settings_override=short_lease)
     else:
         # The supervisor survives its child and hands the job back for another attempt.
-        os.kill(_search_child(first.proc.pid), signal.SIGKILL)
+        os.kill(search_process(first.proc.pid), signal.SIGKILL)
 
     done = wait_for_job(api, job["id"], timeout=300)
     assert done["status"] == "succeeded", done
@@ -134,7 +117,7 @@ def test_sigterm_hands_the_job_back_and_it_resumes_elsewhere(
         settings.database_url, settings.data_dir, heartbeat_s=30.0, lease_s=60.0
     )
     first = start_worker(settings_override=slow_beat)
-    _wait_mid_trial(api, job["id"], completed=1)
+    wait_mid_trial(api, job["id"], epochs=EPOCHS, completed=1)
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=60) == 0
     requeued = api.get(f"/api/v1/jobs/{job['id']}").json()
@@ -168,14 +151,17 @@ def test_a_search_process_that_keeps_dying_fails_the_job(
     )
     two_attempts = make_settings(settings.database_url, settings.data_dir, max_attempts=2)
     worker = start_worker(settings_override=two_attempts)
+    killed = None
     for attempt in (1, 2):
         # As the kernel's out-of-memory killer would: SIGKILL, no goodbye.
         deadline = time.monotonic() + 120
         while api.get(f"/api/v1/jobs/{job['id']}").json()["attempt"] < attempt:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        _wait_mid_trial(api, job["id"], completed=0)
-        os.kill(_search_child(worker.proc.pid), signal.SIGKILL)
+        # The killed trial reads as RUNNING until the next process starts it again.
+        running = wait_mid_trial(api, job["id"], epochs=EPOCHS, not_this=killed)
+        killed = running["progress"]["current_trial"]
+        os.kill(search_process(worker.proc.pid), signal.SIGKILL)
     done = wait_for_job(api, job["id"], timeout=120)
     assert done["status"] == "failed"
     assert "died" in done["error"]
