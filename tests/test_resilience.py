@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -228,6 +229,11 @@ def test_search_process_is_recycled_and_the_search_carries_on(
     assert log.count("search process recycled") == 2
     started = "search starting" if parallel_trials == 1 else "chief serving the oracle"
     assert log.count(started) == 3
+    # A fresh process does not export again the best model the last one exported; the
+    # last export is the refit of the best configuration (cross-validated: 240 rows).
+    exported = re.findall(r"best model exported trial_id=(\w+)", log)
+    searched = exported[:-1]
+    assert len(searched) == len(set(searched)), exported
 
 
 def test_four_workers_run_twenty_jobs_each_exactly_once(

@@ -32,7 +32,7 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
         search_space=SPACE,
         # Counted from the claim, TensorFlow's start-up included (a loaded machine runs the
         # first two-fold trial in well under this).
-        max_runtime_s=30,
+        max_runtime_s=20,
     )
     start_worker()
     done = wait_for_job(api, job["id"], timeout=180)

@@ -277,7 +277,10 @@ class _BestKeeper:
     def __init__(self, preprocessor: Any, path: Path) -> None:
         self.preprocessor = preprocessor
         self.path = path
-        self.exported: str | None = None
+        from tuner_jobs.search.model_export import exported_trial
+
+        # A resumed (or recycled) chief need not export again the model the last one did.
+        self.exported: str | None = exported_trial(path)
         self.ended = -1
 
     def after_trial(self, tuner: Any, _trial_id: str) -> None:

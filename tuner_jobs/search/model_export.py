@@ -192,6 +192,20 @@ def _install(ready: dict[Path, Path], directory: Path) -> None:
         os.replace(partial, final)
 
 
+def exported_trial(keras_path: Path) -> str | None:
+    """The trial whose model is exported beside `keras_path`, as its card says (None without
+    one). The card is moved into place after every format, so it never names a trial
+    whose files are not all there."""
+    card_path = keras_path.parent / MODEL_CARD_FILE
+    if not keras_path.is_file():
+        return None
+    try:
+        trial_id = json.loads(card_path.read_text("utf-8"))["trial_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return trial_id if isinstance(trial_id, str) else None
+
+
 def finish_model_card(tuner: Any, keras_path: Path) -> None:
     """At the search's end: rewrite the exported model's card with what the end added (the
     test score, the baselines), beside the model and inside the SavedModel archive."""
