@@ -48,6 +48,7 @@ import httpx
 import numpy as np
 
 from app.search.datasets import class_label, load_training_frame, profile_frame
+from app.search.folds import resolve_folds
 from app.search.search_space import effective_search_space
 from app.search.table_readers import read_table
 from app.settings import Settings
@@ -88,14 +89,27 @@ class Table:
         ):
             raise RuntimeError(f"{name}: the service profiled the table differently")
 
-    def split(self, seed: int, test_split: float) -> Split:
-        """The rows the service's search of this seed trains, validates and is tested on."""
+    def folds(self, test_split: float) -> int | None:
+        """The folds the service's default job resolves for this table ("auto")."""
+        counts = np.bincount(self.labels)
+        return resolve_folds(
+            "auto",
+            test_split=test_split,
+            classification=True,
+            rows=len(self.frame),
+            smallest_class=lambda: int(counts[counts > 0].min()),
+        )
+
+    def split(self, seed: int, test_split: float, folds: int | None = None) -> Split:
+        """The rows the service's search of this seed trains, validates and is tested on;
+        `folds`: a cross-validated job's (every row but the test rows then trains)."""
         return split_dataset(
             len(self.frame),
             validation_split=VALIDATION_SPLIT,
             test_split=test_split,
             seed=seed,
             labels=self.labels,
+            folds=folds,
         )
 
 
@@ -232,11 +246,22 @@ def run_optuna(table: Table, seeds: list[int], args: argparse.Namespace) -> dict
     return results
 
 
-def checks(table: Table, split: Split, runs: dict[str, Any], scores: dict[str, float]) -> list[str]:
-    """Whether every side was scored on the same held-out rows; each problem found."""
+def checks(
+    table: Table,
+    split: Split,
+    runs: dict[str, Any],
+    scores: dict[str, float],
+    folds: int | None,
+) -> list[str]:
+    """Whether every side was scored on the same held-out rows and the baselines on the
+    jobs' protocol; each problem found."""
     problems = []
     for side in ("default", "tpe"):
         job = runs.get(side) or {}
+        ran = "job_id" in job
+        resolved = (job.get("cross_validation") or {}).get("folds") if ran else folds
+        if resolved != folds:
+            problems.append(f"{side}: the job ran {resolved} folds, the baselines {folds}")
         if job.get("test_rows") not in (None, len(split.test)):
             problems.append(f"{side}: {job['test_rows']} test rows, not {len(split.test)}")
         theirs = job.get("baselines") or {}
@@ -274,10 +299,16 @@ def run_table(
         log(f"{name}: Optuna, seeds {seeds}")
         optuna = run_optuna(table, seeds, args)
     per_seed: dict[int, Any] = {}
+    folds = table.folds(args.test_split)
     for seed in seeds:
+        # The Optuna script's rows: one validation split, as a plain script has.
         split = table.split(seed, args.test_split)
+        # The baselines' rows: the service's protocol for this table, as each job scores
+        # its own (with folds: refit on every row but the test rows). The test rows are
+        # the same either way.
+        protocol = table.split(seed, args.test_split, folds)
         runs: dict[str, Any] = {"optuna": optuna.get(seed)}
-        scores = baselines(table, split, seed) if "baselines" in args.sides else {}
+        scores = baselines(table, protocol, seed) if "baselines" in args.sides else {}
         for side, algorithm in (("default", None), ("tpe", "tpe")):
             if side in args.sides:
                 time.sleep(1)  # the last search process may still be tearing down
@@ -285,7 +316,7 @@ def run_table(
                 log(f"{name}: service {side}, seed {seed}")
                 runs[side] = run_job(client, table, split, seed, algorithm, args)
         runs.update(scores)
-        runs["checks"] = checks(table, split, runs, scores)
+        runs["checks"] = checks(table, split, runs, scores, folds)
         for problem in runs["checks"]:
             log(f"  CHECK {name} seed {seed}: {problem}")
         per_seed[seed] = runs
@@ -293,6 +324,7 @@ def run_table(
         "train": len(split.train),
         "validation": len(split.validation),
         "test": len(split.test),
+        "folds": folds,
     }
     return {
         "table": name,

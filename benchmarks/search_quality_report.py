@@ -91,7 +91,7 @@ def notes(result: dict[str, Any]) -> str:
     trials = {side: _trials(result, side) for side in SEARCHES}
     if any(trials.values()):
         parts.append("trials completed: " + ", ".join(f"{s} {t}" for s, t in trials.items() if t))
-    jobs = [r[s] for r in result["seeds"].values() for s in ("default", "tpe")]
+    jobs = [r.get(s) for r in result["seeds"].values() for s in ("default", "tpe")]
     jobs = [j for j in jobs if isinstance(j, dict) and j.get("status")]
     folds = {
         f"{j['cross_validation'].get('folds')} folds"
@@ -108,6 +108,16 @@ def notes(result: dict[str, Any]) -> str:
     problems = sum(len(r.get("checks", [])) for r in result["seeds"].values())
     parts.append(f"{problems} check(s) failed, see below" if problems else "same held-out rows")
     return "; ".join(parts)
+
+
+def _rows(rows: dict[str, Any]) -> str:
+    """Optuna's one split; with folds, the rows the service's folds (and the baselines,
+    on its protocol) draw from."""
+    text = f"{rows['train']}/{rows['validation']}/{rows['test']}"
+    if rows.get("folds"):
+        every = rows["train"] + rows["validation"]
+        text += f" (service and baselines: {rows['folds']} folds over {every})"
+    return text
 
 
 def _row(cells: list[str]) -> str:
@@ -136,7 +146,7 @@ def summary(results: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[bo
         met["tpe_baseline"].append(verdict(mean(result, "tpe"), base[0])[1])
         cells = [
             f"{result['table']} ({result['classes']} classes)",
-            f"{rows['train']}/{rows['validation']}/{rows['test']}",
+            _rows(rows),
             *(cell(result, side) for side in SEARCHES),
             *(cell(result, side) for side in BASELINES),
             vs_optuna[0],
