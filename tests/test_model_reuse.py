@@ -107,6 +107,7 @@ def _search(directory: Path, *, reuse: bool, stop: Any = None, max_epochs: int =
         recorder=NoRecorder(),
         stop=stop or Never(),
         model_cache=ModelCache() if reuse else None,
+        rng_seed=SEED,
     )
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=max_epochs, verbose=0)
     return tuner
@@ -187,6 +188,23 @@ def test_a_search_stopped_midway_resumes_with_an_empty_cache(tmp_path: Path) -> 
     cache = resumed.model_cache
     assert cache is not None
     assert cache.builds >= 1
+
+
+def test_a_search_resumed_in_a_fresh_process_trains_as_if_never_stopped(tmp_path: Path) -> None:
+    """A search stopped between trials and resumed in a new process (the generators seeded
+    afresh, as runner.build_search does, and no models cached) trains its remaining trials
+    from the weights the same search run straight through gives them: a worker's recycling
+    of its search process, or a crash, does not change what the seed gives."""
+    straight = _in_start_order(_search(tmp_path / "straight", reuse=True))
+    with pytest.raises(SearchStopped):
+        _search(tmp_path / "resumed", reuse=True, stop=AfterTrials(2))
+    resumed = _in_start_order(_search(tmp_path / "resumed", reuse=True))
+    assert len(straight) > 3, "too few trials after the stop: the test would prove nothing"
+    assert [t.hyperparameters.values for t in resumed] == [
+        t.hyperparameters.values for t in straight
+    ]
+    assert [t.score for t in resumed] == pytest.approx([t.score for t in straight], abs=1e-6)
+    assert [t.best_step for t in resumed] == [t.best_step for t in straight]
 
 
 def test_a_continued_trial_loads_once_its_parents_checkpoint_is_pruned(tmp_path: Path) -> None:

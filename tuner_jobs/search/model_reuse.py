@@ -9,7 +9,7 @@ network's graph (`DenseHyperModel.GRAPH_FREE` lists those that do not: initializ
 learning rate, batch size), so trials that agree on the others can train one model.
 
 A model handed out again is given what a fresh build would give it, so that the search's
-results are KerasTuner's for the same seed:
+results for the same seed are those of KerasTuner's own build (TUNER_MODEL_REUSE=0):
 
 - every variable (layers, optimizer, metrics, dropout seeds) back to its value when the
   model was built, then `DenseHyperModel.reinitialize`: kernels drawn by new

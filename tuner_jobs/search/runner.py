@@ -116,6 +116,7 @@ def make_tuner(
         ),
         "epochs": spec.training.epochs,
         "model_cache": ModelCache() if settings.model_reuse else None,
+        "rng_seed": tuner_spec.rng_seed,
         "folds": Folds(data.x_train, data.y_train, data.folds) if data.folds else None,
         "after_trial": _after_trial(
             data, directory / BEST_MODEL_FILE, settings, keep_best=not spec.parallel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -51,9 +52,13 @@ class RecordingTuner(CrossValidated):
         pruner: MedianPruner | None = None,
         epochs: int | None = None,
         model_cache: ModelCache | None = None,
+        rng_seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.recorder = recorder
+        # The job's seed; each trial's randomness is drawn from it and the trial's id alone
+        # (trial_rng_seed), None: from wherever the process's generators stand.
+        self.rng_seed = rng_seed
         self.model_cache = model_cache  # None: KerasTuner builds every trial's model
         self.stop = stop
         self.after_trial = after_trial
@@ -107,6 +112,14 @@ class RecordingTuner(CrossValidated):
         self._asked_for_trial = True
 
     def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
+        if self.rng_seed is not None:
+            # Initial weights, shuffling and dropout draw from the global generators, which
+            # a process seeds once: without this, a trial's weights would depend on what
+            # the process ran before it (its earlier trials, exports), so a search resumed
+            # or recycled into a fresh process, or run on another slot, would train its
+            # remaining trials from other weights than the same search run straight
+            # through. The oracles draw configurations from their own seeded state.
+            keras.utils.set_random_seed(trial_rng_seed(self.rng_seed, trial.trial_id))
         super().on_trial_begin(trial)  # type: ignore[misc]
         self._asked_for_trial = False
         self._started[trial.trial_id] = time.monotonic()
@@ -200,6 +213,12 @@ class RecordingTuner(CrossValidated):
             )
             self._started.pop(trial_id)
             self._pruned.pop(trial_id, None)
+
+
+def trial_rng_seed(seed: int, trial_id: str) -> int:
+    """A trial's seed, the same in every process (crc32: Python's hash() of a str is
+    salted per process)."""
+    return zlib.crc32(f"{seed}:{trial_id}".encode()) & 0x7FFFFFFF
 
 
 def _learning_rate(model: keras.Model) -> float:
