@@ -95,7 +95,7 @@ class Table:
         return resolve_folds(
             "auto",
             test_split=test_split,
-            classification=True,
+            classification=self.profile.task == "classification",
             rows=len(self.frame),
             smallest_class=lambda: int(counts[counts > 0].min()),
         )

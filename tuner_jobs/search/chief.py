@@ -275,10 +275,10 @@ class _BestKeeper:
     tuner0's trials, then while the last trials of the other tuners finish."""
 
     def __init__(self, preprocessor: Any, path: Path) -> None:
-        self.preprocessor = preprocessor
-        self.path = path
         from tuner_jobs.search.model_export import exported_trial
 
+        self.preprocessor = preprocessor
+        self.path = path
         # A resumed (or recycled) chief need not export again the model the last one did.
         self.exported: str | None = exported_trial(path)
         self.ended = -1
