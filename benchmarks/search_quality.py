@@ -7,8 +7,10 @@ For each table (benchmarks/search_tables.py) and seed, on the same held-out rows
   `tuner-service worker`, real HTTP, SQLite): the table uploaded, a job submitted with
   only `dataset_id`, `training.test_split`, `tuner.seed` and `max_runtime_s` (the
   budget); its figure is the job's own `best.test_score`;
-- the same job with `tuner.algorithm: "tpe"` ("not available" while the service
-  refuses it);
+  (with a time budget and no algorithm, the service picks TPE: app.search.spec's
+  resolve_algorithm);
+- the same job with `tuner.algorithm: "hyperband"`, for information: the default of a
+  job without a time budget (and of every job before the budget chose TPE);
 - a plain Optuna search (benchmarks/optuna_script.py: TPE + Hyperband pruning, the same
   networks, space and rows, `timeout=budget`), in its own process at the search
   processes' niceness, its best model scored on the held-out rows;
@@ -58,7 +60,7 @@ from benchmarks.search_tables import TABLES, TARGET, rows_digest, write_table
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.split import Split, split_dataset
 
-SIDES = ("default", "tpe", "optuna", "baselines")
+SIDES = ("default", "hyperband", "optuna", "baselines")
 VALIDATION_SPLIT = 0.2  # the service's default training.validation_split
 OBJECTIVE = "val_accuracy"  # the service's default objective for classification
 MAX_UNPACKED = 8 * (Settings().max_upload_mb << 20)  # as the search runner reads a table
@@ -256,7 +258,7 @@ def checks(
     """Whether every side was scored on the same held-out rows and the baselines on the
     jobs' protocol; each problem found."""
     problems = []
-    for side in ("default", "tpe"):
+    for side in ("default", "hyperband"):
         job = runs.get(side) or {}
         ran = "job_id" in job
         resolved = (job.get("cross_validation") or {}).get("folds") if ran else folds
@@ -309,7 +311,7 @@ def run_table(
         protocol = table.split(seed, args.test_split, folds)
         runs: dict[str, Any] = {"optuna": optuna.get(seed)}
         scores = baselines(table, protocol, seed) if "baselines" in args.sides else {}
-        for side, algorithm in (("default", None), ("tpe", "tpe")):
+        for side, algorithm in (("default", None), ("hyperband", "hyperband")):
             if side in args.sides:
                 time.sleep(1)  # the last search process may still be tearing down
                 wait_warm(svc)
@@ -337,7 +339,7 @@ def run_table(
 def estimate_s(args: argparse.Namespace) -> float:
     """Measured overheads: 7 s per service job (the spare's import, the job's ending),
     1 s per Optuna seed and 8 s per Optuna process (its imports)."""
-    jobs = sum(side in args.sides for side in ("default", "tpe"))
+    jobs = sum(side in args.sides for side in ("default", "hyperband"))
     optuna = "optuna" in args.sides
     per_seed = jobs * (args.budget + 7) + optuna * (args.budget + 1)
     return len(args.tables) * (args.seeds * per_seed + 8 * optuna) + 10

@@ -16,7 +16,7 @@ from benchmarks.__main__ import machine
 
 SEARCHES = {
     "default": "service default",
-    "tpe": "service tpe",
+    "hyperband": "service hyperband",
     "optuna": "Optuna (TPE + Hyperband)",
 }
 BASELINES = {"linear": "logistic regression", "gradient_boosting": "gradient boosting"}
@@ -91,7 +91,7 @@ def notes(result: dict[str, Any]) -> str:
     trials = {side: _trials(result, side) for side in SEARCHES}
     if any(trials.values()):
         parts.append("trials completed: " + ", ".join(f"{s} {t}" for s, t in trials.items() if t))
-    jobs = [r.get(s) for r in result["seeds"].values() for s in ("default", "tpe")]
+    jobs = [r.get(s) for r in result["seeds"].values() for s in ("default", "hyperband")]
     jobs = [j for j in jobs if isinstance(j, dict) and j.get("status")]
     folds = {
         f"{j['cross_validation'].get('folds')} folds"
@@ -131,8 +131,8 @@ def summary(results: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[bo
     met: dict[str, list[bool | None]] = {
         "optuna": [],
         "baseline": [],
-        "tpe_optuna": [],
-        "tpe_baseline": [],
+        "hyperband_optuna": [],
+        "hyperband_baseline": [],
     }
     for result in results:
         rows = result["rows"]
@@ -142,8 +142,9 @@ def summary(results: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[bo
         vs_baseline = verdict(mean(result, "default"), base[0], base[1])
         met["optuna"].append(vs_optuna[1])
         met["baseline"].append(vs_baseline[1])
-        met["tpe_optuna"].append(verdict(mean(result, "tpe"), mean(result, "optuna"))[1])
-        met["tpe_baseline"].append(verdict(mean(result, "tpe"), base[0])[1])
+        hyperband = mean(result, "hyperband")
+        met["hyperband_optuna"].append(verdict(hyperband, mean(result, "optuna"))[1])
+        met["hyperband_baseline"].append(verdict(hyperband, base[0])[1])
         cells = [
             f"{result['table']} ({result['classes']} classes)",
             _rows(rows),
@@ -174,8 +175,9 @@ def targets(results: list[dict[str, Any]], met: dict[str, list[bool | None]]) ->
         f"- at or above Optuna on every table: {every} ({_count(met['optuna'])})",
         f"- at or above the better baseline on at least two tables: {two} "
         f"({_count(met['baseline'])})",
-        f"- for information, tpe: at or above Optuna on {_count(met['tpe_optuna'])}, "
-        f"at or above the better baseline on {_count(met['tpe_baseline'])}",
+        f"- for information, hyperband (the default without a time budget): at or above "
+        f"Optuna on {_count(met['hyperband_optuna'])}, at or above the better baseline on "
+        f"{_count(met['hyperband_baseline'])}",
     ]
 
 

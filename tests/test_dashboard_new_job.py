@@ -71,6 +71,10 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
 
         page.fill("#job-max-trials", "4")
         page.fill("#job-epochs", "3")
+        # "Automatic" at first: the server picks (Hyperband; TPE under a time budget).
+        expect(page.locator("#job-algorithm")).to_have_value("")
+        expect(page.locator("#hyperband-fields")).to_be_hidden()
+        page.select_option("#job-algorithm", "hyperband")
         page.fill("#job-max-epochs", "3")
         page.fill("#job-hyperband-iterations", "2")
         page.fill("#job-parallel-trials", "2")

@@ -132,6 +132,34 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
     assert planned >= 1
 
 
+@pytest.mark.parametrize(
+    ("body", "algorithm", "max_trials"),
+    [
+        ({}, "hyperband", None),
+        # A time budget without an algorithm: TPE, searching as long as the budget lasts.
+        ({"max_runtime_s": 40}, "tpe", 1000),
+        ({"max_runtime_s": 40, "tuner": {"max_trials": 7}}, "tpe", 7),
+        # An algorithm asked for is kept; under a budget its trials are the budget's too.
+        ({"max_runtime_s": 40, "tuner": {"algorithm": "hyperband"}}, "hyperband", None),
+        ({"max_runtime_s": 40, "tuner": {"algorithm": "random_search"}}, "random_search", 1000),
+        ({"tuner": {"algorithm": "tpe"}}, "tpe", 20),
+        # Within TUNER_MAX_SEARCH_EPOCHS (1,000,000): 1,000 trials of 5,000 epochs are not.
+        ({"max_runtime_s": 40, "training": {"epochs": 5000}}, "tpe", 200),
+    ],
+)
+def test_the_algorithm_and_trials_a_time_budget_resolves_to(
+    body: dict[str, Any], algorithm: str, max_trials: int | None
+) -> None:
+    spec, _, planned = resolve_spec(
+        JobCreate.model_validate({"dataset_id": "d1", **body}), task="classification", features=6
+    )
+    assert (spec.tuner.algorithm, spec.tuner.max_trials) == (algorithm, max_trials)
+    if max_trials is not None:
+        assert planned == max_trials
+    # Pruning follows the algorithm decided: Hyperband prunes by its brackets.
+    assert (spec.pruning is None) == (algorithm == "hyperband")
+
+
 def test_the_stored_shape_is_the_previous_versions() -> None:
     body = JobCreate.model_validate({"dataset_id": "d1", "tuner": {"seed": 42}})
     stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")

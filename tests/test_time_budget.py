@@ -26,7 +26,8 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "random_search", "max_trials": 1000},
+        # No algorithm and no max_trials: under a budget the default is TPE, planned for
+        # as many trials as the budget allows (app.search.spec.resolve_algorithm).
         training={"epochs": 2, "test_split": 0.2, "cross_validation": {"folds": 2}},
         callbacks={"early_stopping": False},
         search_space=SPACE,
@@ -34,6 +35,7 @@ def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
         # first two-fold trial in well under this).
         max_runtime_s=20,
     )
+    assert (job["spec"]["tuner"]["algorithm"], job["spec"]["tuner"]["max_trials"]) == ("tpe", 1000)
     start_worker()
     done = wait_for_job(api, job["id"], timeout=180)
     assert done["status"] == "succeeded", done

@@ -129,7 +129,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     submit.add_argument("--target", help="the column to predict (NPZ: y); with a file only")
     submit.add_argument("--task", choices=("classification", "regression"), help="with a file only")
     submit.add_argument("--name", help="a label for the job")
-    submit.add_argument("--algorithm", choices=ALGORITHMS, help="default: hyperband")
+    submit.add_argument(
+        "--algorithm", choices=ALGORITHMS, help="default: hyperband, or tpe with --max-runtime"
+    )
     submit.add_argument("--max-trials", type=int, help="trial budget")
     submit.add_argument("--epochs", type=int, help="epochs per trial (training.epochs)")
     submit.add_argument(

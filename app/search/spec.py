@@ -28,6 +28,7 @@ from app.search.spec_limits import (
     check_size,
 )
 from app.search.spec_sections import (
+    Algorithm,
     CallbacksSpec,
     CrossValidationSpec,
     Direction,
@@ -118,6 +119,10 @@ class ResolvedTuner(TunerSpec):
     """The tuner section as stored. Its remaining Nones are decisions, not defaults left for
     later: max_trials None is Hyperband's full schedule (no cap), max_epochs None an algorithm
     that has no use for it, seed None an unseeded search (stored before seeds were drawn)."""
+
+    # Decided at submission (resolve_algorithm) and stored with every job; specs stored
+    # before the choice existed name it too (hyperband was then the field's default).
+    algorithm: Algorithm = "hyperband"
 
     @model_validator(mode="after")
     def _resolved(self) -> Self:
@@ -247,6 +252,31 @@ def hyperband_schedule_size(max_epochs: int, factor: int, iterations: int) -> in
     return per_iteration * iterations
 
 
+# Trials of a search without max_trials: a fixed number, or under a time budget as many as
+# fit in it (the budget ends the search), within this cap and TUNER_MAX_SEARCH_EPOCHS.
+DEFAULT_MAX_TRIALS = 20
+BUDGETED_MAX_TRIALS = 1000
+
+
+def resolve_algorithm(spec: JobCreate) -> Algorithm:
+    """The algorithm asked for, or the default: Hyperband, except under a time budget.
+    Hyperband plans a schedule of brackets for its trial count, opening with its most
+    exploratory one (many trials of a few epochs); a budget ends it inside that bracket,
+    so its winner has trained a few epochs. TPE trains each trial to its early stop under
+    median pruning and gets better as long as the budget lasts (docs/benchmarks.md,
+    make bench-search)."""
+    if spec.tuner.algorithm is not None:
+        return spec.tuner.algorithm
+    return "hyperband" if spec.max_runtime_s is None else "tpe"
+
+
+def default_max_trials(spec: JobCreate, limits: SpecLimits) -> int:
+    if spec.max_runtime_s is None:
+        return DEFAULT_MAX_TRIALS
+    per_trial = spec.training.epochs * spec.tuner.executions_per_trial
+    return max(1, min(BUDGETED_MAX_TRIALS, limits.max_search_epochs // per_trial))
+
+
 def resolve_spec(
     spec: JobCreate,
     *,
@@ -264,6 +294,7 @@ def resolve_spec(
     check_numbers_and_lists(spec.model_dump())
     space = effective_search_space(spec.search_space, features=features)
     resolved = spec.model_copy(deep=True)
+    resolved.tuner.algorithm = resolve_algorithm(spec)
     listed = isinstance(resolved.objective, list)
     resolve_objectives(
         resolved.objective if listed else [resolved.objective],  # type: ignore[list-item]
@@ -304,7 +335,7 @@ def resolve_spec(
         planned = min(schedule, tuner.max_trials or schedule)
     else:
         if tuner.max_trials is None:
-            tuner.max_trials = 20
+            tuner.max_trials = default_max_trials(resolved, limits or SpecLimits())
         planned = tuner.max_trials
         if tuner.algorithm == "grid":
             planned = min(planned, grid_size(space))

@@ -18,13 +18,19 @@ class SpecModel(BaseModel):
 
 
 class TunerSpec(SpecModel):
-    algorithm: Algorithm = "hyperband"
+    algorithm: Algorithm | None = Field(
+        default=None,
+        description="Omitted: hyperband, or tpe when the job has a time budget "
+        "(max_runtime_s), which it then searches to its end. The resolved spec shows the "
+        "algorithm chosen.",
+    )
     max_trials: int | None = Field(
         default=None,
         ge=1,
         le=100_000,
-        description="Trial budget. Defaults to 20, except Hyperband, which runs its full "
-        "schedule (set by max_epochs and factor) unless a cap is given.",
+        description="Trial budget. Defaults to 20 (under a time budget: as many as the budget "
+        "allows, up to 1,000), except Hyperband, which runs its full schedule (set by "
+        "max_epochs and factor) unless a cap is given.",
     )
     max_epochs: int | None = Field(
         default=None, ge=1, le=10_000, description="Hyperband only; defaults to training.epochs"

@@ -7,7 +7,9 @@ import { ApiError, get, post, request } from "./api.js";
 import { spaceEditor } from "./space.js";
 import { el, fmtTime, fmtValue, shortId, toast } from "./util.js";
 
+// "" leaves the choice to the server: Hyperband, or TPE when the job has a time budget.
 const ALGORITHMS = {
+  "": "Automatic",
   random_search: "Random search",
   hyperband: "Hyperband",
   bayesian: "Bayesian optimization",
@@ -134,7 +136,7 @@ export function renderNewJob(view) {
   const algorithm = el(
     "select",
     { id: "job-algorithm" },
-    Object.entries(ALGORITHMS).map(([value, text]) => el("option", { value, selected: value === "hyperband" }, text)),
+    Object.entries(ALGORITHMS).map(([value, text]) => el("option", { value, selected: value === "" }, text)),
   );
   const maxTrials = numberInput("job-max-trials", { placeholder: "20" });
   const epochs = numberInput("job-epochs", { value: "30" });
@@ -167,7 +169,10 @@ export function renderNewJob(view) {
   const syncAlgorithm = () => {
     const hyperband = algorithm.value === "hyperband";
     hyperbandFields.hidden = !hyperband;
-    trialsHint.textContent = hyperband ? "empty: Hyperband's full schedule" : "empty: 20";
+    trialsHint.textContent = {
+      "": "Hyperband's full schedule; with a time budget, TPE for as long as it lasts",
+      hyperband: "empty: Hyperband's full schedule",
+    }[algorithm.value] ?? "empty: 20; with a time budget, as many as fit";
   };
   algorithm.addEventListener("change", syncAlgorithm);
   syncAlgorithm();
@@ -291,7 +296,7 @@ export function renderNewJob(view) {
 
   searchSection.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const tuner = { algorithm: algorithm.value };
+    const tuner = algorithm.value ? { algorithm: algorithm.value } : {};
     if (maxTrials.value) tuner.max_trials = Number(maxTrials.value);
     if (algorithm.value === "hyperband") {
       if (maxEpochs.value) tuner.max_epochs = Number(maxEpochs.value);
