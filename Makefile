@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
 
 .PHONY: run test test-fast lint docs format install lock migrate clean bench bench-workers \
-	bench-search bench-speed
+	bench-search bench-speed bench-floor
 
 # Both distributions at once: the server (.) depends on the client (./client), which is
 # not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
@@ -61,7 +61,7 @@ bench: $(STAMP)
 bench-workers: $(STAMP)
 	$(BIN)/python -m benchmarks.parallel_workers
 
-# Held-out scores: the service's default job (and tpe) vs Optuna vs two baselines, on
+# Held-out scores: the service's default job (and hyperband) vs Optuna vs two baselines, on
 # 4 tables x 3 seeds, 40 s per search: about 28 minutes. ARGS: e.g. ARGS='--budget 15'.
 bench-search: $(STAMP)
 	$(BIN)/python -m benchmarks.search_quality $(ARGS)
@@ -72,6 +72,11 @@ bench-search: $(STAMP)
 ROUNDS ?= 3
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed --rounds $(ROUNDS)
+
+# One cross-validated trial in a bare process: what a new network and one seen before
+# cost beyond their steps (bench-speed's fixed cost, without a search around it): 1 minute.
+bench-floor: $(STAMP)
+	$(BIN)/python -m benchmarks.fit_floor $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python tests/run_suite.py --lint-only

@@ -1,0 +1,202 @@
+"""`make bench-floor`: the least a cross-validated trial can cost with Keras's `fit`.
+
+`make bench-speed` measures a whole search; this measures one trial in a bare process,
+with nothing else running in it, on the 569-row breast-cancer table (scikit-learn's,
+standardized; 455 rows in 5 stratified folds, as a default job has them once 20% are held
+out): the service's own network and input (tuner_jobs.search.model_builder: tf.data, 32
+steps per execution), networks from the default search space for its width. For each
+network, three clocks:
+
+- **new network**: build and compile it, then fit each of the 5 folds for EPOCHS epochs
+  on the one model (what model reuse does for the folds of a trial): what a trial with a
+  network its process has not seen before costs;
+- **network seen before**: the same 5 fits again on the same, already traced, model:
+  what a trial costs when model reuse finds its network;
+- **steps**: a traced fit's wall time per epoch (as benchmarks/step_time.py times them
+  for bench-speed, the model already traced, over 6 epochs here to quiet the noise),
+  times 5 folds x EPOCHS.
+
+The fixed cost of each kind of trial is its clock minus the steps: the build, compile
+and tracing, and `fit`'s own work per call (callbacks, iterators, the validation pass's
+set-up). The medians over the networks of each trial's fixed cost are compared with
+bench-speed's target (under 0.25 s).
+
+    python -m benchmarks.fit_floor [--epochs 2,6] [--steps-per-execution 1]
+
+`--steps-per-execution` overrides the service's 32 (model_builder.STEPS_PER_EXECUTION)
+in this process, to weigh a simpler traced function (no loop) against more calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from benchmarks.__main__ import load, print_report
+from benchmarks.report import Row
+
+FOLDS = 5
+# (num_layers, units per layer, activation, dropout, optimizer): networks the default space
+# for 30 inputs holds (units 16 to 128), a spread of sizes.
+NETWORKS = [
+    (1, (64,), "relu", 0.0, "adam"),
+    (1, (128,), "tanh", 0.2, "rmsprop"),
+    (2, (32, 64), "relu", 0.1, "adam"),
+    (2, (128, 16), "tanh", 0.0, "adam"),
+    (3, (64, 64, 32), "relu", 0.3, "rmsprop"),
+    (1, (16,), "relu", 0.4, "adam"),
+    (2, (64, 128), "relu", 0.0, "rmsprop"),
+    (3, (128, 32, 16), "tanh", 0.1, "adam"),
+]
+
+
+def _data() -> tuple[object, object, list[tuple[object, object]]]:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x, _, y, _ = train_test_split(x, y, test_size=0.2, stratify=y, random_state=1)
+    x = ((x - x.mean(axis=0)) / x.std(axis=0)).astype("float32")
+    y = y.astype("float32")
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=1)
+    return x, y, [(fit, held) for fit, held in folds.split(np.zeros(len(y)), y)]
+
+
+def _hyperparameters(network: tuple) -> object:
+    import keras_tuner as kt
+
+    from tuner_jobs.search.hyperparameters import units_name
+
+    layers, units, activation, dropout, optimizer = network
+    hp = kt.HyperParameters()
+    values = {
+        "num_layers": layers,
+        "activation": activation,
+        "dropout": dropout,
+        "kernel_initializer": "glorot_uniform",
+        "optimizer": optimizer,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+        "l2": 0.0,
+        "batch_norm": False,
+        **{units_name(layer): width for layer, width in enumerate(units)},
+    }
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def measure(epochs: int) -> dict[str, float]:
+    """Medians over NETWORKS of each clock and of each trial's fixed cost (seconds per
+    trial of 5 folds x `epochs`)."""
+    import keras
+
+    from tuner_jobs.search.data import Head
+    from tuner_jobs.search.model_builder import DenseHyperModel
+
+    x, y, folds = _data()
+    hypermodel = DenseHyperModel(
+        input_width=x.shape[1],  # type: ignore[attr-defined]
+        head=Head(1, "sigmoid", "binary_crossentropy", ("accuracy",)),
+        seed=1,
+    )
+
+    def trial(model: keras.Model, hp: object, per_fold: int) -> None:
+        for fit, held in folds:
+            hypermodel.fit(
+                hp,
+                model,
+                x[fit],  # type: ignore[index]
+                y[fit],  # type: ignore[index]
+                validation_data=(x[held], y[held]),  # type: ignore[index]
+                epochs=per_fold,
+                verbose=0,
+            )
+
+    # TensorFlow's own first-use costs (thread pools, kernels) are not a trial's.
+    warm = _hyperparameters(NETWORKS[0])
+    trial(hypermodel.build(warm), warm, 1)
+    keras.backend.clear_session()
+    clocks: dict[str, list[float]] = {
+        name: [] for name in ("new", "seen", "steps", "new_fixed", "seen_fixed")
+    }
+    for network in NETWORKS:
+        hp = _hyperparameters(network)
+        started = time.perf_counter()
+        model = hypermodel.build(hp)
+        trial(model, hp, epochs)
+        built = time.perf_counter()
+        trial(model, hp, epochs)
+        seen = time.perf_counter()
+        fit, held = folds[0]
+        per_epoch = 6
+        timed = time.perf_counter()
+        hypermodel.fit(
+            hp,
+            model,
+            x[fit],  # type: ignore[index]
+            y[fit],  # type: ignore[index]
+            validation_data=(x[held], y[held]),  # type: ignore[index]
+            epochs=per_epoch,
+            verbose=0,
+        )
+        epoch_s = (time.perf_counter() - timed) / per_epoch
+        steps = epoch_s * FOLDS * epochs
+        clocks["new"].append(built - started)
+        clocks["seen"].append(seen - built)
+        clocks["steps"].append(steps)
+        clocks["new_fixed"].append(built - started - steps)
+        clocks["seen_fixed"].append(seen - built - steps)
+        keras.backend.clear_session()
+    return {name: statistics.median(values) for name, values in clocks.items()}
+
+
+def rows(epochs_list: list[int]) -> list[Row]:
+    out = []
+    for epochs in epochs_list:
+        got = measure(epochs)
+        steps, new, seen = got["steps"], got["new_fixed"], got["seen_fixed"]
+        item = f"fit floor: {FOLDS} folds x {epochs} epochs"
+        out += [
+            Row(
+                item,
+                "trial of a new network: wall time, fixed cost (wall less its steps), median",
+                f"{got['new']:.3f} s, {new:.3f} s",
+                "< 0.25 s",
+                met=new < 0.25,
+                note="build, compile and trace once, then 5 fits",
+            ),
+            Row(
+                "",
+                "trial of a network seen before (model reuse): wall time, fixed cost, median",
+                f"{got['seen']:.3f} s, {seen:.3f} s",
+                "< 0.25 s",
+                met=seen < 0.25,
+                note=f"5 fits of a traced model: {seen / FOLDS * 1000:.0f} ms of fixed cost each",
+            ),
+            Row("", "its epochs' steps (training and validation)", f"{steps:.3f} s"),
+        ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fit_floor", description=__doc__)
+    parser.add_argument("--epochs", default="2,6", help="epochs per fold, e.g. 2,6")
+    parser.add_argument("--steps-per-execution", type=int, help="default: the service's")
+    args = parser.parse_args(argv)
+    from tuner_jobs.search import model_builder
+
+    if args.steps_per_execution:
+        model_builder.STEPS_PER_EXECUTION = args.steps_per_execution
+    started, before = time.monotonic(), load()
+    got = rows([int(e) for e in args.epochs.split(",")])
+    detail = f"{len(NETWORKS)} networks, {model_builder.STEPS_PER_EXECUTION} steps per execution; "
+    print_report(got, started=started, load_before=before, detail=detail)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
