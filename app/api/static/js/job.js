@@ -198,6 +198,8 @@ export function renderJob(view, jobId) {
       `${spec.tuner.algorithm} on ${datasetName} · ` +
       `objective${objectives.length > 1 ? "s" : ""} ${objectives.map((o) => `${o.name} (${o.direction})`).join(", ")} · ` +
       `${spec.training.epochs} epochs per trial · ` +
+      // Under a time budget the planned trials are a cap; the budget is what ends it.
+      (spec.max_runtime_s ? `time budget ${fmtDuration(spec.max_runtime_s)} · ` : "") +
       `created ${fmtAge(job.created_at)}` +
       (took !== null ? ` · ${job.finished_at ? "ran" : "running for"} ${fmtDuration(took)}` : "");
     progress.replaceChildren(
