@@ -3,12 +3,13 @@ and two scikit-learn baselines, on four tables, over several seeds.
 
 For each table (benchmarks/search_tables.py) and seed, on the same held-out rows:
 
-- the service's default job, through the real service (`tuner-service api` and one
-  `tuner-service worker`, real HTTP, SQLite): the table uploaded, a job submitted with
-  only `dataset_id`, `training.test_split`, `tuner.seed` and `max_runtime_s` (the
-  budget); its figure is the job's own `best.test_score`;
-  (with a time budget and no algorithm, the service picks TPE: app.search.spec's
-  resolve_algorithm);
+- the service's default job, through the real service (`tuner-service api` and as many
+  `tuner-service worker`s as `make run` starts, one per core unless `--workers`, each
+  search process with `make run`'s TensorFlow threads; real HTTP, SQLite): the table
+  uploaded, a job submitted with only `dataset_id`, `training.test_split`, `tuner.seed`
+  and `max_runtime_s` (the budget), so `parallel_trials: "auto"` lets every idle worker
+  run its trials; with a time budget and no algorithm the service picks TPE
+  (app.search.spec's resolve_algorithm); its figure is the job's own `best.test_score`;
 - the same job with `tuner.algorithm: "hyperband"`, for information: the default of a
   job without a time budget (and of every job before the budget chose TPE);
 - a plain Optuna search (benchmarks/optuna_script.py: TPE + Hyperband pruning, the same
@@ -22,15 +23,16 @@ fraction, as the search runner's `prepare` calls it. The run checks that they ar
 job's `best.test_metrics.rows`, the digest of the Optuna side's test rows, and the job's
 own baselines' test scores against the ones computed here.
 
-The service's worker is idle and warm before each search starts (its spare search
-process has imported TensorFlow, as in a running service), and nothing else runs while
-a search does. Time: with the default 40 s budget, 4 tables x 3 seeds x 3 searches is
+The service's workers are idle and warm before each search starts (their spare search
+processes have imported TensorFlow, as in a running service), and nothing else runs
+while a search does. Time: with the default 40 s budget, 4 tables x 3 seeds x 3 searches is
 24 minutes of searching, plus the waits for the worker's next spare process to import
 TensorFlow (5-10 s after each job), the Optuna process's imports (once per table) and
 the scoring, about 7 s per service job in all: about 28 minutes on two idle cores
 (measured with a 15 s budget); `--budget 35` brings it to about 25.
 
     python -m benchmarks.search_quality [--tables wine,digits] [--seeds 3] [--budget 40]
+        [--workers 1]
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from app.search.datasets import class_label, load_training_frame, profile_frame
 from app.search.folds import resolve_folds
 from app.search.search_space import effective_search_space
 from app.search.table_readers import read_table
-from app.settings import Settings
+from app.settings import Settings, serve_layout
 from benchmarks.harness import FINISHED, ROOT, Service, service, upload_csv, wait_warm
 from benchmarks.search_quality_report import report
 from benchmarks.search_tables import TABLES, TARGET, rows_digest, write_table
@@ -364,8 +366,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sides", default=",".join(SIDES), help=f"what to run, of {', '.join(SIDES)}"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="the service's workers (default: as `make run` starts them, one per core)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
+    # `make run`'s layout (app.settings.serve_layout): workers, TensorFlow threads each.
+    args.workers, args.threads = serve_layout(
+        Settings() if args.workers is None else Settings(workers=args.workers)
+    )
     args.tables = args.tables.split(",")
     args.sides = args.sides.split(",")
     unknown = [t for t in args.tables if t not in TABLES] + [
@@ -387,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="tuner-bench-search-") as tmp:
         with service() as (svc, client):
-            svc.start_worker()
+            for _ in range(args.workers):
+                svc.start_worker(child_threads=args.threads)
             for name in args.tables:
                 results.append(run_table(svc, client, name, Path(tmp), args))
     if args.json:

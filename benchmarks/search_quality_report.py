@@ -231,7 +231,9 @@ def report(
             f"Date: {date}; load average (1/5/15 min): {load}; total {total_s / 60:.1f} min",
             f"Each search {args.budget:.0f} s (max_runtime_s / timeout); seeds 1 to {args.seeds}; "
             f"held out: {args.test_split:.0%} of each table's rows, the same rows for every "
-            "side of a seed. Held-out accuracy, mean ± standard deviation over the seeds.",
+            "side of a seed. Held-out accuracy, mean ± standard deviation over the seeds. "
+            f"The service: {args.workers} worker(s), {args.threads} TensorFlow thread(s) per "
+            "search process; Optuna: one process.",
             "",
             *lines,
             "",

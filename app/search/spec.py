@@ -271,6 +271,7 @@ def resolve_algorithm(spec: JobCreate) -> Algorithm:
 
 
 def default_max_trials(spec: JobCreate, limits: SpecLimits) -> int:
+    """max_trials when omitted, for an algorithm other than Hyperband."""
     if spec.max_runtime_s is None:
         return DEFAULT_MAX_TRIALS
     per_trial = spec.training.epochs * spec.tuner.executions_per_trial

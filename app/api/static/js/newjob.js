@@ -170,7 +170,7 @@ export function renderNewJob(view) {
     const hyperband = algorithm.value === "hyperband";
     hyperbandFields.hidden = !hyperband;
     trialsHint.textContent = {
-      "": "Hyperband's full schedule; with a time budget, TPE for as long as it lasts",
+      "": "empty: Hyperband's full schedule; with a time budget, as many as fit",
       hyperband: "empty: Hyperband's full schedule",
     }[algorithm.value] ?? "empty: 20; with a time budget, as many as fit";
   };
