@@ -104,8 +104,8 @@ def measure(epochs: int) -> dict[str, float]:
         seed=1,
     )
 
-    def trial(model: keras.Model, hp: object, per_fold: int) -> None:
-        for fit, held in folds:
+    def trial(model: keras.Model, hp: object, per_fold: int, parts: list | None = None) -> None:
+        for fit, held in parts or folds:
             hypermodel.fit(
                 hp,
                 model,
@@ -131,18 +131,9 @@ def measure(epochs: int) -> dict[str, float]:
         built = time.perf_counter()
         trial(model, hp, epochs)
         seen = time.perf_counter()
-        fit, held = folds[0]
         per_epoch = 6
         timed = time.perf_counter()
-        hypermodel.fit(
-            hp,
-            model,
-            x[fit],  # type: ignore[index]
-            y[fit],  # type: ignore[index]
-            validation_data=(x[held], y[held]),  # type: ignore[index]
-            epochs=per_epoch,
-            verbose=0,
-        )
+        trial(model, hp, per_epoch, folds[:1])  # traced: one fold's epochs, steps alone
         epoch_s = (time.perf_counter() - timed) / per_epoch
         steps = epoch_s * FOLDS * epochs
         clocks["new"].append(built - started)
