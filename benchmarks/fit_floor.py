@@ -13,7 +13,7 @@ network, three clocks:
 - **network seen before**: the same 5 fits again on the same, already traced, model:
   what a trial costs when model reuse finds its network;
 - **steps**: a traced fit's wall time per epoch (as benchmarks/step_time.py times them
-  for bench-speed, the model already traced, over 6 epochs here to quiet the noise),
+  for bench-speed, the model already traced, over STEP_EPOCHS epochs here to quiet the noise),
   times 5 folds x EPOCHS.
 
 The fixed cost of each kind of trial is its clock minus the steps: the build, compile
@@ -38,6 +38,7 @@ from benchmarks.__main__ import load, print_report
 from benchmarks.report import Row
 
 FOLDS = 5
+STEP_EPOCHS = 6  # epochs of one traced fit timed for the steps' cost
 # (num_layers, units per layer, activation, dropout, optimizer): networks the default space
 # for 30 inputs holds (units 16 to 128), a spread of sizes.
 NETWORKS = [
@@ -131,10 +132,9 @@ def measure(epochs: int) -> dict[str, float]:
         built = time.perf_counter()
         trial(model, hp, epochs)
         seen = time.perf_counter()
-        per_epoch = 6
         timed = time.perf_counter()
-        trial(model, hp, per_epoch, folds[:1])  # traced: one fold's epochs, steps alone
-        epoch_s = (time.perf_counter() - timed) / per_epoch
+        trial(model, hp, STEP_EPOCHS, folds[:1])  # traced: one fold's epochs, steps alone
+        epoch_s = (time.perf_counter() - timed) / STEP_EPOCHS
         steps = epoch_s * FOLDS * epochs
         clocks["new"].append(built - started)
         clocks["seen"].append(seen - built)

@@ -57,12 +57,12 @@ from app.search.search_space import effective_search_space
 from app.search.table_readers import read_table
 from app.settings import Settings, serve_layout
 from benchmarks.harness import FINISHED, ROOT, Service, service, upload_csv, wait_warm
-from benchmarks.search_quality_report import report
+from benchmarks.search_quality_report import SERVICE_JOBS, report
 from benchmarks.search_tables import TABLES, TARGET, rows_digest, write_table
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.split import Split, split_dataset
 
-SIDES = ("default", "hyperband", "optuna", "baselines")
+SIDES = (*SERVICE_JOBS, "optuna", "baselines")
 VALIDATION_SPLIT = 0.2  # the service's default training.validation_split
 OBJECTIVE = "val_accuracy"  # the service's default objective for classification
 MAX_UNPACKED = 8 * (Settings().max_upload_mb << 20)  # as the search runner reads a table
@@ -260,7 +260,7 @@ def checks(
     """Whether every side was scored on the same held-out rows and the baselines on the
     jobs' protocol; each problem found."""
     problems = []
-    for side in ("default", "hyperband"):
+    for side in SERVICE_JOBS:
         job = runs.get(side) or {}
         ran = "job_id" in job
         resolved = (job.get("cross_validation") or {}).get("folds") if ran else folds
@@ -313,7 +313,7 @@ def run_table(
         protocol = table.split(seed, args.test_split, folds)
         runs: dict[str, Any] = {"optuna": optuna.get(seed)}
         scores = baselines(table, protocol, seed) if "baselines" in args.sides else {}
-        for side, algorithm in (("default", None), ("hyperband", "hyperband")):
+        for side, algorithm in SERVICE_JOBS.items():
             if side in args.sides:
                 time.sleep(1)  # the last search process may still be tearing down
                 wait_warm(svc)
@@ -341,7 +341,7 @@ def run_table(
 def estimate_s(args: argparse.Namespace) -> float:
     """Measured overheads: 7 s per service job (the spare's import, the job's ending),
     1 s per Optuna seed and 8 s per Optuna process (its imports)."""
-    jobs = sum(side in args.sides for side in ("default", "hyperband"))
+    jobs = sum(side in args.sides for side in SERVICE_JOBS)
     optuna = "optuna" in args.sides
     per_seed = jobs * (args.budget + 7) + optuna * (args.budget + 1)
     return len(args.tables) * (args.seeds * per_seed + 8 * optuna) + 10

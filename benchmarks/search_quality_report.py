@@ -20,6 +20,8 @@ SEARCHES = {
     "optuna": "Optuna (TPE + Hyperband)",
 }
 BASELINES = {"linear": "logistic regression", "gradient_boosting": "gradient boosting"}
+# The sides that are service jobs, with the algorithm each asks for (None: the default).
+SERVICE_JOBS = {"default": None, "hyperband": "hyperband"}
 
 
 def _score(run: Any) -> float | None:
@@ -91,7 +93,7 @@ def notes(result: dict[str, Any]) -> str:
     trials = {side: _trials(result, side) for side in SEARCHES}
     if any(trials.values()):
         parts.append("trials completed: " + ", ".join(f"{s} {t}" for s, t in trials.items() if t))
-    jobs = [r.get(s) for r in result["seeds"].values() for s in ("default", "hyperband")]
+    jobs = [r.get(s) for r in result["seeds"].values() for s in SERVICE_JOBS]
     jobs = [j for j in jobs if isinstance(j, dict) and j.get("status")]
     folds = {
         f"{j['cross_validation'].get('folds')} folds"
