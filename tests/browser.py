@@ -7,7 +7,9 @@ Chromium missing is a skip on a workstation and a failure where TUNER_TEST_REQUI
 
 from __future__ import annotations
 
+import json
 import os
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +21,16 @@ import pytest
 from sqlalchemy import Engine
 
 from app.search.search_space import effective_search_space
+from app.settings import Settings
 from app.store.db import write_session
+from app.store.job_files import (
+    MODEL_CARD_FILE,
+    MODEL_CARD_MARKDOWN,
+    best_model_path,
+    job_dir,
+    model_file_path,
+    trial_model_path,
+)
 from app.store.models import Job, Trial, TrialEpoch, utcnow
 from tests.factories import dataset_row
 
@@ -169,30 +180,41 @@ class TrialRows:
     overfit_epoch: int | None = None
     generalization_gap: float | None = None
     finished_after_s: float | None = None  # since the job started; default: duration_s
+    pruned: bool = False
+    objectives: dict[str, float] | None = None  # a multi-objective job's values, by name
 
 
 def insert_job(
     engine: Engine,
     trials: list[TrialRows],
     *,
-    objective: tuple[str, str] = ("val_loss", "min"),
+    objective: tuple[str, str] | list[tuple[str, str]] = ("val_loss", "min"),
     algorithm: str = "bayesian",
     task: str = "regression",
     epochs: int = 6,
     created_at: datetime | None = None,
+    name: str | None = None,
+    dataset_name: str = "d",
 ) -> str:
-    """A succeeded job with these trials (started one second apart); returns its id."""
+    """A succeeded job with these trials (started one second apart); returns its id. A list
+    of objectives makes it a multi-objective job (its trials' `objectives` then count)."""
     start = created_at or utcnow() - timedelta(minutes=5)
+    objectives = [
+        {"name": n, "direction": d}
+        for n, d in (objective if isinstance(objective, list) else [objective])
+    ]
     with write_session(engine) as session:
         dataset = dataset_row(task)
+        dataset.name = dataset_name
         session.add(dataset)
         session.flush()
         job = Job(
             dataset_id=dataset.id,
+            name=name,
             status="succeeded",
             spec={
                 "tuner": {"algorithm": algorithm, "max_trials": len(trials)},
-                "objective": {"name": objective[0], "direction": objective[1]},
+                "objective": objectives if isinstance(objective, list) else objectives[0],
                 "training": {"epochs": epochs},
                 "callbacks": {"early_stopping": {"patience": 3}},
             },
@@ -220,6 +242,8 @@ def insert_job(
                 duration_s=rows.duration_s,
                 overfit_epoch=rows.overfit_epoch,
                 generalization_gap=rows.generalization_gap,
+                pruned=rows.pruned,
+                objectives=rows.objectives,
                 started_at=start + timedelta(seconds=i),
                 finished_at=start + timedelta(seconds=finished),
             )
@@ -238,3 +262,85 @@ def insert_job(
                     )
                 )
     return job.id
+
+
+# --- A multi-objective job with the files a search leaves beside it ---------------------
+# For the dashboard's and the CLI's tests of what a finished search leaves; the files are
+# stand-ins the API serves as they are.
+
+# Hyperband-style ids (KerasTuner pads them), shown as numbers. Trial 0003 was pruned.
+# val_accuracy (max) against model_params (min): 0000, 0002 and 0004 are on the front.
+MULTI_OBJECTIVE_TRIALS = {
+    "0000": (0.70, 100.0),
+    "0001": (0.65, 400.0),
+    "0002": (0.80, 300.0),
+    "0003": (0.60, 900.0),
+    "0004": (0.90, 1000.0),
+    "0005": (0.62, 800.0),
+}
+FRONT = {"0000", "0002", "0004"}
+FILES = {"keras": b"keras model", "onnx": b"onnx model", "saved_model": b"saved model tarball"}
+# The card's fields the dashboard reads (tuner_jobs.search.model_card writes them all).
+MODEL_CARD: dict[str, Any] = {
+    "trial_id": "0004",
+    "dataset": {
+        "name": "customers.csv",
+        "rows": 10,
+        "sha256": "0" * 64,
+        "classes": ["a", "b"],
+        "columns": [
+            {"name": "age (years)", "kind": "numeric", "missing": 2, "serving_input": "float32"},
+            {"name": "plan", "kind": "categorical", "missing": 0, "serving_input": "string"},
+        ],
+    },
+    "preprocessing": {
+        "numeric": [{"column": "age (years)", "median": 41.0, "mean": 40.2, "variance": 90.5}],
+        "categorical": [{"column": "plan", "vocabulary_size": 3}],
+    },
+    "scores": {"objective": {"name": "val_accuracy"}, "validation": 0.9, "baselines": {}},
+    "training": {"trial_duration_s": 12.5, "epochs_run": 3, "best_epoch": 2},
+    "versions": {"tensorflow": "2.x", "keras": "3.x", "keras_tuner": "1.x"},
+    "formats": {"keras": {}, "onnx": {"opset": 17}, "saved_model": {}},
+}
+
+
+def multi_objective_job(engine: Engine) -> str:
+    rng = random.Random(0)
+    trials = [
+        TrialRows(
+            trial_id=trial_id,
+            hyperparameters={"num_layers": 1, "learning_rate": rng.uniform(1e-4, 1e-2)},
+            score=accuracy,
+            curves={"loss": [0.9, 0.7, 0.6], "val_loss": [0.95, 0.8, 0.7]},
+            pruned=trial_id == "0003",
+            objectives={"val_accuracy": accuracy, "model_params": params},
+        )
+        for trial_id, (accuracy, params) in MULTI_OBJECTIVE_TRIALS.items()
+    ]
+    return insert_job(
+        engine,
+        trials,
+        objective=[("val_accuracy", "max"), ("model_params", "min")],
+        algorithm="nsga2",
+        task="classification",
+        name="churn two ways",
+        dataset_name="customers.csv",
+    )
+
+
+def write_stand_ins(settings: Settings, job_id: str) -> None:
+    """What a search writes beside a job: its model in each format, its card, and the
+    model of one front trial."""
+    for model_format, content in FILES.items():
+        path = model_file_path(settings, job_id, model_format)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    best = best_model_path(settings, job_id)
+    best.parent.mkdir(parents=True, exist_ok=True)
+    if not best.exists():
+        best.write_bytes(FILES["keras"])
+    (job_dir(settings, job_id) / MODEL_CARD_FILE).write_text(json.dumps(MODEL_CARD))
+    (job_dir(settings, job_id) / MODEL_CARD_MARKDOWN).write_text("# Model card\n\ntrial 4\n")
+    front = trial_model_path(settings, job_id, "0002")
+    front.parent.mkdir(parents=True, exist_ok=True)
+    front.write_bytes(b"front trial model")

@@ -71,14 +71,22 @@ def test_docs_and_redoc_render_with_no_request_leaving_the_host(
 
         tab = OfflinePage(browser, live.url)
         page = tab.page
+        requests: list[str] = []
+        console: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         page.goto(live.url + "/docs")
         upload = page.locator("#operations-datasets-upload_dataset")
         expect(upload).to_be_visible()
         assert page.locator(".opblock").count() >= 15
         page.screenshot(path=tmp_path / "docs.png", full_page=True)
 
-        # "Try it out" (on by default) sends a real multipart upload.
+        # "Try it out" is off at first: an operation opens on what it takes and answers.
         upload.locator(".opblock-summary").click()
+        expect(upload.locator("button.try-out__btn")).to_have_text("Try it out")
+        expect(upload.locator("input[type=file]")).to_have_count(0)
+        # Turned on, it sends a real multipart upload.
+        upload.locator("button.try-out__btn").click()
         upload.locator("input[type=file]").set_input_files(data)
         upload.locator("tr[data-property-name=target] input[type=text]").fill("churned")
         upload.locator("button.execute").click()
@@ -95,6 +103,7 @@ def test_docs_and_redoc_render_with_no_request_leaving_the_host(
         # Submitting a job from the example, with the dataset's id pasted in.
         submit = page.locator("#operations-jobs-submit_job")
         submit.locator(".opblock-summary").click()
+        submit.locator("button.try-out__btn").click()
         body = submit.locator("textarea.body-param__text")
         spec = json.loads(body.input_value())
         assert spec == JOB_SPEC_EXAMPLE
@@ -107,8 +116,18 @@ def test_docs_and_redoc_render_with_no_request_leaving_the_host(
         page.goto(live.url + "/redoc")
         expect(page.locator("[data-section-id='operation/submit_job']")).to_be_attached()
         expect(page.get_by_text("/api/v1/datasets").first).to_be_attached()
+        # ReDoc's sidebar logo comes from this server (its bundle names a CDN's copy).
+        logo = page.locator("img[alt='redocly logo']")
+        expect(logo).to_have_attribute("src", "/static/vendor/redoc/logo-mini.svg")
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=logo.element_handle()
+        )
         page.screenshot(path=tmp_path / "redoc.png", full_page=True)
         tab.close()
+    # Nothing was even asked of another host: neither requested, nor refused by the page's
+    # policy (a refusal is a console error), nor stopped by the test's offline routing.
+    assert [url for url in requests if not url.startswith((live.url, "data:", "blob:"))] == []
+    assert console == []
     assert tab.refused == []
     assert tab.errors == []
 
@@ -118,4 +137,18 @@ def test_docs_pages_name_only_local_assets(api: httpx.Client, path: str) -> None
     html = api.get(path).text
     assert "cdn.jsdelivr.net" not in html
     assert "fonts.googleapis" not in html
-    assert "/static/vendor/" in html
+    assert "/static/vendor/" in html or "/redoc/redoc.standalone.js" in html
+
+
+def test_redoc_bundle_is_the_vendored_one_with_a_local_logo(api: httpx.Client) -> None:
+    served = api.get("/redoc/redoc.standalone.js")
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("text/javascript")
+    vendored = api.get("/static/vendor/redoc/redoc.standalone.js").content
+    assert b"https://cdn.redoc.ly/redoc/logo-mini.svg" in vendored
+    # One URL changed, nothing else.
+    assert served.content == vendored.replace(
+        b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"/static/vendor/redoc/logo-mini.svg"
+    )
+    assert b"cdn.redoc.ly" not in served.content
+    assert api.get("/static/vendor/redoc/logo-mini.svg").status_code == 200

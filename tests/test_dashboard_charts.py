@@ -107,7 +107,8 @@ def test_trial_table_flags_overfitting_and_sorts(
 
 
 # Classification curves with every metric a model records; ids zero-padded as KerasTuner
-# writes them. Trial 02 stopped an epoch early; the learning rate drops (reduce-on-plateau).
+# writes them (the page shows them as numbers: "02" is trial 2, as under the Optuna
+# oracles). Trial 02 stopped an epoch early; the learning rate drops (reduce-on-plateau).
 CURVES = {
     "00": {
         "loss": [0.9, 0.7, 0.6, 0.55],
@@ -155,15 +156,18 @@ def test_curves_of_any_metric_overlaid_and_trials_labelled_by_id(
         tab = open_tab()
         page = tab.page
         page.goto(f"{live.url}/#/jobs/{job_id}")
-        expect(page.locator("#best-trial-id")).to_have_text("01")
+        # The stored id "01" is shown as trial 1, as an Optuna oracle's "1" would be.
+        expect(page.locator("#best-trial-id")).to_have_text("1")
+        expect(page.locator("#best-trial-id")).to_have_attribute("data-trial-id", "01")
+        expect(page.locator("#trials-table tr[data-trial-id='01'] td.trial-id")).to_have_text("1")
 
         # The score chart counts trials by their own ids: the first point is trial 00.
         legend = hover(page, "#score-chart", 0)
-        assert (legend["trial"], legend["val_accuracy"]) == ("00", "0.6400")
-        assert hover(page, "#score-chart", 1)["trial"] == "02"
+        assert (legend["trial"], legend["val_accuracy"]) == ("0", "0.6400")
+        assert hover(page, "#score-chart", 1)["trial"] == "2"
 
         # Every recorded metric can be picked: training and validation together, or alone.
-        expect(page.locator("#curves-trial-id")).to_have_text("01")
+        expect(page.locator("#curves-trial-id")).to_have_text("1")
         metric = page.locator("#curve-metric")
         assert metric.locator("option").evaluate_all("os => os.map(o => o.value)") == [
             "pair:loss",
@@ -185,15 +189,15 @@ def test_curves_of_any_metric_overlaid_and_trials_labelled_by_id(
         # Ticking trials in the table overlays their curves on the selected one's.
         page.check("#trials-table tr[data-trial-id='00'] input.overlay")
         page.check("#trials-table tr[data-trial-id='02'] input.overlay")
-        expect(page.locator("#curves-overlaid")).to_have_text(" with 00, 02")
+        expect(page.locator("#curves-overlaid")).to_have_text(" with 0, 2")
         # A tick does not change which trial is selected.
-        expect(page.locator("#curves-trial-id")).to_have_text("01")
+        expect(page.locator("#curves-trial-id")).to_have_text("1")
         metric.select_option("one:val_accuracy")
         assert hover(page, "#curves", 1) == {
             "epoch": "3",
-            "trial 01 val_accuracy": "0.8100",
-            "trial 00 val_accuracy": "0.6400",
-            "trial 02 val_accuracy": "—",  # it stopped after epoch 2
+            "trial 1 val_accuracy": "0.8100",
+            "trial 0 val_accuracy": "0.6400",
+            "trial 2 val_accuracy": "—",  # it stopped after epoch 2
         }
         # Markers belong to one trial: none while several are overlaid.
         expect(page.locator("#curves [data-marker]")).to_have_count(0)
@@ -211,7 +215,7 @@ def test_curves_of_any_metric_overlaid_and_trials_labelled_by_id(
         assert distr == 3  # uPlot's log distribution
         assert 0 < low <= 0.0001
         assert high >= 0.1
-        assert hover(page, "#curves", 0)["trial 02 learning_rate"] == "0.1000"
+        assert hover(page, "#curves", 0)["trial 2 learning_rate"] == "0.1000"
         tab.shot("curves-learning-rate-log")
 
         # Unticking goes back to the one trial, with its markers.

@@ -182,7 +182,7 @@ def test_pareto_front_is_drawn_and_a_point_opens_its_trial(
 
         # A click on a dominated point opens that trial, as a row of the trial table does.
         panel.locator("circle.trial-point[data-trial-id='03']").click()
-        expect(page.locator("#curves-trial-id")).to_have_text("03")
+        expect(page.locator("#curves-trial-id")).to_have_text("3")
         expect(page.locator("#trials-table tr[data-trial-id='03']")).to_have_class(
             re.compile(r"\bselected\b")
         )
@@ -190,4 +190,4 @@ def test_pareto_front_is_drawn_and_a_point_opens_its_trial(
             "data-trial-id", "03"
         )
         panel.locator("circle.trial-point[data-trial-id='02']").click()
-        expect(page.locator("#curves-trial-id")).to_have_text("02")
+        expect(page.locator("#curves-trial-id")).to_have_text("2")

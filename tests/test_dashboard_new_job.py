@@ -118,7 +118,9 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
             2,
         )
         assert spec["objective"] == {"name": "val_loss", "direction": "min"}
-        assert spec["training"] == {
+        # The fields the form sent (the resolved spec adds its defaults beside them).
+        sent = ("epochs", "validation_split", "test_split", "cross_validation")
+        assert {key: spec["training"][key] for key in sent} == {
             "epochs": 3,
             "validation_split": 0.3,
             "test_split": 0.1,
@@ -176,11 +178,12 @@ def test_datasets_of_one_file_name_are_told_apart(settings: Settings, tmp_path: 
         uploads = [
             upload(
                 api,
-                csv_bytes(customers_frame(rows=rows)),
+                # Different rows under one name (the same bytes twice are one dataset).
+                csv_bytes(customers_frame(rows=rows, seed=seed)),
                 filename="customers.csv",
                 target="churned",
             )
-            for rows in (40, 40, 50)
+            for seed, rows in enumerate((40, 40, 50))
         ]
         datasets = [r.json() for r in uploads]
         assert {d["name"] for d in datasets} == {"customers.csv"}

@@ -131,7 +131,7 @@ def test_upload_search_watch_live_and_read_the_results(
 
         trials = {t["trial_id"]: t for t in trials_of(api, job_id)}
         best = api.get(f"/api/v1/jobs/{job_id}/best").json()
-        expect(page.locator("#best-trial-id")).to_have_text(best["trial_id"])
+        expect(page.locator("#best-trial-id")).to_have_attribute("data-trial-id", best["trial_id"])
         expect(page.locator("#best-score")).to_have_text(f"{best['score']:.4f}")
         expect(row.locator(".job-best")).to_contain_text(f"{best['score']:.4f}")
         expect(page.locator(f"#trials-table tr[data-trial-id='{best['trial_id']}']")).to_have_class(
@@ -139,7 +139,9 @@ def test_upload_search_watch_live_and_read_the_results(
         )
         expect(page.locator("#best-hyperparameters")).to_contain_text("learning_rate")
         # Until a trial is picked, the curves are the best trial's.
-        expect(page.locator("#curves-trial-id")).to_have_text(best["trial_id"])
+        expect(page.locator("#curves-trial-id")).to_have_attribute(
+            "data-trial-id", best["trial_id"]
+        )
         # One line per scored trial, against every hyperparameter that varied, then the score.
         expect(page.locator("#parcoords path.trial-line")).to_have_count(3)
         expect(page.locator("#score-chart canvas")).to_have_count(1)
@@ -147,7 +149,9 @@ def test_upload_search_watch_live_and_read_the_results(
         # Open another trial's curves.
         other = next(t for t in trials.values() if t["trial_id"] != best["trial_id"])
         page.click(f"#trials-table tbody tr[data-trial-id='{other['trial_id']}']")
-        expect(page.locator("#curves-trial-id")).to_have_text(other["trial_id"])
+        expect(page.locator("#curves-trial-id")).to_have_attribute(
+            "data-trial-id", other["trial_id"]
+        )
         picked = page.locator(f"#trials-table tr[data-trial-id='{other['trial_id']}']")
         expect(picked).to_have_class(re.compile(r"\bselected\b"))
         expect(page.locator("#curves [data-marker=best-epoch]")).to_contain_text(

@@ -35,6 +35,7 @@ TRIAL_COLUMNS = [
     "best_epoch",
     "epochs_run",
     "stopped_early",
+    "pruned",
     "overfit_epoch",
     "generalization_gap",
     "duration_s",

@@ -1,9 +1,10 @@
-"""The client commands, shared by `tuner` and `tuner-service`: submit, jobs, status, trials,
-download, cancel, delete, predict, datasets, delete-dataset.
+"""The client commands, shared by `tuner` and `tuner-service`: submit, jobs, status (show),
+trials, download, model-card, pareto, importance, cancel, delete, predict, datasets,
+delete-dataset.
 
 They talk to a running service over HTTP through `tuner_client`. Each command's module
-(commands_jobs, commands_data) is imported only when that command runs, so that `--help`
-and `tuner-service api` / `worker` load none of them.
+(commands_jobs, commands_results, commands_data) is imported only when that command runs,
+so that `--help` and `tuner-service api` / `worker` load none of them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def _report(exc: TunerError, code: int = 1) -> int:
     from tuner_client import ConnectionFailed
 
     if isinstance(exc, ConnectionFailed):
-        return _fail(f"{exc.title} ({exc.detail}); is it running? Set --url or TUNER_URL.")
+        return _fail(
+            f"{exc.title} ({exc.detail}); is it running? Set --url, TUNER_URL or TUNER_PORT."
+        )
     err(f"error: {exc}")
     for problem in exc.errors:
         where = ".".join(str(p) for p in problem.get("loc") or [] if p != "body")
@@ -103,7 +106,8 @@ def _connection_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
         "--url",
-        help="the service's base URL (default: TUNER_URL, else http://127.0.0.1:8000)",
+        help="the service's base URL (default: TUNER_URL, else http://127.0.0.1 at "
+        "TUNER_PORT, else port 8000)",
     )
     flags.add_argument("--api-key", help="Bearer key (default: TUNER_API_KEY)")
     return flags
@@ -116,8 +120,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     """Register the client commands on a subcommand parser (`tuner`'s or `tuner-service`'s)."""
     common = [_connection_flags()]
 
-    def command(name: str, target: str, help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, parents=common, help=help_text, description=help_text)
+    def command(
+        name: str, target: str, help_text: str, aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
+        parser = sub.add_parser(
+            name, aliases=list(aliases), parents=common, help=help_text, description=help_text
+        )
         # Its prog is "<program> <name>": the program, for messages naming other commands.
         parser.set_defaults(func=_run(target, parser.prog.rsplit(" ", 1)[0]))
         return parser
@@ -163,7 +171,9 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     jobs = command("jobs", "commands_jobs:cmd_jobs", "list jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES)
 
-    status = command("status", "commands_jobs:cmd_status", "a job's status, progress, best")
+    status = command(
+        "status", "commands_jobs:cmd_status", "a job's status, progress, best", aliases=("show",)
+    )
     status.add_argument("job", help=JOB_HELP)
     status.add_argument("--json", action="store_true", help="the job as the API returns it")
 
@@ -172,9 +182,38 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     trials.add_argument("--csv", action="store_true", help="CSV on stdout")
     trials.add_argument("--order", choices=("started", "score"), default="started")
 
-    download = command("download", "commands_jobs:cmd_download", "a job's best model (.keras)")
+    download = command(
+        "download", "commands_results:cmd_download", "a job's best model, or one trial's"
+    )
     download.add_argument("job", help=JOB_HELP)
     download.add_argument("-o", "--output", type=Path, help="file or directory (default: .)")
+    download.add_argument(
+        "--format",
+        choices=("keras", "saved_model", "onnx"),
+        default="keras",
+        help="keras (.keras, default), saved_model (.tar.gz for TensorFlow Serving) or onnx",
+    )
+    download.add_argument(
+        "--trial",
+        help="this trial's model (.keras): the best, or a Pareto-front trial (see `pareto`)",
+    )
+
+    card = command("model-card", "commands_results:cmd_model_card", "the best model's card")
+    card.add_argument("job", help=JOB_HELP)
+    card.add_argument("--json", action="store_true", help="the card as JSON (default: Markdown)")
+    card.add_argument("-o", "--output", type=Path, help="write it to this file")
+
+    pareto = command(
+        "pareto", "commands_results:cmd_pareto", "a multi-objective job's Pareto front"
+    )
+    pareto.add_argument("job", help=JOB_HELP)
+    pareto.add_argument("--json", action="store_true", help="the front as the API returns it")
+
+    importance = command(
+        "importance", "commands_results:cmd_importance", "how much each hyperparameter mattered"
+    )
+    importance.add_argument("job", help=JOB_HELP)
+    importance.add_argument("--json", action="store_true", help="as the API returns it")
 
     cancel = command("cancel", "commands_jobs:cmd_cancel", "cancel a queued or running job")
     cancel.add_argument("job", help=JOB_HELP)

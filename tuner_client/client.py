@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import quote
 
 import httpx
 
 from tuner_client.errors import (
     JobFailed,
+    NotFound,
     WaitTimeout,
     error_from_response,
     error_from_transport,
@@ -26,8 +28,11 @@ from tuner_client.rows import rows_payload
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_PORT = 8000
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 API = "/api/v1"
+# GET /jobs/{id}/model?format=: what each format's file is called (the server's names).
+MODEL_SUFFIXES = {"keras": "best.keras", "saved_model": "saved_model.tar.gz", "onnx": "best.onnx"}
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 # The largest page every list endpoint accepts (jobs and datasets: 500, trials: 1000).
 MAX_PAGE = 500
@@ -37,6 +42,21 @@ Ref = str | Mapping[str, Any]  # an id, or what the client returned for it (a di
 
 def _id(ref: Ref) -> str:
     return ref if isinstance(ref, str) else str(ref["id"])
+
+
+def default_url() -> str:
+    """TUNER_URL; else the service on this machine at TUNER_PORT (what `tuner-service serve`
+    and `make run` listen on), else port 8000."""
+    url = os.environ.get("TUNER_URL")
+    if url:
+        return url
+    port = os.environ.get("TUNER_PORT", "").strip()
+    return f"http://127.0.0.1:{port}" if port.isdigit() else DEFAULT_URL
+
+
+def _segment(value: str) -> str:
+    """One path segment: an id with a "/" or "?" in it must not name another path."""
+    return quote(str(value), safe="")
 
 
 def _merge(spec: dict[str, Any], section: str, **values: Any) -> None:
@@ -49,7 +69,8 @@ def _merge(spec: dict[str, Any], section: str, **values: Any) -> None:
 class Client:
     """A tuner-service client.
 
-    `url` defaults to TUNER_URL (else http://127.0.0.1:8000), `api_key` to TUNER_API_KEY.
+    `url` defaults to TUNER_URL, else http://127.0.0.1 at TUNER_PORT (8000 when unset);
+    `api_key` to TUNER_API_KEY.
     Jobs and datasets are plain dicts as the API returns them; any method taking a job or
     dataset takes its id or that dict. Every failure raises a `tuner_client.TunerError`.
     """
@@ -62,7 +83,7 @@ class Client:
         timeout: float = 60.0,
         page_size: int = MAX_PAGE,
     ) -> None:
-        self.url = (url or os.environ.get("TUNER_URL") or DEFAULT_URL).rstrip("/")
+        self.url = (url or default_url()).rstrip("/")
         api_key = api_key if api_key is not None else os.environ.get("TUNER_API_KEY")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.page_size = max(1, min(page_size, MAX_PAGE))
@@ -253,25 +274,76 @@ class Client:
 
     def trial(self, job: Ref, trial_id: str) -> dict[str, Any]:
         """One trial with its per-epoch `metrics`."""
-        return self._json("GET", f"/jobs/{_id(job)}/trials/{trial_id}")
+        return self._json("GET", f"/jobs/{_id(job)}/trials/{_segment(trial_id)}")
+
+    def resolve_trial(self, job: Ref, ref: str) -> str:
+        """The stored id of the job's trial `ref` names: the id itself, or its number as the
+        dashboard and `trials` show it ("3" for KerasTuner's zero-padded "0003")."""
+        ids = [str(t["trial_id"]) for t in self._pages(f"/jobs/{_id(job)}/trials")]
+        if ref in ids:
+            return ref
+        numbered = [i for i in ids if ref.isdigit() and i.isdigit() and int(i) == int(ref)]
+        if len(numbered) == 1:
+            return numbered[0]
+        raise NotFound("Trial not found", f"job {_id(job)} has no trial {ref!r}")
+
+    def pareto(self, job: Ref) -> dict[str, Any]:
+        """A multi-objective job's Pareto front: `items` (trial_id, objectives,
+        hyperparameters) and `objectives` (Conflict for a single-objective job)."""
+        return self._json("GET", f"/jobs/{_id(job)}/pareto")
+
+    def importance(self, job: Ref) -> dict[str, Any]:
+        """How much each hyperparameter mattered (`importances`, summing to 1), over the
+        completed trials (Conflict below the API's minimum number of trials)."""
+        return self._json("GET", f"/jobs/{_id(job)}/importance")
+
+    def model_card(self, job: Ref, *, markdown: bool = False) -> Any:
+        """The best model's card: a dict (dataset, preprocessing, scores, versions,
+        formats), or its Markdown text with `markdown=True`."""
+        path = f"/jobs/{_id(job)}/model_card"
+        if markdown:
+            return self._request("GET", path, params={"format": "md"}).text
+        return self._json("GET", path)
 
     def best(self, job: Ref) -> dict[str, Any]:
         """The best completed trial: hyperparameters, score, per-epoch metrics."""
         return self._json("GET", f"/jobs/{_id(job)}/best")
 
-    def download_model(self, job: Ref, path: str | os.PathLike[str]) -> Path:
-        """Save the best model (`.keras`, preprocessing inside) to `path`; returns the path.
-        A directory gets `<job id>-best.keras` inside it."""
+    def download_model(
+        self,
+        job: Ref,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "keras",  # the API's own name for it
+        trial: str | None = None,
+    ) -> Path:
+        """Save the best model (preprocessing inside) to `path`; returns the path.
+
+        `format`: `keras` (a .keras file), `saved_model` (a .tar.gz TensorFlow Serving
+        loads) or `onnx`. `trial`: that trial's model instead (.keras only): the best
+        trial's, or a Pareto-front trial's of a multi-objective job. A directory gets the
+        server's file name (`<job id>-best.keras`, `<job id>-trial-<id>.keras`...) inside it.
+        """
+        if trial is not None and format != "keras":
+            raise ValueError("a trial's model is a .keras file only")
+        if format not in MODEL_SUFFIXES:
+            raise ValueError(f"format must be one of {', '.join(MODEL_SUFFIXES)}")
+        if trial is not None:
+            source = f"/jobs/{_id(job)}/trials/{_segment(trial)}/model"
+            name = f"{_id(job)}-trial-{trial}.keras"
+        else:
+            source = f"/jobs/{_id(job)}/model?format={format}"
+            name = f"{_id(job)}-{MODEL_SUFFIXES[format]}"
         target = Path(path)
         if target.is_dir():
-            target = target / f"{_id(job)}-best.keras"
+            target = target / name
         if not target.parent.is_dir():  # say so, rather than name the temporary file below
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(target.parent))
         # Stream into a temporary file beside the target and rename it into place, so an
         # interrupted download never leaves a truncated model under the final name.
         with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
             try:
-                self._stream_to(f"/jobs/{_id(job)}/model", tmp)
+                self._stream_to(source, tmp)
             except BaseException:
                 tmp.close()
                 Path(tmp.name).unlink(missing_ok=True)

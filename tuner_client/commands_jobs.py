@@ -1,4 +1,4 @@
-"""The job commands: submit, jobs, status, trials, download, cancel, delete."""
+"""The job commands: submit, jobs, status (show), trials, cancel, delete."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from tuner_client.cli import UsageError, err, out
 from tuner_client.client import Client
 from tuner_client.display import score, summary, table
+from tuner_client.ids import short_ids, trial_label
 
 
 def read_space(path: Path | None) -> dict[str, Any] | None:
@@ -75,19 +76,32 @@ def cmd_submit(client: Client, args: argparse.Namespace) -> int:
     return 0 if final["status"] == "succeeded" else 1
 
 
+def dataset_names(client: Client, jobs: list[dict[str, Any]]) -> dict[str, str]:
+    """Each job's dataset by name: the job's own `dataset_name` when the service gives it,
+    else one listing of the datasets (an older service), else the dataset's id."""
+    names = {j["dataset_id"]: j["dataset_name"] for j in jobs if j.get("dataset_name")}
+    if any(j["dataset_id"] not in names for j in jobs):
+        names.update({d["id"]: d["name"] for d in client.datasets() if d["id"] not in names})
+    return {j["dataset_id"]: names.get(j["dataset_id"], j["dataset_id"]) for j in jobs}
+
+
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     jobs = client.jobs(status=args.status)
     if not jobs:
         err("no jobs")
         return 0
+    # The shortest unique start of each id, as the dashboard shows it: every command takes it.
+    ids = short_ids([j["id"] for j in jobs])
+    datasets = dataset_names(client, jobs)
     rows = [
         {
-            "id": j["id"],
+            "id": ids[j["id"]],
+            "name": j.get("name") or "-",
             "status": j["status"],
             "algorithm": j["spec"].get("tuner", {}).get("algorithm"),
             "trials": f"{j['progress']['trials_completed']}/{j['progress']['trials_planned']}",
             "best": score(j),
-            "dataset": j["dataset_id"],
+            "dataset": datasets[j["dataset_id"]],
             "created": j["created_at"],
         }
         for j in jobs
@@ -98,7 +112,10 @@ def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_status(client: Client, args: argparse.Namespace) -> int:
     job = client.job(client.resolve_job(args.job))
-    out(json.dumps(job, indent=2) if args.json else "\n".join(summary(job)))
+    if args.json:
+        out(json.dumps(job, indent=2))
+    else:
+        out("\n".join(summary(job, dataset_names(client, [job])[job["dataset_id"]])))
     return 0
 
 
@@ -110,14 +127,9 @@ def cmd_trials(client: Client, args: argparse.Namespace) -> int:
         err("no trials yet")
     else:
         shown = frame.drop(columns=["message", "started_at", "finished_at"])
+        shown["trial_id"] = shown["trial_id"].map(trial_label)
         # "-" for every gap (an inactive layer's units, no overfitting point), None included.
         out(shown.astype(object).where(shown.notna(), "-").to_string(index=False))
-    return 0
-
-
-def cmd_download(client: Client, args: argparse.Namespace) -> int:
-    path = client.download_model(client.resolve_job(args.job), args.output or Path.cwd())
-    out(str(path))
     return 0
 
 

@@ -30,15 +30,21 @@ def hyperparameters(values: dict[str, Any]) -> str:
     )
 
 
-def summary(job: dict[str, Any]) -> list[str]:
+def summary(job: dict[str, Any], dataset_name: str | None = None) -> list[str]:
+    """The job in a few lines; `dataset_name` (else the job's own `dataset_name`) beside the
+    dataset's id."""
     progress = job["progress"]
+    name = dataset_name or job.get("dataset_name")
+    dataset = job["dataset_id"]
+    if name and name != dataset:
+        dataset = f"{name} ({dataset})"
     tuner = job["spec"].get("tuner", {})
     lines = [f"job       {job['id']}"]
     if job.get("name"):
         lines.append(f"name      {job['name']}")
     lines += [
         f"status    {job['status']}" + (" (cancel requested)" if job["cancel_requested"] else ""),
-        f"dataset   {job['dataset_id']}",
+        f"dataset   {dataset}",
         f"algorithm {tuner.get('algorithm')}",
         f"trials    {progress['trials_completed']}/{progress['trials_planned']}",
     ]
@@ -48,6 +54,13 @@ def summary(job: dict[str, Any]) -> list[str]:
     if job.get("best"):
         wrapped = textwrap.wrap(hyperparameters(job["best"]["hyperparameters"]), width=90)
         lines.extend(f"          {line}" for line in wrapped)
+    if (ensemble := job.get("ensemble")) and ensemble.get("used"):
+        lines.append(
+            f"ensemble  {len(ensemble['members'])} trials, score {ensemble['score']:.4g} "
+            f"(the best trial alone: {ensemble['trial_score']:.4g}): the job's model"
+        )
+    if job.get("verdict"):
+        lines.append(f"verdict   {job['verdict']}")
     if job.get("error"):
         lines.append(f"error     {job['error']}")
     for key in ("created_at", "started_at", "finished_at"):

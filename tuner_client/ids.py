@@ -1,5 +1,5 @@
 """Short ids: the unique prefix of a job or dataset id that the dashboard and progress bar
-show, matched client-side against the list endpoint."""
+show, matched client-side against the list endpoint; and trial ids as numbers."""
 
 from __future__ import annotations
 
@@ -18,6 +18,25 @@ MAX_LISTED = 10
 
 def is_full_id(ref: str) -> bool:
     return FULL_ID.fullmatch(ref) is not None
+
+
+def trial_label(trial_id: str) -> str:
+    """A trial id as the dashboard shows it. KerasTuner pads its ids to the width of
+    max_trials ("0003" under Hyperband), the Optuna oracles do not ("3"): a numeric id is
+    shown as its number under every algorithm (Client.resolve_trial takes it back)."""
+    text = str(trial_id)
+    return text.lstrip("0") or "0" if text.isdigit() else text
+
+
+def short_ids(ids: list[str], minimum: int = 8) -> dict[str, str]:
+    """Each id's shortest start (at least `minimum` characters) that no other id shares."""
+    shown = {}
+    for full in ids:
+        n = minimum
+        while n < len(full) and any(o != full and o.startswith(full[:n]) for o in ids):
+            n += 1
+        shown[full] = full[:n]
+    return shown
 
 
 def match_prefix(

@@ -6,6 +6,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from tuner_client.ids import trial_label
+
 # No rate column: trials/s is meaningless while the first trial runs, and the remaining
 # time says the same thing better.
 BAR_FORMAT = (
@@ -21,7 +23,7 @@ def describe_best(job: dict[str, Any]) -> str:
     if isinstance(objective, list):  # a multi-objective job: the score is the first one's
         objective = objective[0] if objective else {}
     name = objective.get("name") or "score"
-    return f"best {name}={best['score']:.4g} (trial {best['trial_id']})"
+    return f"best {name}={best['score']:.4g} (trial {trial_label(best['trial_id'])})"
 
 
 def describe_current(job: dict[str, Any]) -> str:
@@ -29,7 +31,8 @@ def describe_current(job: dict[str, Any]) -> str:
     if not current:
         return ""
     epochs = current["epochs_run"]
-    return f"trial {current['trial_id']}: {epochs} epoch{'' if epochs == 1 else 's'} done"
+    plural = "" if epochs == 1 else "s"
+    return f"trial {trial_label(current['trial_id'])}: {epochs} epoch{plural} done"
 
 
 class JobProgress:

@@ -22,6 +22,9 @@ TRIAL_COLUMNS = (
     "best_epoch",
     "epochs_run",
     "stopped_early",
+    # Stopped by the job's pruning rule: its status stays COMPLETED, so without this column a
+    # pruned trial reads as one that ran short for no reason.
+    "pruned",
     "overfit_epoch",
     "generalization_gap",
     "duration_s",

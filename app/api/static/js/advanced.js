@@ -1,8 +1,10 @@
 // The new-job form's "advanced" section: every other field of the job spec the API accepts
-// (app.search.spec.JobCreate): objective, seed, executions per trial, time budget,
-// validation split and the callbacks. Each input carries `data-loc`, the spec path a 422
-// names, so the server's complaint marks the field it is about.
+// (app.search.spec.JobCreate): the objective or objectives (objectives.js), seed,
+// executions per trial, time budget, validation and test splits, cross-validation, warm
+// start and the callbacks. Each input carries `data-loc`, the spec path a 422 names, so the
+// server's complaint marks the field it is about.
 
+import { objectivesEditor } from "./objectives.js";
 import { el } from "./util.js";
 
 // The metrics a model of each task logs (app.search.spec.metric_names).
@@ -28,14 +30,7 @@ function monitorSelect(id, loc) {
 }
 
 export function advancedFields() {
-  const objective = el("select", { id: "job-objective", dataset: { loc: "objective.name" } });
-  const direction = el(
-    "select",
-    { id: "job-direction", dataset: { loc: "objective.direction" } },
-    el("option", { value: "" }, "by metric"),
-    el("option", { value: "min" }, "min"),
-    el("option", { value: "max" }, "max"),
-  );
+  const objectives = objectivesEditor();
   const seed = number("job-seed", "tuner.seed", { min: 0, step: 1, placeholder: "random" });
   const executions = number("job-executions", "tuner.executions_per_trial", { min: 1, step: 1, placeholder: "1" });
   const runtime = number("job-max-runtime", "max_runtime_s", { min: 1, placeholder: "none" });
@@ -76,6 +71,27 @@ export function advancedFields() {
     minDelta: number("rlr-min-delta", "callbacks.reduce_lr_on_plateau.min_delta", { min: 0, value: "0.0001" }),
   };
   const tensorboard = check("job-tensorboard", "callbacks.tensorboard", false);
+  // Unticked with an empty budget: the server derives one (unless max trials is set).
+  const noBudget = el("input", { id: "job-no-budget", type: "checkbox", dataset: { loc: "max_runtime_s" } });
+  // A direction against the metric's nature (val_loss: max) is refused unless asked for.
+  const override = el("input", { id: "job-direction-override", type: "checkbox", dataset: { loc: "objective.direction_override" } });
+  // Median pruning is on by default except under Hyperband (its brackets prune).
+  const pruning = el(
+    "select",
+    { id: "job-pruning", dataset: { loc: "pruning" } },
+    el("option", { value: "" }, "default"),
+    el("option", { value: "median" }, "median stopping"),
+    el("option", { value: "off" }, "off"),
+  );
+  const pruneAfter = number("job-pruning-min-epochs", "pruning.min_epochs", { min: 1, step: 1, placeholder: "3" });
+  const ensemble = el(
+    "select",
+    { id: "job-ensemble", dataset: { loc: "training.ensemble" } },
+    el("option", { value: "auto" }, "auto (up to 10)"),
+    el("option", { value: "none" }, "none"),
+    el("option", { value: "max" }, "up to …"),
+  );
+  const ensembleMembers = number("job-ensemble-members", "training.ensemble.max_members", { min: 2, max: 50, step: 1, placeholder: "10" });
 
   // A switched-off callback greys its settings out (they are not sent).
   const sync = () => {
@@ -83,6 +99,14 @@ export function advancedFields() {
       for (const [name, node] of Object.entries(group)) if (name !== "on") node.disabled = !input.checked;
     }
   };
+  // A number that only applies to one choice is greyed out under the others.
+  const syncOptions = () => {
+    pruneAfter.disabled = pruning.value !== "median";
+    ensembleMembers.disabled = ensemble.value !== "max";
+    runtime.disabled = noBudget.checked;
+  };
+  for (const input of [pruning, ensemble, noBudget]) input.addEventListener("change", syncOptions);
+  syncOptions();
   es.on.addEventListener("change", sync);
   rlr.on.addEventListener("change", sync);
   sync();
@@ -90,20 +114,29 @@ export function advancedFields() {
   const element = el(
     "details",
     { id: "advanced", class: "advanced" },
-    el("summary", {}, "Advanced: objective, seed, time budget, validation and test splits, cross-validation, warm start, callbacks"),
+    el("summary", {}, "Advanced: objectives, seed, time budget, validation and test splits, cross-validation, warm start, callbacks"),
+    objectives.element,
     el(
       "div",
       { class: "row" },
-      field("Objective", objective),
-      field("Direction", direction),
       field("Seed", seed, "empty: drawn at submission, shown in the job"),
       field("Executions per trial", executions),
-      field("Time budget (s)", runtime, "empty: no limit"),
+      field("Time budget (s)", runtime, "empty: derived from the table, unless max trials is set"),
       field("Validation split", split),
       field("Test split", testSplit, "held out, scores the best model"),
       field("Cross-validation", folds, "auto: 5 folds under 1,000 rows"),
       field("Warm start", warmStart, "try earlier jobs' best configurations first"),
       field("Warm start: best of each", warmTopK),
+      el("label", { class: "field inline" }, noBudget, el("span", {}, "no time budget")),
+      el("label", { class: "field inline" }, override, el("span", {}, "allow a direction against the metric")),
+    ),
+    el(
+      "div",
+      { class: "row" },
+      field("Pruning", pruning, "median: stop a trial below the others' median"),
+      field("Prune after (epochs)", pruneAfter),
+      field("Ensemble", ensemble, "of the best trials, when it beats the best one"),
+      field("Ensemble members", ensembleMembers),
     ),
     el(
       "fieldset",
@@ -131,13 +164,7 @@ export function advancedFields() {
   function setTask(task) {
     const names = metricNames(task);
     const keep = (select, fallback) => (names.includes(select.value) ? select.value : fallback);
-    const byTask = task === "regression" ? "val_loss" : "val_accuracy";
-    const current = keep(objective, "");
-    objective.replaceChildren(
-      el("option", { value: "" }, `default (${byTask})`),
-      ...names.map((n) => el("option", { value: n }, n)),
-    );
-    objective.value = current;
+    objectives.setMetrics(names, task === "regression" ? "val_loss" : "val_accuracy");
     for (const select of [es.monitor, rlr.monitor]) {
       const value = keep(select, "val_loss");
       select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
@@ -153,17 +180,26 @@ export function advancedFields() {
   // Writes the section's fields into `spec` (which already holds tuner and training); an
   // empty field keeps the server's default.
   function apply(spec) {
-    if (objective.value || direction.value) {
-      spec.objective = {};
-      if (objective.value) spec.objective.name = objective.value;
-      if (direction.value) spec.objective.direction = direction.value;
-    }
+    const objective = objectives.read();
+    if (objective !== undefined) spec.objective = objective;
     set(spec.tuner, "seed", seed);
     set(spec.tuner, "executions_per_trial", executions);
     set(spec, "max_runtime_s", runtime);
+    if (noBudget.checked) spec.max_runtime_s = null;
+    if (override.checked) {
+      const list = Array.isArray(spec.objective) ? spec.objective : [spec.objective || (spec.objective = {})];
+      for (const o of list) o.direction_override = true;
+    }
+    if (pruning.value === "off") spec.pruning = null;
+    else if (pruning.value === "median") {
+      spec.pruning = { rule: "median" };
+      set(spec.pruning, "min_epochs", pruneAfter);
+    }
     spec.training = spec.training || {};
     set(spec.training, "validation_split", split);
     set(spec.training, "test_split", testSplit);
+    if (ensemble.value === "none") spec.training.ensemble = null;
+    else if (ensemble.value === "max") spec.training.ensemble = { max_members: num(ensembleMembers) };
     if (folds.value === "none") spec.training.cross_validation = null;
     else if (folds.value !== "auto") spec.training.cross_validation = { folds: Number(folds.value) };
     const warm = warmStart.value.trim();
@@ -192,5 +228,56 @@ export function advancedFields() {
     return spec;
   }
 
-  return { element, setTask, apply };
+  // Fills the section from an earlier job's resolved spec (run again). A value the server
+  // derived from the table (listed in spec.derivation.derived) is left empty, so the new job
+  // derives it afresh rather than freezing the old job's.
+  function fill(spec) {
+    const derived = new Set(spec.derivation?.derived || []);
+    const put = (input, path, value) => {
+      input.value = value === null || value === undefined || derived.has(path) ? "" : String(value);
+    };
+    objectives.fill(spec.objective);
+    put(seed, "tuner.seed", spec.tuner?.seed);
+    put(executions, "tuner.executions_per_trial", spec.tuner?.executions_per_trial);
+    put(runtime, "max_runtime_s", spec.max_runtime_s);
+    noBudget.checked = spec.max_runtime_s === null && !derived.has("max_runtime_s");
+    const objectiveList = Array.isArray(spec.objective) ? spec.objective : [spec.objective || {}];
+    override.checked = objectiveList.some((o) => o.direction_override);
+    pruning.value = spec.pruning === null ? "off" : spec.pruning ? "median" : "";
+    put(pruneAfter, "pruning.min_epochs", spec.pruning?.min_epochs);
+    const members = spec.training?.ensemble;
+    ensemble.value = members === null ? "none" : members && members.max_members ? "max" : "auto";
+    ensembleMembers.value = members && members.max_members ? String(members.max_members) : "";
+    const training = spec.training || {};
+    put(split, "training.validation_split", training.validation_split);
+    put(testSplit, "training.test_split", training.test_split || null);
+    const cv = training.cross_validation;
+    folds.value = cv === null ? "none" : cv && cv.folds ? String(cv.folds) : "auto";
+    const warm = spec.warm_start;
+    warmStart.value = warm === "auto" ? "auto" : warm && warm.jobs ? warm.jobs.join(", ") : "";
+    warmTopK.value = warm && warm.top_k && warm !== "auto" ? String(warm.top_k) : "";
+    const callbacks = spec.callbacks || {};
+    const early = callbacks.early_stopping;
+    es.on.checked = Boolean(early);
+    if (early) {
+      es.monitor.value = early.monitor;
+      put(es.patience, "callbacks.early_stopping.patience", early.patience);
+      put(es.minDelta, "callbacks.early_stopping.min_delta", early.min_delta);
+      es.restore.checked = early.restore_best_weights !== false;
+    }
+    const plateau = callbacks.reduce_lr_on_plateau;
+    rlr.on.checked = Boolean(plateau);
+    if (plateau) {
+      rlr.monitor.value = plateau.monitor;
+      for (const key of ["factor", "patience", "min_lr", "min_delta"]) {
+        const input = { factor: rlr.factor, patience: rlr.patience, min_lr: rlr.minLr, min_delta: rlr.minDelta }[key];
+        put(input, `callbacks.reduce_lr_on_plateau.${key}`, plateau[key]);
+      }
+    }
+    tensorboard.checked = Boolean(callbacks.tensorboard);
+    syncOptions();
+    sync();
+  }
+
+  return { element, setTask, setAlgorithm: objectives.setAlgorithm, apply, fill };
 }

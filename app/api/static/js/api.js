@@ -90,9 +90,38 @@ export async function request(path, { method = "GET", body, raw = false, root = 
   }
 }
 
+// A path under the API with every interpolated value encoded as one path segment (or one
+// query value): ids come from the page's URL fragment, which anyone can craft, and an id such
+// as "../../metrics?" must name a missing job, never another path the key would be sent to.
+//   apiPath`/jobs/${jobId}/trials/${trialId}`
+// "." and ".." cannot be escaped at all (a URL parser reads "%2e%2e" as ".." too): refused.
+export function segment(value) {
+  const text = String(value);
+  if (text === "" || text === "." || text === "..") throw new Error(`Not a valid id: "${text}"`);
+  return encodeURIComponent(text);
+}
+
+export function apiPath(strings, ...values) {
+  return strings.reduce((path, text, i) => path + segment(values[i - 1]) + text);
+}
+
 export const get = (path) => request(path);
 export const post = (path, body) => request(path, { method: "POST", body });
+export const patch = (path, body) => request(path, { method: "PATCH", body });
 export const del = (path) => request(path, { method: "DELETE" });
+
+// Every item of a list endpoint, page by page (the API's pages hold at most 500 jobs or
+// datasets, 1000 trials): a view never silently stops at the first page.
+export async function getAll(path, pageSize = 500) {
+  const items = [];
+  const joiner = path.includes("?") ? "&" : "?";
+  for (;;) {
+    const page = await get(`${path}${joiner}limit=${pageSize}&offset=${items.length}`);
+    items.push(...page.items);
+    // An empty page ends it too: rows deleted meanwhile must not loop forever.
+    if (!page.items.length || items.length >= page.total) return items;
+  }
+}
 
 // A download through fetch, not a plain link: a link could not send the Authorization header.
 export async function download(path, fallbackName) {

@@ -2,7 +2,7 @@
 // trials, the score over trials, and the best score of several jobs side by side. The
 // parallel coordinates are SVG, in parcoords.js.
 
-import { el, fmtScore } from "./util.js";
+import { el, fmtScore, trialLabel } from "./util.js";
 
 export const COLORS = {
   loss: "#3465a4",
@@ -134,8 +134,8 @@ export function curveChart(container, { xs, series, yLabel, log, trial }) {
   return lineChart(plot, { xs, series, xLabel: "epoch", yLabel, log, markers });
 }
 
-// One point per trial, in the order they started, labelled by the trial's own id (KerasTuner
-// counts from 0, often zero-padded), and the best score so far as a step line.
+// One point per trial, in the order they started, labelled by the trial's number (trialLabel:
+// KerasTuner counts from 0), and the best score so far as a step line.
 export function scoreChart(container, trials, objective) {
   const maximize = objective.direction === "max";
   const xs = [];
@@ -155,7 +155,7 @@ export function scoreChart(container, trials, objective) {
     container.append(el("p", { class: "empty" }, xs.length ? "No scored trial yet." : "No trial yet."));
     return null;
   }
-  const idAt = (i) => (Number.isInteger(i) && trials[i] ? trials[i].trial_id : "");
+  const idAt = (i) => (Number.isInteger(i) && trials[i] ? trialLabel(trials[i].trial_id) : "");
   const options = {
     width: chartWidth(container),
     height: 220,

@@ -1,12 +1,14 @@
 // Two or more jobs side by side: each one's best score so far, over the trials it finished or
 // over the time since it started, on one chart, and a table of their settings and results.
-// Refreshed while any of them runs.
+// Each line follows its own job's direction; a multi-objective job's line is its first
+// objective (its score), and the table says so. Refreshed while any of them runs.
 
-import { get } from "./api.js";
+import { apiPath, get, getAll } from "./api.js";
 import { compareChart } from "./charts.js";
 import {
   FINISHED,
   PALETTE,
+  datasetLabel,
   el,
   fmtDuration,
   fmtScore,
@@ -23,7 +25,7 @@ const REFRESH_MS = 3000;
 
 // [x, best so far] at each trial that changed or kept the best, in `mode`'s order.
 function bestPoints(job, trials, mode) {
-  const maximize = job.spec.objective.direction === "max";
+  const maximize = scoreObjective(job.spec).direction === "max";
   const start = parseTime(job.started_at);
   let rows;
   if (mode === "time") {
@@ -49,9 +51,17 @@ function duration(job) {
   return ((parseTime(job.finished_at) || new Date()) - start) / 1000;
 }
 
+// "val_accuracy (max)", and for a multi-objective job what else it searched: its line and
+// its best are the first objective's.
+function objectiveText(spec) {
+  const objective = scoreObjective(spec);
+  const text = `${objective.name} (${objective.direction})`;
+  if (!Array.isArray(spec.objective) || spec.objective.length < 2) return text;
+  return `${text}, first of ${spec.objective.length}: ${spec.objective.slice(1).map((o) => o.name).join(", ")} not plotted`;
+}
+
 function summaryRow(run, datasetNames, showNames) {
   const { job, trials, color } = run;
-  const objective = scoreObjective(job.spec);
   return el(
     "tr",
     { dataset: { jobId: job.id } },
@@ -60,8 +70,8 @@ function summaryRow(run, datasetNames, showNames) {
     showNames ? el("td", { class: "job-name" }, jobName(job) || "") : null,
     el("td", {}, statusBadge(job.status)),
     el("td", {}, job.spec.tuner.algorithm),
-    el("td", {}, datasetNames.get(job.dataset_id) || shortId(job.dataset_id)),
-    el("td", {}, `${objective.name} (${objective.direction})`),
+    el("td", {}, datasetLabel(job, datasetNames)),
+    el("td", { class: "compare-objective" }, objectiveText(job.spec)),
     el("td", { class: "num compare-best" }, job.best ? fmtScore(job.best.score) : "—"),
     el("td", { class: "num" }, String(trials.length)),
     el("td", { class: "num" }, fmtDuration(duration(job))),
@@ -122,17 +132,20 @@ export function renderCompare(view, jobIds) {
   mode.addEventListener("change", draw);
 
   return poll(async () => {
-    const [loaded, datasets] = await Promise.all([
-      Promise.all(
-        jobIds.map(async (id) => {
-          const [job, page] = await Promise.all([get(`/jobs/${id}`), get(`/jobs/${id}/trials?limit=1000`)]);
-          return { job, trials: page.items };
-        }),
-      ),
-      get("/datasets?limit=500"),
-    ]);
+    const loaded = await Promise.all(
+      jobIds.map(async (id) => {
+        const [job, trials] = await Promise.all([get(apiPath`/jobs/${id}`), getAll(apiPath`/jobs/${id}/trials`, 1000)]);
+        return { job, trials };
+      }),
+    );
     runs = loaded.map((run, i) => ({ ...run, color: PALETTE[i % PALETTE.length] }));
-    names = new Map(datasets.items.map((d) => [d.id, d.name]));
+    // A dataset's name, read once, for a job the API does not give it on.
+    for (const { job } of runs) {
+      if (!job.dataset_name && !names.has(job.dataset_id)) {
+        const dataset = await get(apiPath`/datasets/${job.dataset_id}`).catch(() => null);
+        names.set(job.dataset_id, dataset ? dataset.name : shortId(job.dataset_id));
+      }
+    }
     draw();
     return runs.some((run) => !FINISHED.has(run.job.status));
   }, REFRESH_MS);

@@ -2,9 +2,9 @@
 // alone, or the learning rate) of the selected trial and of every trial ticked in the table,
 // overlaid, on a linear or a log scale.
 
-import { ApiError, get } from "./api.js";
+import { ApiError, apiPath, get } from "./api.js";
 import { COLORS, curveChart } from "./charts.js";
-import { PALETTE, el, toast } from "./util.js";
+import { PALETTE, el, toast, trialLabel } from "./util.js";
 
 // The metrics a model compiles (app.search.spec.TASK_METRICS) come first, in this order.
 const ORDER = ["loss", "accuracy", "mae", "learning_rate"];
@@ -47,7 +47,7 @@ function buildSeries(details, choice) {
       const validation = key.startsWith("val_");
       const name = mode === "pair" ? `${validation ? "validation" : "training"} ${base}` : key;
       series.push({
-        label: single ? name : `trial ${detail.trial_id} ${key}`,
+        label: single ? name : `trial ${trialLabel(detail.trial_id)} ${key}`,
         color: single ? (k ? COLORS.valLoss : COLORS.loss) : PALETTE[i % PALETTE.length],
         // Several trials: colour tells the trial, a dash its validation curve.
         dash: !single && validation ? [6, 4] : undefined,
@@ -79,7 +79,7 @@ export function curvesPanel(jobId) {
     const hit = cache.get(id);
     if (hit && hit.key === key) return hit.detail;
     try {
-      const detail = await get(`/jobs/${jobId}/trials/${encodeURIComponent(id)}`);
+      const detail = await get(apiPath`/jobs/${jobId}/trials/${id}`);
       cache.set(id, { key, detail });
       return detail;
     } catch (e) {
@@ -92,10 +92,10 @@ export function curvesPanel(jobId) {
     const [first, ...others] = details;
     title.replaceChildren(
       "Learning curves: trial ",
-      el("span", { class: "mono", id: "curves-trial-id" }, first.trial_id),
+      el("span", { class: "mono", id: "curves-trial-id", dataset: { trialId: first.trial_id } }, trialLabel(first.trial_id)),
       first.status === "RUNNING" ? el("span", { class: "muted" }, " (running)") : "",
       others.length
-        ? el("span", { class: "muted", id: "curves-overlaid" }, ` with ${others.map((d) => d.trial_id).join(", ")}`)
+        ? el("span", { class: "muted", id: "curves-overlaid" }, ` with ${others.map((d) => trialLabel(d.trial_id)).join(", ")}`)
         : "",
     );
   }

@@ -2,7 +2,7 @@
 // trials), one horizontal bar per hyperparameter, most important first. Below the API's
 // minimum number of trials (a 409) the chart is hidden and its reason shown instead.
 
-import { get } from "./api.js";
+import { apiPath, get } from "./api.js";
 import { el } from "./util.js";
 
 const pct = (value) => `${(100 * value).toFixed(1)}%`;
@@ -60,7 +60,7 @@ export function importancePanel(jobId) {
     const done = trials.filter((t) => t.status === "COMPLETED" && t.score !== null);
     const key = JSON.stringify([done.length, done.map((t) => t.trial_id).sort()]);
     if (key === shownKey || pending) return pending;
-    pending = get(`/jobs/${jobId}/importance`)
+    pending = get(apiPath`/jobs/${jobId}/importance`)
       .then(draw, (e) => {
         // 409: too few trials (the API says how many it needs); anything else, its message.
         explain(e.status === 409 ? `Not enough trials yet: ${e.message}.` : `Importance unavailable: ${e.message}`);

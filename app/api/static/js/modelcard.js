@@ -2,8 +2,8 @@
 // the dataset and its columns, the preprocessing statistics, the scores, the training time,
 // the versions, and a download per format. Fetched again only when the best trial changes.
 
-import { ApiError, download, get } from "./api.js";
-import { el, fmtDuration, fmtScore, fmtValue, toast } from "./util.js";
+import { ApiError, apiPath, download, get } from "./api.js";
+import { el, fmtDuration, fmtScore, fmtValue, toast, trialLabel } from "./util.js";
 
 const FORMATS = [
   ["keras", "Keras (.keras)", "best.keras"],
@@ -27,14 +27,24 @@ function facts(id, rows) {
 function columnTable(card) {
   const numeric = new Map(card.preprocessing.numeric.map((n) => [n.column, n]));
   const categorical = new Map(card.preprocessing.categorical.map((c) => [c.column, c]));
-  const head = ["column", "kind", "missing", "median", "mean", "variance", "vocabulary", "serving input"];
+  // A numeric column's header is right-aligned as its cells are, so each sits above its values.
+  const head = [
+    ["column"],
+    ["kind"],
+    ["missing", "num"],
+    ["median", "num"],
+    ["mean", "num"],
+    ["variance", "num"],
+    ["vocabulary", "num"],
+    ["serving input"],
+  ];
   return el(
     "div",
     { class: "scroll-x" },
     el(
       "table",
       { class: "table compact", id: "model-card-columns" },
-      el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, head.map(([h, align]) => el("th", { class: align }, h)))),
       el(
         "tbody",
         {},
@@ -79,7 +89,7 @@ function render(jobId, card) {
       ["Dataset", `${card.dataset.name} (${card.dataset.rows} rows)`],
       ["sha256", card.dataset.sha256],
       ["Classes", card.dataset.classes ? card.dataset.classes.map(fmtValue).join(", ") : null],
-      ["Trial", card.trial_id],
+      ["Trial", card.trial_id != null ? trialLabel(card.trial_id) : null],
     ]),
     columnTable(card),
     facts("model-card-scores", [
@@ -98,7 +108,7 @@ function render(jobId, card) {
           {
             type: "button",
             dataset: { format: key },
-            onclick: () => download(`/jobs/${jobId}/model?format=${key}`, `${jobId}-${suffix}`).catch((e) => toast(e.message)),
+            onclick: () => download(`${apiPath`/jobs/${jobId}/model`}?format=${key}`, `${jobId}-${suffix}`).catch((e) => toast(e.message)),
           },
           label,
         ),
@@ -108,7 +118,7 @@ function render(jobId, card) {
         {
           type: "button",
           id: "download-model-card",
-          onclick: () => download(`/jobs/${jobId}/model_card?format=md`, `${jobId}-model_card.md`).catch((e) => toast(e.message)),
+          onclick: () => download(apiPath`/jobs/${jobId}/model_card?format=md`, `${jobId}-model_card.md`).catch((e) => toast(e.message)),
         },
         "Model card (Markdown)",
       ),
@@ -133,7 +143,7 @@ export function modelCardPanel(jobId) {
     if (key === shownKey) return;
     shownKey = key;
     try {
-      const card = await get(`/jobs/${jobId}/model_card`);
+      const card = await get(apiPath`/jobs/${jobId}/model_card`);
       body.replaceChildren(...render(jobId, card));
       element.hidden = false;
     } catch (e) {

@@ -1,11 +1,13 @@
 // A new job: upload a dataset (or pick one), see its profile, choose the algorithm and the
 // budget (the rest of the spec under "advanced"), edit the search space the dataset seeds,
-// and submit.
+// and submit. Opened as #/new?from=<job id> ("run again"), the form starts filled with that
+// job's spec; as #/new?dataset=<id>, with that dataset chosen.
 
 import { advancedFields } from "./advanced.js";
-import { ApiError, get, post, request } from "./api.js";
+import { ApiError, apiPath, get, getAll, post, request } from "./api.js";
+import { csvHeader, datasetOption, datasetSummary } from "./dataset_profile.js";
 import { spaceEditor } from "./space.js";
-import { el, fmtTime, fmtValue, shortId, toast } from "./util.js";
+import { el, shortId, toast } from "./util.js";
 
 // "" leaves the choice to the server: Hyperband, or TPE when the job has a time budget.
 const ALGORITHMS = {
@@ -17,73 +19,6 @@ const ALGORITHMS = {
   tpe: "TPE (Optuna)",
   nsga2: "NSGA-II (Optuna)",
 };
-
-// The column names of a CSV's header line (quoted names may hold commas), to offer as targets.
-export function csvHeader(text) {
-  const names = [];
-  let field = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      names.push(field);
-      field = "";
-    } else if (c === "\n" || c === "\r") break;
-    else field += c;
-  }
-  names.push(field);
-  return names.filter((n) => n !== "");
-}
-
-function datasetSummary(ds) {
-  const row = (label, value, id) => el("tr", {}, el("th", {}, label), el("td", { dataset: { summary: id } }, value));
-  return el(
-    "table",
-    { class: "table compact", id: "dataset-summary" },
-    el(
-      "tbody",
-      {},
-      row("Name", ds.name, "name"),
-      row("Rows", `${ds.rows}${ds.rows_dropped ? ` (${ds.rows_dropped} without a target left out)` : ""}`, "rows"),
-      row(
-        "Columns",
-        el(
-          "span",
-          {},
-          `${ds.input_columns.length} inputs: `,
-          ds.columns.map((c, i) =>
-            el(
-              "span",
-              { class: "column", title: `${c.kind}, ${c.missing} missing` },
-              i ? ", " : "",
-              c.name,
-              el("span", { class: "muted small" }, ` (${c.kind}${c.missing ? `, ${c.missing} missing` : ""})`),
-            ),
-          ),
-        ),
-        "columns",
-      ),
-      row("Target", ds.target, "target"),
-      row("Task", ds.task + (ds.classes ? `: ${ds.classes.map(fmtValue).join(", ")}` : ""), "task"),
-      row("Features after encoding", String(ds.features), "features"),
-      row("Recommended units", String(ds.recommended_units), "recommended-units"),
-      row("Units range", `${ds.units_range[0]} – ${ds.units_range[1]}`, "units-range"),
-    ),
-  );
-}
-
-// Several uploads of one file share its name: rows, upload time and id tell them apart.
-function datasetOption(ds) {
-  const text = `${ds.name} · ${ds.rows} rows · ${fmtTime(ds.created_at)} · ${shortId(ds.id)}`;
-  return el("option", { value: ds.id, title: ds.id }, text);
-}
 
 // Marks the form fields a 422 names by their spec path (data-loc), opening "advanced" when
 // one of them is in it.
@@ -113,7 +48,7 @@ function labelled(text, input, hint) {
   return el("label", { class: "field" }, el("span", {}, text), input, hint ? el("small", { class: "muted" }, hint) : null);
 }
 
-export function renderNewJob(view) {
+export function renderNewJob(view, { from = null, dataset: datasetId = null } = {}) {
   let dataset = null;
 
   // 1. Dataset.
@@ -141,6 +76,7 @@ export function renderNewJob(view) {
   const maxTrials = numberInput("job-max-trials", { placeholder: "20" });
   const epochs = numberInput("job-epochs", { value: "30" });
   const maxEpochs = numberInput("job-max-epochs", { placeholder: "= epochs" });
+  const minEpochs = numberInput("job-min-epochs", { placeholder: "derived" });
   const factor = numberInput("job-factor", { min: 2, value: "3" });
   const iterations = numberInput("job-hyperband-iterations", { value: "1" });
   const parallel = numberInput("job-parallel-trials", { min: 1, max: 64, placeholder: "auto" });
@@ -152,6 +88,7 @@ export function renderNewJob(view) {
     [maxTrials, "tuner.max_trials"],
     [epochs, "training.epochs"],
     [maxEpochs, "tuner.max_epochs"],
+    [minEpochs, "tuner.min_epochs"],
     [factor, "tuner.factor"],
     [iterations, "tuner.hyperband_iterations"],
     [parallel, "parallel_trials"],
@@ -162,6 +99,7 @@ export function renderNewJob(view) {
     "div",
     { class: "row", id: "hyperband-fields" },
     labelled("Max epochs (Hyperband)", maxEpochs),
+    labelled("Min epochs", minEpochs, "its smallest rung"),
     labelled("Factor", factor),
     labelled("Iterations", iterations, "full Hyperband schedules"),
   );
@@ -169,6 +107,7 @@ export function renderNewJob(view) {
   const syncAlgorithm = () => {
     const hyperband = algorithm.value === "hyperband";
     hyperbandFields.hidden = !hyperband;
+    advanced.setAlgorithm(algorithm.value);
     trialsHint.textContent = {
       "": "empty: Hyperband's full schedule; with a time budget, as many as fit",
       hyperband: "empty: Hyperband's full schedule",
@@ -244,7 +183,7 @@ export function renderNewJob(view) {
     dataset = ds;
     summary.replaceChildren(datasetSummary(ds));
     advanced.setTask(ds.task);
-    editor.load(await get(`/datasets/${ds.id}/search_space`));
+    editor.load(await get(apiPath`/datasets/${ds.id}/search_space`));
     editor.markErrors([]);
     markFormErrors(searchSection, []);
     errorBox.hidden = true;
@@ -286,7 +225,7 @@ export function renderNewJob(view) {
   existing.addEventListener("change", async () => {
     if (!existing.value) return;
     try {
-      await useDataset(await get(`/datasets/${existing.value}`));
+      await useDataset(await get(apiPath`/datasets/${existing.value}`));
     } catch (e) {
       toast(e.message);
     }
@@ -300,6 +239,7 @@ export function renderNewJob(view) {
     if (maxTrials.value) tuner.max_trials = Number(maxTrials.value);
     if (algorithm.value === "hyperband") {
       if (maxEpochs.value) tuner.max_epochs = Number(maxEpochs.value);
+      if (minEpochs.value) tuner.min_epochs = Number(minEpochs.value);
       if (factor.value) tuner.factor = Number(factor.value);
       if (iterations.value) tuner.hyperband_iterations = Number(iterations.value);
     }
@@ -329,8 +269,50 @@ export function renderNewJob(view) {
     }
   });
 
-  get("/datasets?limit=500")
-    .then((page) => existing.append(...page.items.map(datasetOption)))
+  const cloneNote = el("p", { class: "muted", id: "clone-note", hidden: true });
+  view.prepend(cloneNote);
+
+  // Run again: the earlier job's dataset, its effective search space, and every field of its
+  // spec the user set (what the server derived is left for it to derive again).
+  async function fillFrom(jobId) {
+    const job = await get(apiPath`/jobs/${jobId}`);
+    const spec = job.spec;
+    const derived = new Set(spec.derivation?.derived || []);
+    const put = (input, path, value) => {
+      input.value = value === null || value === undefined || derived.has(path) ? "" : String(value);
+    };
+    existing.value = job.dataset_id;
+    await useDataset(await get(apiPath`/datasets/${job.dataset_id}`));
+    algorithm.value = spec.tuner.algorithm;
+    // Under a budget the server derived, the trial count is only its cap: left to it too.
+    put(maxTrials, "tuner.max_trials", spec.derivation?.budget_source ? null : spec.tuner.max_trials);
+    put(epochs, "training.epochs", spec.training.epochs);
+    put(maxEpochs, "tuner.max_epochs", spec.tuner.max_epochs);
+    put(minEpochs, "tuner.min_epochs", spec.tuner.min_epochs);
+    put(factor, "tuner.factor", spec.tuner.factor);
+    put(iterations, "tuner.hyperband_iterations", spec.tuner.hyperband_iterations);
+    put(parallel, "parallel_trials", spec.parallel_trials === "auto" ? null : spec.parallel_trials);
+    jobName.value = job.name || "";
+    syncAlgorithm();
+    advanced.fill(spec);
+    editor.load(job.search_space);
+    cloneNote.replaceChildren(
+      "Filled from job ",
+      el("a", { href: `#/jobs/${encodeURIComponent(job.id)}`, class: "mono" }, job.name || shortId(job.id)),
+      ": change what you want, then start the search.",
+    );
+    cloneNote.hidden = false;
+  }
+
+  getAll("/datasets")
+    .then(async (items) => {
+      existing.append(...items.map(datasetOption));
+      if (from) await fillFrom(from);
+      else if (datasetId) {
+        existing.value = datasetId;
+        await useDataset(await get(apiPath`/datasets/${datasetId}`));
+      }
+    })
     .catch((e) => toast(e.message));
 
   return () => {};

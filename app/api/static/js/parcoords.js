@@ -4,7 +4,7 @@
 // brush stay lit, and the trial table shows just those (brushFilter).
 
 import { chartWidth } from "./charts.js";
-import { el, fmtScore, fmtValue, svg } from "./util.js";
+import { el, fmtScore, fmtValue, svg, trialLabel } from "./util.js";
 
 const SCORE = "score"; // the score axis's key; hyperparameter axes are keyed by their name
 const BEST_COLOR = "#e07b00";
@@ -145,7 +145,7 @@ export function parallelCoordinates(container, trials, hpNames, space, objective
           "data-trial-id": trial.trial_id,
           onclick: () => options.onSelect(trial.trial_id),
         },
-        svg("title", {}, `trial ${trial.trial_id}: ${fmtScore(trial.score)}`),
+        svg("title", {}, `trial ${trialLabel(trial.trial_id)}: ${fmtScore(trial.score)}`),
       ),
     );
   }

@@ -3,9 +3,9 @@
 // (GET /jobs/{id}/pareto) highlighted and joined by a dashed line. SVG, as parcoords.js; a
 // click on a point opens that trial, as a row of the trial table does.
 
-import { get } from "./api.js";
+import { apiPath, get } from "./api.js";
 import { chartWidth } from "./charts.js";
-import { el, fmtValue, svg } from "./util.js";
+import { el, fmtValue, svg, trialLabel } from "./util.js";
 
 const FRONT_COLOR = "#e07b00";
 const OTHER_COLOR = "#7a869a";
@@ -105,7 +105,7 @@ function scatter(container, objectives, trials, frontIds, { selectedId, onSelect
           "data-trial-id": id,
           onclick: () => onSelect(id),
         },
-        svg("title", {}, `trial ${id}${onFront ? " (on the front)" : ""}: ${ox.name} ${fmtValue(p.x)}, ${oy.name} ${fmtValue(p.y)}`),
+        svg("title", {}, `trial ${trialLabel(id)}${onFront ? " (on the front)" : ""}: ${ox.name} ${fmtValue(p.x)}, ${oy.name} ${fmtValue(p.y)}`),
       ),
     );
   }
@@ -129,15 +129,17 @@ export function paretoPanel(jobId, { onSelect }) {
 
   // Drawn for a job with a list objective; the front is asked for again only when a trial
   // completes. Redrawn when the trials or the selection change (and after invalidate()).
+  // Resolves true when the front's trials changed.
   async function show(job, trials, selectedId) {
     const objectives = objectiveList(job.spec);
     element.hidden = !objectives;
-    if (!objectives) return;
+    if (!objectives) return false;
+    const before = JSON.stringify([...frontIds]);
     const done = trials.filter((t) => t.status === "COMPLETED").map((t) => t.trial_id);
     const key = JSON.stringify(done);
     if (key !== frontKey) {
       try {
-        const page = await get(`/jobs/${jobId}/pareto`);
+        const page = await get(apiPath`/jobs/${jobId}/pareto`);
         frontIds = new Set(page.items.map((item) => item.trial_id));
         note.textContent =
           `${frontIds.size} trial(s) on the front: no other trial is at least as good on every objective ` +
@@ -149,10 +151,12 @@ export function paretoPanel(jobId, { onSelect }) {
       }
       frontKey = key;
     }
+    const changed = JSON.stringify([...frontIds]) !== before;
     const drawKey = JSON.stringify([key, trials.map((t) => t.objectives ?? null), selectedId, [...frontIds]]);
-    if (drawKey === drawnKey) return;
+    if (drawKey === drawnKey) return changed;
     drawnKey = drawKey;
     scatter(plot, objectives, trials, frontIds, { selectedId, onSelect });
+    return changed;
   }
 
   // After a resize: the next show draws at the new width.
@@ -160,5 +164,6 @@ export function paretoPanel(jobId, { onSelect }) {
     drawnKey = null;
   }
 
-  return { element, show, invalidate };
+  // The front's trial ids (each keeps its model), as last read.
+  return { element, show, invalidate, frontIds: () => [...frontIds] };
 }

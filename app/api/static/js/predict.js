@@ -2,7 +2,7 @@
 // (a number or a category, as profiled at upload), posted to POST /jobs/{id}/predict, and
 // the answer shown: the label with each class's probability, or the value.
 
-import { ApiError, post } from "./api.js";
+import { ApiError, apiPath, post } from "./api.js";
 import { el, fmtScore, fmtValue } from "./util.js";
 
 function fieldFor(column) {
@@ -95,7 +95,7 @@ export function predictPanel(jobId) {
       for (const node of form.querySelectorAll(".invalid")) node.classList.remove("invalid");
       submit.disabled = true;
       try {
-        const body = await post(`/jobs/${jobId}/predict`, { rows: [readRow(form, columns)] });
+        const body = await post(apiPath`/jobs/${jobId}/predict`, { rows: [readRow(form, columns)] });
         error.hidden = true;
         result.replaceChildren(answer(body.predictions[0]));
       } catch (e) {

@@ -1,8 +1,9 @@
 // The trial table: one row per trial, sortable by any column (score, each hyperparameter,
-// duration, ...), with early-stopped and overfitting trials flagged, a tick per trial to
-// overlay its curves, and only the trials the parallel coordinates' brushes keep.
+// duration, ...), with pruned, early-stopped and overfitting trials flagged, a tick per trial
+// to overlay its curves, a download for each trial that kept its model, and only the trials
+// the parallel coordinates' brushes keep.
 
-import { el, fmtDuration, fmtScore, fmtValue } from "./util.js";
+import { el, fmtDuration, fmtScore, fmtValue, trialLabel } from "./util.js";
 
 // The order the model builder declares its hyperparameters in (app.search_space.RULES);
 // per-layer `units_<i>` go after num_layers, anything unknown goes last.
@@ -46,7 +47,17 @@ function compare(a, b) {
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
 
-function columns(hpNames, objective, overlay) {
+// How a trial ended early, if it did: pruned (the job's pruning rule stopped it, below the
+// median of the others at the same epoch; its status stays COMPLETED) or stopped early
+// (EarlyStopping: its monitored metric stopped improving).
+function endBadge(t) {
+  if (t.pruned) {
+    return el("span", { class: "badge flag-pruned", title: `pruned after ${t.epochs_run} epoch(s)` }, "pruned");
+  }
+  return t.stopped_early ? el("span", { class: "badge flag-early" }, "stopped early") : "";
+}
+
+function columns(hpNames, objective, overlay, models) {
   const hp = hpNames.map((name) => ({
     key: `hp:${name}`,
     label: name,
@@ -70,7 +81,7 @@ function columns(hpNames, objective, overlay) {
       // Ticking a trial adds its curves; it does not make it the one selected.
       stop: true,
     },
-    { key: "trial_id", label: "Trial", value: (t) => t.trial_id, cell: (t) => t.trial_id, className: "mono trial-id" },
+    { key: "trial_id", label: "Trial", value: (t) => t.trial_id, cell: (t) => trialLabel(t.trial_id), className: "mono trial-id" },
     {
       key: "status",
       label: "Status",
@@ -88,10 +99,11 @@ function columns(hpNames, objective, overlay) {
     { key: "epochs_run", label: "Epochs", value: (t) => t.epochs_run, cell: (t) => String(t.epochs_run), className: "num" },
     { key: "best_epoch", label: "Best epoch", value: (t) => t.best_epoch, cell: (t) => fmtValue(t.best_epoch), className: "num" },
     {
-      key: "stopped_early",
-      label: "Early stop",
-      value: (t) => t.stopped_early,
-      cell: (t) => (t.stopped_early ? el("span", { class: "badge flag-early" }, "stopped early") : ""),
+      key: "ended",
+      label: "Ended early",
+      // Sorts pruned trials after early-stopped ones, and both after those that ran out.
+      value: (t) => (t.pruned ? 2 : t.stopped_early ? 1 : 0),
+      cell: endBadge,
     },
     {
       key: "overfit_epoch",
@@ -123,12 +135,33 @@ function columns(hpNames, objective, overlay) {
       value: (t) => t.worker,
       cell: (t) => (t.worker ? t.worker.split(":").slice(0, 2).join(":") : ""),
     },
+    {
+      // Only some trials keep a model: the best, and each Pareto-front trial of a
+      // multi-objective job (GET /jobs/{id}/trials/{trial_id}/model).
+      key: "model",
+      label: "Model",
+      value: (t) => models.ids.has(t.trial_id),
+      cell: (t) =>
+        models.ids.has(t.trial_id)
+          ? el(
+              "button",
+              {
+                type: "button",
+                class: "link-button download-trial-model",
+                title: `download trial ${trialLabel(t.trial_id)}'s model (.keras)`,
+                onclick: () => models.onDownload(t.trial_id),
+              },
+              ".keras",
+            )
+          : "",
+      stop: true,
+    },
     ...hp,
   ];
 }
 
 // A table that keeps its sort order across refreshes; `update` redraws the rows.
-export function trialTable({ onSelect, onCheck }) {
+export function trialTable({ onSelect, onCheck, onDownload }) {
   const state = {
     sort: null,
     trials: [],
@@ -137,6 +170,7 @@ export function trialTable({ onSelect, onCheck }) {
     bestId: null,
     selectedId: null,
     checkedIds: [],
+    modelIds: [], // the trials whose model can be downloaded
     visibleIds: null, // null: every trial
   };
   const head = el("thead");
@@ -159,7 +193,8 @@ export function trialTable({ onSelect, onCheck }) {
   }
 
   function draw() {
-    const cols = columns(state.hpNames, state.objective, { checked: new Set(state.checkedIds), onCheck });
+    const overlay = { checked: new Set(state.checkedIds), onCheck };
+    const cols = columns(state.hpNames, state.objective, overlay, { ids: new Set(state.modelIds), onDownload });
     head.replaceChildren(
       el(
         "tr",
@@ -199,6 +234,7 @@ export function trialTable({ onSelect, onCheck }) {
         if (trial.trial_id === state.bestId) classes.push("best");
         if (trial.trial_id === state.selectedId) classes.push("selected");
         if (trial.stopped_early) classes.push("stopped-early");
+        if (trial.pruned) classes.push("pruned");
         if (trial.overfit_epoch !== null && trial.overfit_epoch !== undefined) classes.push("overfit");
         return el(
           "tr",

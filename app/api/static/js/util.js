@@ -124,6 +124,21 @@ export function jobLabel(job) {
   return jobName(job) || shortId(job.id);
 }
 
+// The job's dataset by name: the job's own `dataset_name` when the API gives it, else a name
+// the view looked up, else the dataset's short id.
+export function datasetLabel(job, names) {
+  return job.dataset_name || (names && names.get(job.dataset_id)) || shortId(job.dataset_id);
+}
+
+// How a trial id is shown. KerasTuner pads its ids to the width of max_trials ("0003" under
+// Hyperband, "03" with 20 trials) and the Optuna oracles do not ("3"): a numeric id is shown
+// as its number under every algorithm. Display only: requests and data-trial-id keep the
+// stored id, which the API needs verbatim.
+export function trialLabel(id) {
+  const text = String(id);
+  return /^\d+$/.test(text) ? text.replace(/^0+(?=\d)/, "") : text;
+}
+
 // Colours told apart by most eyes (Okabe-Ito), for one line per trial or per job.
 export const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442"];
 
