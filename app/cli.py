@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from app.logs import configure_logging
 from app.settings import Settings, get_settings, serve_layout
+from app.worker_pool import WorkerPool, set_running
 from tuner_client.cli import add_client_commands
 
 logger = logging.getLogger("tuner_service")
@@ -43,7 +41,10 @@ def _api_host(settings: Settings) -> str | None:
 def _run_api(settings: Settings, host: str) -> int:
     import uvicorn
 
-    logger.info("API listening", extra={"url": f"http://{host}:{settings.port}/docs"})
+    # What a newcomer opens first: the dashboard, then the API's own pages.
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{settings.port}"
+    logger.info("dashboard at %s/ (Swagger UI at %s/docs, ReDoc at %s/redoc)", base, base, base)
     uvicorn.run("app.main:app", host=host, port=settings.port, log_config=None)
     return 0
 
@@ -89,24 +90,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.execv(WORKER_PROGRAM[0], [*WORKER_PROGRAM, *extra])
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """For Popen's preexec_fn: the child gets SIGTERM when `parent` dies, even by kill -9, so
-    a worker never outlives its `serve` (Linux only; elsewhere nothing)."""
-    if not sys.platform.startswith("linux"):
-        return None
-
-    def set_parent_death_signal() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # it died between the fork and the prctl
-            os._exit(1)
-
-    return set_parent_death_signal
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Migrations, then N worker processes beside the API in the foreground."""
     settings = get_settings()
@@ -116,17 +99,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cmd_migrate(args)
     # serve is its data dir's only API: any partial upload is one a previous run left behind.
     remove_partial_uploads(settings.datasets_dir, older_than_s=0)
-    die_with_us = _die_with(os.getpid())
     count, threads = serve_layout(settings)
     env = {**os.environ, "TUNER_CHILD_THREADS": str(threads)}
-    workers = [
-        # preexec_fn is safe here: no thread has started yet.
-        subprocess.Popen(WORKER_PROGRAM, preexec_fn=die_with_us, env=env)
-        for _ in range(count)
-    ]
-    logger.info(
-        "started %d worker(s)", len(workers), extra={"tensorflow_threads_per_search": threads}
-    )
+    # Each worker dies with us (even on kill -9), and is restarted if it dies alone.
+    pool = WorkerPool(WORKER_PROGRAM, count, env)
+    pool.start()
+    set_running(pool)
+    logger.info("started %d worker(s)", count, extra={"tensorflow_threads_per_search": threads})
 
     def _exit(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -138,13 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         return _run_api(settings, host)
     finally:
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        pool.stop()
+        set_running(None)
 
 
 def build_parser() -> argparse.ArgumentParser:

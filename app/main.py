@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from app.api import openapi
 from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner
-from app.api.deps import SessionDep
-from app.api.disk_health import degraded_response, install_disk_fault_handlers
-from app.api.limits import JsonBodyLimit, UploadLimit
+from app.api.deps import reading
+from app.api.disk_health import degraded_reasons, install_disk_fault_handlers
+from app.api.limits import JsonBodyLimit, PerKeyConcurrency, UploadLimit
 from app.api.metrics_auth import require_metrics_access
 from app.api.predictor import Predictor
 from app.api.problems import install_error_handlers, problem_responses
@@ -37,11 +38,20 @@ from app.schemas import Health
 from app.settings import Settings, get_settings
 from app.store.db import for_reading, for_writing, make_engine
 from app.store.metrics import metrics_registry
+from app.store.worker_files import alive_workers
+from app.worker_pool import running
 
 logger = logging.getLogger(__name__)
 
 # How many sync routes run at once: anyio's default thread pool, which FastAPI uses.
 API_CONCURRENCY = 40
+PREDICT_PATH = re.compile(re.escape(API_PREFIX) + r"/jobs/[^/]+/predict")
+
+
+def _serve_restarts() -> int | None:
+    """Workers `serve` restarted, when this API runs under it."""
+    pool = running()
+    return None if pool is None else pool.restarts
 
 
 @asynccontextmanager
@@ -93,6 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         JsonBodyLimit, max_bytes=settings.max_json_kb << 10, exclude=(f"{API_PREFIX}/datasets",)
     )
+    app.add_middleware(
+        PerKeyConcurrency,
+        limit=settings.max_predictions_per_key,
+        pattern=PREDICT_PATH,
+        keyring=keyring,
+    )
     if keyring is not None:  # added last, so it runs first: strangers never reach the upload
         app.add_middleware(RejectUnauthenticated, keyring=keyring)
 
@@ -114,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_docs.install(app)
     dashboard.install(app)  # `/` and `/static`: open like /docs; the page asks for a key
 
-    registry = metrics_registry(app.state.engine)
+    registry = metrics_registry(app.state.engine, settings, _serve_restarts)
 
     @app.get(
         "/metrics",
@@ -128,15 +144,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"], responses=problem_responses(503))
-    def healthz(session: SessionDep) -> Health | JSONResponse:
-        """Liveness and database reachability."""
+    async def healthz(request: Request) -> Health | JSONResponse:
+        """Liveness, database reachability, and whether any worker is alive: `degraded`
+        (200) when none is, 503 when the database is unreachable or writes would fail."""
+
+        def check(connection: Connection) -> int:
+            connection.execute(text("SELECT 1"))
+            return len(alive_workers(settings))
+
+        # Async, and on the event loop where the database is in-process: a burst of slow
+        # requests filling the thread pool must not make the health check wait behind it.
         try:
-            session.execute(text("SELECT 1"))
+            workers = await reading(request, check)
         except Exception as exc:
             logger.warning("database unreachable", extra={"error": str(exc)})
             raise ProblemError(503, "the database is unreachable", title="Unavailable") from exc
-        degraded = degraded_response(settings, app.state.write_health)  # 503: writes would fail
-        return degraded or Health(status="ok", database="ok")
+        reasons = degraded_reasons(settings, app.state.write_health)  # 503: writes would fail
+        status = 503 if reasons else 200
+        if not workers:
+            reasons.append(
+                "no worker is alive: none has shown itself within TUNER_LEASE_S "
+                f"({settings.lease_s:g} s); submitted jobs wait until one starts"
+            )
+        if not reasons:
+            return Health(status="ok", database="ok")
+        body = {"status": "degraded", "database": "ok", "workers": workers, "reasons": reasons}
+        return JSONResponse(body, status_code=status)
 
     return app
 

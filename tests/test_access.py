@@ -97,7 +97,7 @@ def test_requests_without_a_valid_key_all_get_the_same_401(settings: Settings) -
         assert all(body == bodies[0] for body in bodies), bodies
 
         # The open endpoints need no key.
-        assert api.get("/healthz").json() == {"status": "ok", "database": "ok"}
+        assert api.get("/healthz").json()["database"] == "ok"
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert api.get(path).status_code == 200, path
         # Every API operation documents the key and its 401 (Swagger UI's Authorize button).

@@ -41,7 +41,10 @@ def test_the_boundary_test_would_notice_tensorflow() -> None:
 def test_health_reports_the_database(api: httpx.Client) -> None:
     response = api.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    # No worker runs beside this API: degraded, and saying why (test_worker_supervision.py).
+    assert response.json()["database"] == "ok"
+    assert response.json()["status"] == "degraded"
+    assert "no worker is alive" in response.json()["reasons"][0]
 
 
 def test_swagger_ui_and_openapi_are_served(api: httpx.Client) -> None:

@@ -76,7 +76,8 @@ def test_serve_logs_no_poll_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert code == 0, text
     assert "Traceback" not in text
     assert "KeyboardInterrupt" not in text
-    assert "API listening" in text
+    # The startup log names where to go: the dashboard first.
+    assert "dashboard at http://127.0.0.1:" in text
     assert "worker started" in text
     assert '"GET /api/v1/jobs HTTP/1.1" 200' not in text
 

@@ -1,5 +1,6 @@
 """Fair share between API keys: the claim takes the oldest job of the owner with the fewest
-jobs running, and each key has a cap on jobs queued or running. Both backends."""
+jobs running, then with the fewest run recently, and each key has a cap on jobs queued or
+running. Both backends."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from sqlalchemy import Engine
 
 from app.store.db import write_session
-from app.store.models import Job, utcnow
-from app.store.queue import claim_job
+from app.store.models import Job, JobStatus, utcnow
+from app.store.queue import claim_job, finish_job
 from tests.conftest import LiveServer, make_settings
 from tests.factories import assert_problem, customers_frame, dataset_row, upload_ok
 
@@ -53,6 +54,25 @@ def test_a_key_with_a_long_queue_does_not_hold_back_another_keys_job(engine: Eng
     assert _claim(engine, "w2") == ids[5]
     # Both have one running now: the oldest waiting job again.
     assert _claim(engine, "w3") == ids[1]
+
+
+def _run_one(engine: Engine) -> str | None:
+    """What one worker does: claim a job and run it to the end."""
+    with write_session(engine) as session:
+        claim = claim_job(session=session, worker_id="only", lease_s=30)
+        if claim is not None:
+            finish_job(session=session, claim=claim, status=JobStatus.SUCCEEDED)
+    return claim.job_id if claim else None
+
+
+def test_with_one_worker_a_key_that_just_ran_a_job_lets_the_other_go_first(
+    engine: Engine,
+) -> None:
+    # Key a queued four jobs, key b one just after them. Whenever the one worker frees up
+    # neither key has a job running: the one that ran less recently goes first.
+    ids = _jobs(engine, ["a", "a", "a", "a", "b"])
+    order = iter(lambda: _run_one(engine), None)
+    assert list(order) == [ids[0], ids[4], ids[1], ids[2], ids[3]]
 
 
 def test_without_keys_the_queue_stays_oldest_first(engine: Engine) -> None:

@@ -4,6 +4,8 @@ test_parallel_trials.py check that the worker acts on them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from app.store.models import JobStatus
@@ -43,6 +45,28 @@ def test_why_a_search_is_stopped(
     assert stop_reason(beat, shutting_down=shutting_down, deadline=deadline, now=NOW) == expected
 
 
+UTC_NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("ends_at", "deadline", "expected"),
+    [
+        # The heartbeat reads the budget from the job's row: what PATCH set wins over the
+        # deadline planned at the claim.
+        pytest.param(None, NOW - 1, None, id="budget-removed-while-running"),
+        pytest.param(UTC_NOW - timedelta(seconds=1), None, StopReason.TIME_BUDGET, id="shortened"),
+        pytest.param(UTC_NOW + timedelta(seconds=1), NOW - 1, None, id="extended"),
+        pytest.param(UTC_NOW, None, StopReason.TIME_BUDGET, id="reached"),
+    ],
+)
+def test_the_budget_the_heartbeat_read_is_the_one_obeyed(
+    ends_at: datetime | None, deadline: float | None, expected: StopReason | None
+) -> None:
+    beat = Heartbeat(held=True, budget_read=True, search_ends_at=ends_at)
+    reason = stop_reason(beat, shutting_down=False, deadline=deadline, now=NOW, utc_now=UTC_NOW)
+    assert reason == expected
+
+
 @pytest.mark.parametrize(
     ("since_renewed", "held"),
     [
@@ -59,7 +83,7 @@ def test_while_the_database_is_away_the_lease_is_ours_until_it_expires(
     assert beat == Heartbeat(held=held, cancel_requested=False)
 
 
-RETRYING = "the search process died (exit code -9); retrying"
+RETRYING = "the search process was killed by signal 9 (SIGKILL), possibly out of memory; retrying"
 SUCCEEDED = JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.COMPLETED)
 CANCELLED_BY_REQUEST = JobRecord(
     JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request", JobEnd.CANCELLED
@@ -185,7 +209,8 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
             JobRecord(
                 JobAction.FINISH,
                 JobStatus.FAILED,
-                "the search process died (exit code -9) on each of 2 attempts",
+                "the search process was killed by signal 9 (SIGKILL), possibly out of memory "
+                "on each of 2 attempts",
                 JobEnd.FAILED,
             ),
             id="died-on-the-last-attempt",

@@ -71,7 +71,7 @@ def test_a_chiefs_worker_takes_a_slot_of_its_own_job_once_tuner0_is_done(
     )
 
 
-TUNER_DIED = "the tuner process died (exit code -9)"
+TUNER_DIED = "the tuner process was killed by signal 9 (SIGKILL), possibly out of memory"
 
 
 @pytest.mark.parametrize(

@@ -87,12 +87,15 @@ def disk_full_response(settings: Settings, exc: BaseException) -> JSONResponse:
     where = settings.data_dir.resolve()
     free = _free_mb(where)
     on = getattr(exc, "filename", None) or where
+    # The paths go to the log, for the operator: a client learns nothing of the server's
+    # file system from an error (and its message may be shown to anyone).
     logger.error("disk full", extra={"path": str(on), "free_mb": free, "error": str(exc)})
     return problem_response(
         507,
         "Insufficient Storage",
-        f"no space left on the disk of the data dir {where} ({free} MB free) while writing "
-        f"{on}; nothing was stored. Free space there (or on the database's disk), then retry",
+        f"no space left on the service's data disk ({free} MB free); nothing was stored. "
+        "The operator must free space there (or on the database's disk; the server's log "
+        "names the path), then retry",
     )
 
 
@@ -128,12 +131,3 @@ def degraded_reasons(settings: Settings, health: WriteHealth) -> list[str]:
             "(TUNER_MIN_FREE_DISK_MB)"
         )
     return reasons
-
-
-def degraded_response(settings: Settings, health: WriteHealth) -> JSONResponse | None:
-    reasons = degraded_reasons(settings, health)
-    if not reasons:
-        return None
-    return JSONResponse(
-        {"status": "degraded", "database": "ok", "reasons": reasons}, status_code=503
-    )

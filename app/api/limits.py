@@ -8,13 +8,20 @@
 
 Both answer 413 from a Content-Length over the cap at once, and otherwise count the body
 as it arrives (chunked, or a Content-Length that lied) and stop the app reading it.
+
+And one cap on concurrency: predictions in flight per API key (PerKeyConcurrency, 429).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+
 from app.api.problems import problem_response
+from app.keys import Keyring
 
 # Multipart framing (boundaries, part headers, the other form fields) on top of the file.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -107,3 +114,60 @@ class JsonBodyLimit:
             await self.app(scope, receive, send)
             return
         await _capped(self.app, scope, receive, send, self.max_bytes, self.too_large)
+
+
+class PerKeyConcurrency:
+    """ASGI middleware: at most `limit` requests of one API key at once on POSTs to paths
+    matching `pattern` (the predictions), a 429 with Retry-After past it, answered before
+    the body is read. One key's burst then costs the others nothing: without it every
+    request waited its turn at the prediction process, holding a thread of the pool the
+    other routes run in. Without keys every caller is one key."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        limit: int,
+        pattern: re.Pattern[str],
+        keyring: Keyring | None,
+        retry_after_s: int = 1,
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.pattern = pattern
+        self.keyring = keyring
+        # Runs on the event loop only: a plain dict needs no lock.
+        self.in_flight: dict[str | None, int] = {}
+        self.busy = problem_response(
+            429,
+            "Too many predictions at once",
+            f"this API key already has {limit} predictions in flight "
+            "(TUNER_MAX_PREDICTIONS_PER_KEY); retry when one has answered",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+    def _key(self, scope: Scope) -> str | None:
+        if self.keyring is None:
+            return None
+        _scheme, key = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+        return self.keyring.owner_of(key)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not self.pattern.fullmatch(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = self._key(scope)
+        if self.in_flight.get(key, 0) >= self.limit:
+            await self.busy(scope, receive, send)
+            return
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight[key] -= 1
+            if not self.in_flight[key]:
+                del self.in_flight[key]

@@ -1,6 +1,7 @@
-"""Predict requests, API side: check raw rows against the dataset's columns, shape the answer.
+"""Predict requests, API side: check raw rows against the dataset's columns, name what the
+model cannot know (categories outside the training vocabulary), shape the answer.
 
-Pure Python. The numbers come from the best model, run by app.api.predictor in a
+No TensorFlow: the numbers come from the best model, run by app.api.predictor in a
 child process (the API never imports TensorFlow).
 """
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import ProblemError
+from app.search.datasets import MISSING_TOKEN
 
 if TYPE_CHECKING:
     from app.store.models import Dataset
@@ -31,7 +33,8 @@ class PredictRequest(BaseModel):
         max_length=MAX_ROWS,
         description="Raw rows keyed by input column. null is a missing value (numbers take "
         "the training median; a missing category is its own category). A category not seen "
-        "in training falls into the out-of-vocabulary bucket.",
+        "in training falls into the out-of-vocabulary bucket, and the answer's `warnings` "
+        "name it.",
     )
 
 
@@ -43,8 +46,30 @@ class Prediction(BaseModel):
     value: float | None = Field(default=None, description="regression: the predicted value")
 
 
+class PredictionWarning(BaseModel):
+    column: str = Field(description="the input column")
+    values: list[Any] = Field(
+        description=f"the values it had that training never saw (the first {MAX_LISTED_ERRORS})"
+    )
+    rows: list[int] = Field(description=f"rows with one (the first {MAX_LISTED_ERRORS})")
+    count: int = Field(description="how many rows have one")
+    message: str
+
+
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
+    warnings: list[PredictionWarning] = Field(
+        default_factory=list,
+        description="what the model was given that it cannot know: a category never seen in "
+        "training is the one out-of-vocabulary bucket (as is any category too rare to get "
+        "its own), whatever its value",
+    )
+
+
+def _short(value: float) -> str:
+    """A number for a message: a 600-digit integer is named by its size, not spelled out."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _problem(row: int, column: str, msg: str) -> dict[str, Any]:
@@ -72,15 +97,17 @@ def validate_rows(dataset: Dataset, rows: list[dict[str, Any]]) -> list[dict[str
             if column["kind"] == "numeric":
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     errors.append(_problem(index, name, f"expected a number, got {value!r}"))
-                elif not math.isfinite(value):
+                # An int compares with a float exactly, however large; math.isfinite would
+                # convert it first and raise OverflowError past float64 (2**2000).
+                elif isinstance(value, float) and not math.isfinite(value):
                     errors.append(_problem(index, name, "expected a finite number"))
                 elif abs(value) > FLOAT32_MAX:
                     errors.append(
                         _problem(
                             index,
                             name,
-                            f"{value!r} is out of range: the model takes numbers of at most "
-                            f"{FLOAT32_MAX:.4g} in magnitude (float32)",
+                            f"{_short(value)} is out of range: the model takes numbers of at "
+                            f"most {FLOAT32_MAX:.4g} in magnitude (float32)",
                         )
                     )
             elif not isinstance(value, str | int | float | bool):
@@ -93,6 +120,43 @@ def validate_rows(dataset: Dataset, rows: list[dict[str, Any]]) -> list[dict[str
         )
         raise ProblemError(422, listed, title="Invalid rows", errors=errors)
     return clean
+
+
+def _category(value: Any) -> str:
+    """The string the model looks a category up by (tuner_jobs.search.data.model_inputs on a
+    frame of Python objects: str() of the value, a null as MISSING_TOKEN)."""
+    return MISSING_TOKEN if value is None else str(value)
+
+
+def unseen_categories(dataset: Dataset, rows: list[dict[str, Any]]) -> list[PredictionWarning]:
+    """One warning per categorical column with values outside its training vocabulary
+    (`Zürich` where training saw `Zurich`): the model answers for them all the same, as
+    for an unknown category, and the caller should know."""
+    warnings = []
+    for column in dataset.columns:
+        if column["kind"] != "categorical":
+            continue
+        known = set(column["vocabulary"])
+        name = column["name"]
+        hits = [i for i, row in enumerate(rows) if _category(row[name]) not in known]
+        if not hits:
+            continue
+        values: list[Any] = []
+        for i in hits:
+            if rows[i][name] not in values and len(values) < MAX_LISTED_ERRORS:
+                values.append(rows[i][name])
+        named = ", ".join("null" if v is None else repr(v) for v in values)
+        warnings.append(
+            PredictionWarning(
+                column=name,
+                values=values,
+                rows=hits[:MAX_LISTED_ERRORS],
+                count=len(hits),
+                message=f"{len(hits)} row(s) have a {name!r} never seen in training ({named}): "
+                "the model treats it as an unknown category",
+            )
+        )
+    return warnings
 
 
 def _check_outputs(outputs: list[list[float]]) -> None:
@@ -119,10 +183,17 @@ def _check_outputs(outputs: list[list[float]]) -> None:
         )
 
 
-def shape_predictions(dataset: Dataset, outputs: list[list[float]]) -> PredictResponse:
+def shape_predictions(
+    dataset: Dataset,
+    outputs: list[list[float]],
+    warnings: list[PredictionWarning] | None = None,
+) -> PredictResponse:
     _check_outputs(outputs)
+    warnings = warnings or []
     if dataset.task == "regression":
-        return PredictResponse(predictions=[Prediction(value=float(out[0])) for out in outputs])
+        return PredictResponse(
+            predictions=[Prediction(value=float(out[0])) for out in outputs], warnings=warnings
+        )
     classes = dataset.classes or []
     predictions = []
     for out in outputs:
@@ -135,4 +206,4 @@ def shape_predictions(dataset: Dataset, outputs: list[list[float]]) -> PredictRe
                 probabilities={str(c): float(p) for c, p in zip(classes, probs, strict=True)},
             )
         )
-    return PredictResponse(predictions=predictions)
+    return PredictResponse(predictions=predictions, warnings=warnings)

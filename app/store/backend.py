@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from app.settings import Settings, get_settings
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 
@@ -122,8 +124,11 @@ class PostgreSQLBackend(Backend):
     def make_engine(
         self, url: str, *, application_name: str, busy_timeout_s: float, pool_size: int
     ) -> Engine:
+        # Options the URL names itself win over the settings' (`?connect_timeout=30`).
+        network = {k: str(v) for k, v in network_options(get_settings()).items()}
+        with_network = make_url(url).update_query_dict({**network, **make_url(url).query})
         return create_engine(
-            url,
+            with_network,
             pool_pre_ping=True,
             connect_args={"application_name": application_name},
             pool_size=pool_size,
@@ -138,6 +143,24 @@ class PostgreSQLBackend(Backend):
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
+
+
+def network_options(settings: Settings) -> dict[str, int]:
+    """libpq's connection options that bound a database call on a dead network: without
+    them a connection attempt to a host that drops packets waits for the kernel's SYN
+    retries, and a query sent into a silent partition waits on TCP retransmission
+    (tcp_retries2: many minutes) while the job's lease runs out."""
+    options = {
+        "connect_timeout": settings.db_connect_timeout_s,
+        "keepalives": 1,
+        "keepalives_idle": settings.db_keepalives_idle_s,
+        "keepalives_interval": settings.db_keepalives_interval_s,
+        "keepalives_count": settings.db_keepalives_count,
+    }
+    if settings.db_tcp_user_timeout_s:
+        # Bounds data sent but never acknowledged, which keepalives do not cover.
+        options["tcp_user_timeout"] = settings.db_tcp_user_timeout_s * 1000
+    return options
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:

@@ -1,13 +1,16 @@
-"""GET /metrics: Prometheus text format, computed from the database at scrape time.
+"""GET /metrics: Prometheus text format, computed at scrape time from the database and from
+the workers' records in the shared data dir (app.store.worker_files).
 
-All state lives in SQL, so any API replica reports the whole fleet: jobs of
-every worker on every machine, not just what one process happened to see.
+Both are shared by every process, so any API replica reports the whole fleet: jobs of
+every worker on every machine, not just what one process happened to see. The one
+exception is `serve`'s count of worker restarts, which only its own process knows.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry
@@ -21,7 +24,15 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
+from app.settings import Settings
 from app.store.models import Job, JobStatus, Trial, TrialEpoch, TrialStatus
+from app.store.worker_files import (
+    HEARTBEAT_FAILURES,
+    LEASES_LOST,
+    SLOTS_LOST,
+    TAKEOVERS,
+    read_records,
+)
 
 TRIAL_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 CLAIM_SECONDS_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
@@ -121,7 +132,51 @@ def _timestamp(value: datetime | None) -> float:
     return value.timestamp() if value is not None else 0.0
 
 
-def metrics_registry(engine: Engine) -> CollectorRegistry:
+class WorkerCollector:
+    """The workers' own records (app.store.worker_files): how many are alive, and their
+    counts of what went wrong; and, under `serve`, how often it restarted a worker."""
+
+    def __init__(self, settings: Settings, restarts: Callable[[], int | None]) -> None:
+        self.settings = settings
+        self.restarts = restarts
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        records = read_records(self.settings)
+        alive = [r for r in records if r.alive(now=now, lease_s=self.settings.lease_s)]
+        yield GaugeMetricFamily(
+            "tuner_workers_alive",
+            "Workers whose record was rewritten within a lease (TUNER_LEASE_S)",
+            value=len(alive),
+        )
+        for name, doc in WORKER_COUNTS.items():
+            # Dead workers' counts stay in the sum until their record is pruned.
+            total = sum(r.counts.get(name, 0) for r in records)
+            yield CounterMetricFamily(f"tuner_worker_{name}", doc, value=total)
+        restarts = self.restarts()
+        if restarts is not None:
+            yield CounterMetricFamily(
+                "tuner_worker_restarts",
+                "Workers `serve` restarted after they died or exited",
+                value=restarts,
+            )
+
+
+WORKER_COUNTS = {
+    LEASES_LOST: "Job leases a worker found taken over by another worker",
+    SLOTS_LOST: "Tuner slot leases a worker found taken over, or whose chief restarted",
+    HEARTBEAT_FAILURES: "Heartbeats that could not reach the database",
+    TAKEOVERS: "Jobs and slots claimed from a worker that had stopped heartbeating",
+}
+
+
+def metrics_registry(
+    engine: Engine,
+    settings: Settings | None = None,
+    restarts: Callable[[], int | None] = lambda: None,
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(engine))  # type: ignore[arg-type]
+    if settings is not None:
+        registry.register(WorkerCollector(settings, restarts))  # type: ignore[arg-type]
     return registry

@@ -12,13 +12,14 @@ UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.store.budget import BUDGET_S, END_PHASE_S, search_ends_at
 from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
 
 
@@ -27,6 +28,9 @@ class Claim:
     job_id: str
     attempt: int
     worker_id: str
+    # The worker whose lease on the running job had expired, when this claim took it over
+    # (for the log; a claim is the same claim whoever held the job before).
+    taken_over_from: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class SlotClaim:
     worker_id: str
     chief_attempt: int
     chief_address: str
+    # The worker whose lease on the slot had expired, when this claim took it over.
+    taken_over_from: str | None = field(default=None, compare=False)
 
     @property
     def tuner_id(self) -> str:
@@ -49,6 +55,10 @@ class SlotClaim:
 class Heartbeat:
     held: bool
     cancel_requested: bool = False
+    # Read from the job's row at each beat (app.store.budget): a budget changed while the
+    # job runs is obeyed. `budget_read` False: not read (the database was away).
+    budget_read: bool = False
+    search_ends_at: datetime | None = None
 
 
 def claimable(now: datetime, job: Any = Job):  # type: ignore[no-untyped-def]
@@ -99,43 +109,75 @@ def reap_exhausted(*, session: Session, max_attempts: int, now: datetime | None 
     return (cancelled or 0) + (failed or 0)
 
 
-def _running_by_owner(now: datetime):  # type: ignore[no-untyped-def]
-    """Jobs each owner has running under a live lease (an expired one is claimable again)."""
+# How far back claim_job looks at what each owner has run, by default (TUNER_FAIR_SHARE_WINDOW_S).
+FAIR_SHARE_WINDOW_S = 3600.0
+
+
+def _usage_by_owner(now: datetime, window_s: float):  # type: ignore[no-untyped-def]
+    """Per owner: jobs running under a live lease (an expired one is claimable again), and
+    jobs run, running or finished, among those submitted within the window (bounded by
+    created_at, which is indexed; a job submitted earlier counts while it runs)."""
+    live = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at >= now)
     return (
-        select(Job.owner.label("owner"), func.count().label("running"))
-        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at >= now)
+        select(
+            Job.owner.label("owner"),
+            func.sum(case((live, 1), else_=0)).label("running"),
+            func.count().label("recent"),
+        )
+        .where(
+            Job.started_at.is_not(None),
+            or_(
+                Job.status == JobStatus.RUNNING,
+                Job.created_at >= now - timedelta(seconds=window_s),
+            ),
+        )
         .group_by(Job.owner)
-        .subquery("running_by_owner")
+        .subquery("usage_by_owner")
     )
 
 
 def claim_job(
-    *, session: Session, worker_id: str, lease_s: float, now: datetime | None = None
+    *,
+    session: Session,
+    worker_id: str,
+    lease_s: float,
+    now: datetime | None = None,
+    window_s: float = FAIR_SHARE_WINDOW_S,
 ) -> Claim | None:
     """Lease a claimable job to `worker_id`; None when the queue is empty.
 
     Fair share between owners (API keys): the oldest job of the owner with the fewest jobs
-    running, so one key's long queue cannot hold another key's job back indefinitely.
+    running, then of the one that has run the fewest recently (`window_s`). The second
+    matters whenever a worker frees up with nothing else running, as one worker always
+    does: by running counts alone every owner ties at zero and the oldest job wins, so a
+    key that queued one job behind another key's four waited for all four.
     """
     now = now or utcnow()
-    running = _running_by_owner(now)
+    usage = _usage_by_owner(now, window_s)
     candidate = session.execute(
-        select(Job.id)
-        .outerjoin(running, running.c.owner.is_not_distinct_from(Job.owner))
+        select(Job.id, Job.status, Job.lease_owner)
+        .outerjoin(usage, usage.c.owner.is_not_distinct_from(Job.owner))
         .where(claimable(now))
-        .order_by(func.coalesce(running.c.running, 0), Job.created_at, Job.id)
+        .order_by(
+            func.coalesce(usage.c.running, 0),
+            func.coalesce(usage.c.recent, 0),
+            Job.created_at,
+            Job.id,
+        )
         .limit(1)
         # OF jobs: the aggregate beside it is read, not locked (PostgreSQL refuses to lock
         # grouped rows).
         .with_for_update(skip_locked=True, of=Job)
-    ).scalar_one_or_none()
+    ).one_or_none()
     if candidate is None:
         return None
+    # A running job is claimable only once its worker stopped heartbeating: a takeover.
+    taken_over_from = candidate.lease_owner if candidate.status == JobStatus.RUNNING else None
     row = session.execute(
         update(Job)
         # Re-check the condition: on PostgreSQL another transaction may have won
         # the row between our SELECT and UPDATE if it was not locked.
-        .where(Job.id == candidate, claimable(now))
+        .where(Job.id == candidate.id, claimable(now))
         .values(
             status=JobStatus.RUNNING,
             lease_owner=worker_id,
@@ -149,7 +191,9 @@ def claim_job(
     ).one_or_none()
     if row is None:
         return None
-    return Claim(job_id=row.id, attempt=row.attempt, worker_id=worker_id)
+    return Claim(
+        job_id=row.id, attempt=row.attempt, worker_id=worker_id, taken_over_from=taken_over_from
+    )
 
 
 def heartbeat(
@@ -161,11 +205,25 @@ def heartbeat(
         update(Job)
         .where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
         .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
-        .returning(Job.cancel_requested)
+        .returning(Job.cancel_requested, Job.started_at, BUDGET_S, END_PHASE_S)
     ).one_or_none()
     if row is None:
         return Heartbeat(held=False)
-    return Heartbeat(held=True, cancel_requested=bool(row.cancel_requested))
+    return Heartbeat(
+        held=True,
+        cancel_requested=bool(row[0]),
+        budget_read=True,
+        search_ends_at=search_ends_at(*row[1:]),
+    )
+
+
+def lease_holder(*, session: Session, job_id: str) -> tuple[str, str | None, int] | None:
+    """The job's status, lease owner and attempt now (what a worker that lost the lease
+    logs); None when it was deleted."""
+    row = session.execute(
+        select(Job.status, Job.lease_owner, Job.attempt).where(Job.id == job_id)
+    ).one_or_none()
+    return None if row is None else (row.status, row.lease_owner, row.attempt)
 
 
 def holds_lease(*, session: Session, claim: Claim) -> bool:

@@ -112,7 +112,7 @@ def claim_slot(
     tuner's trial)."""
     now = now or utcnow()
     query = (
-        select(JobSlot.id)
+        select(JobSlot.id, JobSlot.status, JobSlot.lease_owner)
         .join(Job, Job.id == JobSlot.job_id)
         .where(_slot_claimable(now, lent=job_id is None))
         # Promised shares (a number) before lent ones ("auto"), then the oldest job.
@@ -122,13 +122,15 @@ def claim_slot(
     )
     if job_id is not None:
         query = query.where(JobSlot.job_id == job_id)
-    candidate = session.execute(query).scalar_one_or_none()
+    candidate = session.execute(query).one_or_none()
     if candidate is None:
         return None
+    # A RUNNING slot is claimable only once its tuner's worker stopped heartbeating.
+    taken_over_from = candidate.lease_owner if candidate.status == SlotStatus.RUNNING else None
     row = session.execute(
         update(JobSlot)
         .where(
-            JobSlot.id == candidate,
+            JobSlot.id == candidate.id,
             _unattended(now),
         )
         .values(
@@ -150,6 +152,7 @@ def claim_slot(
         worker_id=worker_id,
         chief_attempt=row.chief_attempt,
         chief_address=address,
+        taken_over_from=taken_over_from,
     )
 
 

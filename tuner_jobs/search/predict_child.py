@@ -29,7 +29,12 @@ def serve(conn: Connection) -> None:
                 if len(cache) >= MODEL_CACHE_SIZE:
                     cache.pop(next(iter(cache)))
                 cache[key] = keras.saving.load_model(request["model_path"], safe_mode=True)
-            frame = pd.DataFrame(request["rows"], columns=[c["name"] for c in request["columns"]])
+            # Objects, not inferred dtypes: a category column of 3 and null would become
+            # floats and look the category up as "3.0". The API warns about unseen
+            # categories by the same str() of each value (app.search.prediction).
+            frame = pd.DataFrame(
+                request["rows"], columns=[c["name"] for c in request["columns"]], dtype=object
+            )
             inputs = model_inputs(request["columns"], frame)
             outputs = keras.ops.convert_to_numpy(cache[key](inputs, training=False))
             conn.send({"outputs": outputs.astype(float).tolist()})

@@ -22,20 +22,56 @@ from app.store.queue import (
     claim_job,
     finish_job,
     heartbeat,
+    lease_holder,
     reap_exhausted,
     requeue_job,
 )
 from app.store.slot_queue import claim_slot, heartbeat_slot, release_slot, work_waiting
+from app.store.worker_files import HEARTBEAT_FAILURES, LEASES_LOST, SLOTS_LOST
 from tuner_jobs.worker.outcomes import JobAction, JobRecord, SlotRecord, lease_while_away
+from tuner_jobs.worker.presence import Presence
 
 logger = logging.getLogger(__name__)
 
 
 class WorkerDatabase:
-    def __init__(self, engine: Engine, settings: Settings, worker_id: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        worker_id: str,
+        presence: Presence | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id
+        # Where what went wrong is counted, for GET /metrics (app.store.worker_files).
+        self.presence = presence
+
+    def count(self, what: str) -> None:
+        if self.presence is not None:
+            self.presence.count(what)
+
+    def lease_lost(
+        self, job_id: str, log: dict[str, object], *, what: str, held_attempt: int
+    ) -> None:
+        """Say that this worker's lease on a job (or a slot of it, under the chief of
+        `held_attempt`) is gone, and who has the job now: the other side of a takeover,
+        which would otherwise pass in silence."""
+        try:
+            with Session(self.engine) as session:
+                holder = lease_holder(session=session, job_id=job_id)
+        except DBAPIError:
+            holder = None
+        status, owner, attempt = holder if holder is not None else (None, None, None)
+        logger.warning(
+            "%s lost: another worker took it over, or the job ended",
+            what,
+            extra={**log, "job_status": status, "lease_owner": owner, "job_attempt": attempt},
+        )
+        # Claimed again since (a takeover), or running still without us: counted.
+        if (attempt is not None and attempt > held_attempt) or status == JobStatus.RUNNING:
+            self.count(SLOTS_LOST if what == "slot lease" else LEASES_LOST)
 
     def claim(self) -> Claim | SlotClaim | None:
         """A tuner slot of a running parallel job first (finish started work), else a job."""
@@ -47,7 +83,10 @@ class WorkerDatabase:
             if slot is not None:
                 return slot
             return claim_job(
-                session=session, worker_id=self.worker_id, lease_s=self.settings.lease_s
+                session=session,
+                worker_id=self.worker_id,
+                lease_s=self.settings.lease_s,
+                window_s=self.settings.fair_share_window_s,
             )
 
     def claim_own_slot(self, claim: Claim) -> SlotClaim | None:
@@ -90,12 +129,18 @@ class WorkerDatabase:
     def lease(self, claim: Claim, log: dict[str, object]) -> JobLease:
         return JobLease(self, claim, log)
 
-    def record_job(self, claim: Claim, record: JobRecord, log: dict[str, object]) -> None:
+    def record_job(self, claim: Claim, record: JobRecord, log: dict[str, object]) -> bool | None:
+        """Write the job's outcome: True once written, False when the lease turned out to
+        be lost (the write is fenced: another worker owns the job now), None when the
+        database stayed away."""
+        written = False
+
         def write(session: Session) -> None:
+            nonlocal written
             if record.action is JobAction.REQUEUE:
-                requeue_job(session=session, claim=claim, reason=record.error)
+                written = requeue_job(session=session, claim=claim, reason=record.error)
             elif record.status is not None:
-                finish_job(
+                written = finish_job(
                     session=session,
                     claim=claim,
                     status=record.status,
@@ -103,8 +148,9 @@ class WorkerDatabase:
                     stop_reason=record.stop_reason,
                 )
 
-        if record.action is not JobAction.LEAVE:
-            self.write_with_retry(write, log)
+        if record.action is JobAction.LEAVE or not self.write_with_retry(write, log):
+            return None
+        return written
 
     def release_slot(self, slot: SlotClaim, record: SlotRecord, log: dict[str, object]) -> None:
         def write(session: Session) -> None:
@@ -112,19 +158,20 @@ class WorkerDatabase:
 
         self.write_with_retry(write, log)
 
-    def write_with_retry(self, write: Callable[[Session], None], log: dict[str, object]) -> None:
+    def write_with_retry(self, write: Callable[[Session], None], log: dict[str, object]) -> bool:
         """Retry while the database is away, up to one lease: after that the job is
-        claimable again and another worker resumes it from its project directory."""
+        claimable again and another worker resumes it from its project directory. Returns
+        whether the write was committed."""
         deadline = time.monotonic() + self.settings.lease_s
         while True:
             try:
                 with write_session(self.engine) as session:
                     write(session)
-                return
+                return True
             except DBAPIError as exc:
                 if time.monotonic() > deadline:
                     logger.error("could not record the outcome", extra={**log, "error": str(exc)})
-                    return
+                    return False
                 time.sleep(self.settings.poll_s)
 
 
@@ -144,6 +191,7 @@ class JobLease:
             beat = self._database.heartbeat(self._claim)
         except DBAPIError as exc:
             logger.warning("heartbeat failed", extra={**self._log, "error": str(exc.orig)})
+            self._database.count(HEARTBEAT_FAILURES)
             return lease_while_away(
                 renewed_at=self.renewed_at,
                 now=time.monotonic(),

@@ -1,5 +1,6 @@
 """How much memory a search process held, and how much it may hold: what a SIGKILL from the
-kernel's OOM killer leaves to go on (tuner_jobs.worker.outcomes.death)."""
+kernel's OOM killer leaves to go on (tuner_jobs.worker.outcomes.death), and what the
+worker's own cap (TUNER_SEARCH_RSS_CAP_MB) watches."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def _status_kb(pid: int, field: str) -> int | None:
     return None  # a zombie has no memory lines
 
 
+def rss_now(pid: int) -> int | None:
+    """The process's resident set (VmRSS) in bytes, while it is alive."""
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb * 1024
+
+
 def rss_high_water(pid: int) -> int | None:
     """The process's peak resident set (VmHWM) in bytes, while it is alive."""
     kb = _status_kb(pid, "VmHWM")
@@ -33,6 +40,28 @@ def rss_high_water(pid: int) -> int | None:
 def children_peak_rss() -> int:
     """The largest peak RSS of any child reaped so far, in bytes (Linux reports KB)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+# cgroup v2, then v1: how many processes the kernel's OOM killer has killed in this
+# container (v1 reports it since Linux 4.13).
+CGROUP_OOM_EVENTS = (
+    Path("/sys/fs/cgroup/memory.events"),
+    Path("/sys/fs/cgroup/memory/memory.oom_control"),
+)
+
+
+def oom_kills() -> int | None:
+    """The container's count of out-of-memory kills; None where the kernel does not say."""
+    for path in CGROUP_OOM_EVENTS:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return None
 
 
 def memory_limit_bytes() -> int | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 import signal
 from dataclasses import dataclass
+from datetime import datetime
 
-from app.store.models import JobStatus, SlotStatus
+from app.store.models import JobStatus, SlotStatus, utcnow
 from app.store.queue import Heartbeat, JobEnd
 from tuner_jobs.search.child import ChildReport, Outcome
 
@@ -36,6 +37,10 @@ class ChildExit:
     peak_rss_bytes: int | None = None  # the most it was seen to hold (see processes.py)
     memory_limit_bytes: int | None = None  # the machine's, its cgroup's or its RLIMIT_AS
     killed_by_worker: bool = False  # the supervisor itself sent the SIGKILL
+    # The supervisor killed it for passing TUNER_SEARCH_RSS_CAP_MB (this many bytes).
+    memory_cap_bytes: int | None = None
+    # The container's count of out-of-memory kills rose while it lived (cgroup events).
+    oom_killed: bool = False
 
     @property
     def outcome(self) -> Outcome | None:
@@ -52,21 +57,35 @@ NEAR_MEMORY_LIMIT = 0.5
 
 
 def death(ended: ChildExit) -> str:
-    """How a process that said nothing ended, said as "was killed (SIGKILL), probably out of
-    memory: peak RSS 3.1 GB of a 4.0 GB limit" when that is the likely cause."""
+    """How a process that said nothing ended, as the rest of "the search process ...": out of
+    memory when that can be told (its worker's cap killed it, the container's OOM count
+    rose, or it held most of its memory limit), else the signal that killed it or its exit
+    code. A SIGKILL nobody in the worker sent is how the kernel's OOM killer ends a process,
+    so even without that evidence it says so."""
+    code = ended.exitcode
+    if code is None or code >= 0:
+        return f"died (exit code {code})"
+    signum = -code
     peak, limit = ended.peak_rss_bytes, ended.memory_limit_bytes
-    if (
-        ended.exitcode == -signal.SIGKILL
-        and not ended.killed_by_worker
-        and peak is not None
-        and limit is not None
-        and peak >= NEAR_MEMORY_LIMIT * limit
-    ):
+    if ended.memory_cap_bytes is not None:
         return (
-            f"was killed (SIGKILL), probably out of memory: peak RSS {_size(peak)} "
-            f"of a {_size(limit)} limit"
+            f"was killed: out of memory at about {_size(peak or ended.memory_cap_bytes)} "
+            f"(past its {_size(ended.memory_cap_bytes)} cap, TUNER_SEARCH_RSS_CAP_MB)"
         )
-    return f"died (exit code {ended.exitcode})"
+    if signum == signal.SIGKILL and ended.killed_by_worker:
+        return "was killed (SIGKILL) by its worker"
+    if signum == signal.SIGKILL:
+        near_limit = peak is not None and limit is not None and peak >= NEAR_MEMORY_LIMIT * limit
+        if peak is not None and (ended.oom_killed or near_limit):
+            of_limit = f" of a {_size(limit)} limit" if limit is not None else ""
+            return f"was killed: out of memory at about {_size(peak)}{of_limit}"
+        seen = f"; its peak RSS was {_size(peak)}" if peak is not None else ""
+        return f"was killed by signal 9 (SIGKILL), possibly out of memory{seen}"
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = "unknown"
+    return f"was killed by signal {signum} ({name})"
 
 
 def _size(n: int) -> str:
@@ -74,15 +93,25 @@ def _size(n: int) -> str:
 
 
 def stop_reason(
-    beat: Heartbeat, *, shutting_down: bool, deadline: float | None, now: float
+    beat: Heartbeat,
+    *,
+    shutting_down: bool,
+    deadline: float | None,
+    now: float,
+    utc_now: datetime | None = None,
 ) -> StopReason | None:
     """Checked at each heartbeat, first match wins: a lost lease, then a cancel, then the
-    job's time budget (`deadline`, on the same clock as `now`), then this worker's exit."""
+    job's time budget (the heartbeat's reading of it; while the database is away, the
+    `deadline` planned at the claim, on the same clock as `now`), then this worker's exit."""
     if not beat.held:
         return StopReason.LEASE_LOST
     if beat.cancel_requested:
         return StopReason.CANCEL
-    if deadline is not None and now > deadline:
+    if beat.budget_read:
+        # The budget as the job's row says now (PATCH may have changed it).
+        if beat.search_ends_at is not None and (utc_now or utcnow()) >= beat.search_ends_at:
+            return StopReason.TIME_BUDGET
+    elif deadline is not None and now > deadline:
         return StopReason.TIME_BUDGET
     if shutting_down:
         return StopReason.SHUTDOWN

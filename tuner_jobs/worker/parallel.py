@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.settings import Settings
 from app.store.queue import Claim, SlotClaim
 from app.store.slot_queue import yields_to_waiting_job
+from app.store.worker_files import HEARTBEAT_FAILURES
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
 from tuner_jobs.worker.outcomes import (
@@ -66,10 +67,20 @@ class SlotTender:
         if tuner.alive():
             try:
                 beat = self.database.heartbeat(slot)
-            except DBAPIError:
+            except DBAPIError as exc:
+                # The tuner trains on; the slot's lease runs out if the database stays away.
+                logger.warning(
+                    "slot heartbeat failed", extra={**log, "slot": slot.slot, "error": str(exc)}
+                )
+                self.database.count(HEARTBEAT_FAILURES)
                 return tuner, slot
             action = tuner_action(beat, shutting_down=self.shutdown.is_set())
             if action is TunerAction.KILL:
+                if tuner.stop_asked_at is None and not tuner.killed:
+                    lost = {**log, "slot": slot.slot}
+                    self.database.lease_lost(
+                        slot.job_id, lost, what="slot lease", held_attempt=slot.chief_attempt
+                    )
                 tuner.kill()
             elif action is TunerAction.STOP:
                 tuner.ask_stop()
@@ -101,8 +112,12 @@ class SlotTender:
         record = slot_record(
             ended, stopping=stopping, attempt=slot.attempt, max_attempts=self.settings.max_attempts
         )
-        if record is None:
-            return  # the slot's lease is lost: it is someone else's to hand back
+        if record is None:  # the slot's lease is lost: it is someone else's to hand back
+            lost = {**log, "slot": slot.slot}
+            self.database.lease_lost(
+                slot.job_id, lost, what="slot lease", held_attempt=slot.chief_attempt
+            )
+            return
         self.database.release_slot(slot, record, {**log, "slot": slot.slot})
         logger.info(
             "tuner slot %s", record.status, extra={**log, "slot": slot.slot, "error": record.error}

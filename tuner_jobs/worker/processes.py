@@ -13,7 +13,13 @@ from typing import Any
 from app.settings import Settings
 from app.store.queue import Claim, Heartbeat, SlotClaim
 from tuner_jobs.search.child import ChildJob, ChildReport, Role, run_spare
-from tuner_jobs.worker.memory import children_peak_rss, memory_limit_bytes, rss_high_water
+from tuner_jobs.worker.memory import (
+    children_peak_rss,
+    memory_limit_bytes,
+    oom_kills,
+    rss_high_water,
+    rss_now,
+)
 from tuner_jobs.worker.outcomes import ChildExit, StopReason, stop_reason
 from tuner_jobs.worker.shutdown import Shutdown
 
@@ -52,6 +58,7 @@ class SearchProcess:
             name="search-spare",
         )
         self._children_peak_before = children_peak_rss()
+        self._oom_kills_before = oom_kills()
         self.process.start()
         send.close()
         jobs_out.close()
@@ -60,10 +67,26 @@ class SearchProcess:
         # wake-up of the watch loop, and whether a SIGKILL came from us.
         self.peak_rss = 0
         self.killed = False
+        # TUNER_SEARCH_RSS_CAP_MB, in bytes (0: none); set to it once the cap killed it.
+        self.memory_cap = settings.search_rss_cap_mb << 20
+        self.killed_over_cap: int | None = None
 
     def _sample_memory(self) -> None:
-        if self.process.pid is not None:
-            self.peak_rss = max(self.peak_rss, rss_high_water(self.process.pid) or 0)
+        pid = self.process.pid
+        if pid is None:
+            return
+        self.peak_rss = max(self.peak_rss, rss_high_water(pid) or 0)
+        if self.memory_cap and self.killed_over_cap is None and self.alive():
+            rss = rss_now(pid) or 0
+            if rss > self.memory_cap:
+                # As the kernel's OOM killer would, but before the machine runs out, and
+                # knowing why: the job's error says it (outcomes.death).
+                logger.warning(
+                    "search process over its memory cap; killing it",
+                    extra={"rss_mb": rss >> 20, "cap_mb": self.memory_cap >> 20},
+                )
+                self.killed_over_cap = self.memory_cap
+                self.process.kill()
 
     def start(self, settings: Settings, role: Role, claim: Claim | SlotClaim) -> SearchProcess:
         child_job = ChildJob(settings=settings.model_dump(mode="json"), role=role, claim=claim)
@@ -101,7 +124,9 @@ class SearchProcess:
 
     def exited(self, timeout: float, wakeup: list[int]) -> None:
         """Wait up to `timeout` for the child's exit (or for a file in `wakeup`)."""
+        self._sample_memory()
         wait([self.process.sentinel, *wakeup], timeout=timeout)
+        self._sample_memory()
 
     def _reported(self) -> bool:
         try:
@@ -135,12 +160,19 @@ class SearchProcess:
             # largest reaped child covers them when it grew at this reaping.
             if (reaped := children_peak_rss()) > self._children_peak_before:
                 self.peak_rss = max(self.peak_rss, reaped)
+        after = oom_kills() if report is None else None
         return ChildExit(
             report,
             self.process.exitcode,
             peak_rss_bytes=self.peak_rss or None,
             memory_limit_bytes=memory_limit_bytes(),
             killed_by_worker=self.killed,
+            memory_cap_bytes=self.killed_over_cap,
+            # The container's OOM killer killed something while this process lived: when
+            # it is this process that died of SIGKILL, all but certainly it.
+            oom_killed=after is not None
+            and self._oom_kills_before is not None
+            and after > self._oom_kills_before,
         )
 
 

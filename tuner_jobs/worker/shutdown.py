@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 
 logger = logging.getLogger(__name__)
@@ -45,3 +47,22 @@ class Shutdown:
 
         signal.signal(signal.SIGTERM, _graceful)
         signal.signal(signal.SIGINT, _graceful)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with(parent: int) -> None:
+    """SIGTERM this process (a graceful shutdown) when `parent` dies, even by kill -9, so a
+    worker never outlives the `serve` that started it (Linux only; elsewhere nothing).
+
+    Set by the worker itself rather than in a preexec_fn: `serve` restarts workers from a
+    thread, and running Python between fork and exec in a threaded process can deadlock.
+    The kernel sends it when the *thread* that started this process ends; serve's threads
+    that start workers live as long as it does."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the prctl: nobody will send the signal
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -24,6 +24,7 @@ from app.settings import Settings
 from app.store.db import make_engine
 from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
 from app.store.queue import Claim, SlotClaim
+from app.store.worker_files import TAKEOVERS
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
 from tuner_jobs.worker.outcomes import (
@@ -35,6 +36,7 @@ from tuner_jobs.worker.outcomes import (
     search_goes_on,
 )
 from tuner_jobs.worker.parallel import OwnSlot, SlotTender
+from tuner_jobs.worker.presence import Presence
 from tuner_jobs.worker.processes import SearchProcess, Spawner, reap_exited, watch
 from tuner_jobs.worker.shutdown import Shutdown
 
@@ -58,7 +60,9 @@ class Worker:
             busy_timeout_s=settings.sqlite_busy_timeout_s,
         )
         self.shutdown = Shutdown()
-        self.database = WorkerDatabase(self.engine, settings, self.worker_id)
+        # Its record in the data dir: GET /healthz counts the workers alive by them.
+        self.presence = Presence(settings, self.worker_id)
+        self.database = WorkerDatabase(self.engine, settings, self.worker_id, self.presence)
         self.spawner = Spawner(settings)
         self.slots = SlotTender(
             database=self.database, spawner=self.spawner, shutdown=self.shutdown, settings=settings
@@ -71,6 +75,15 @@ class Worker:
 
     def run(self, *, max_jobs: int | None = None) -> None:
         logger.info("worker started", extra={"worker_id": self.worker_id})
+        self.presence.start()
+        try:
+            self._loop(max_jobs)
+        finally:
+            self.presence.stop()
+        self.spawner.close()
+        self.engine.dispose()
+
+    def _loop(self, max_jobs: int | None) -> None:
         done = 0
         while not self.shutdown.is_set() and (max_jobs is None or done < max_jobs):
             try:
@@ -88,8 +101,6 @@ class Worker:
             else:
                 self.execute(claim)
                 done += 1
-        self.spawner.close()
-        self.engine.dispose()
 
     def _wait_for_work(self) -> None:
         """Up to poll_s, looking every LOOK_S with a read that takes no lock; the claim
@@ -116,8 +127,9 @@ class Worker:
         self.spawner.keep_spare()
 
     def _plan(self, claim: Claim) -> tuple[float | None, bool]:
-        """From the job's spec: its max_runtime_s as a time.monotonic() deadline, counted
-        from its first start, and whether its trials run against a chief (ResolvedSpec.parallel:
+        """From the job's spec: when its search must stop (max_runtime_s less the end phase's
+        share, ResolvedSpec.search_seconds) as a time.monotonic() deadline, counted from its
+        first start, and whether its trials run against a chief (ResolvedSpec.parallel:
         "auto" or a number above 1)."""
         with Session(self.engine) as session:
             job = session.get_one(Job, claim.job_id)
@@ -128,7 +140,8 @@ class Worker:
         except StoredSpecError:
             # The search process fails the job, naming the bad fields (StoredSpecError).
             return None, False
-        budget, parallel = spec.max_runtime_s, spec.parallel
+        # The search stops early enough for the end phase to run inside the budget.
+        budget, parallel = spec.search_seconds, spec.parallel
         if budget is None or started_at is None:
             return None, parallel
         elapsed = (utcnow() - started_at).total_seconds()
@@ -151,7 +164,7 @@ class Worker:
         """Run the claimed job to an outcome; returns the status written (None if requeued
         or the lease was lost)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
-        logger.info("job claimed", extra=log)
+        self._claimed("job claimed", claim, log)
         deadline, parallel = self._plan(claim)
         run = self._run_parallel if parallel else self._run_search
         ended, reason = run(claim, deadline, log)
@@ -211,14 +224,36 @@ class Worker:
     def execute_slot(self, slot: SlotClaim) -> None:
         """Run one tuner of another worker's parallel job until its oracle says it is done."""
         log = {"job_id": slot.job_id, "slot": slot.slot, "worker_id": self.worker_id}
-        logger.info("tuner slot claimed", extra=log)
+        self._claimed("tuner slot claimed", slot, log)
         self.slots.run_slot(slot, log)
         self._helped = slot.job_id
 
+    def _claimed(self, what: str, claim: Claim | SlotClaim, log: dict[str, object]) -> None:
+        if claim.taken_over_from is None:
+            logger.info(what, extra=log)
+            return
+        # Its worker stopped heartbeating (it died, or lost the database) a lease ago.
+        logger.warning(
+            "%s: taken over from a worker whose lease expired",
+            what,
+            extra={**log, "previous_worker": claim.taken_over_from},
+        )
+        self.presence.count(TAKEOVERS)
+
     def _record(self, claim: Claim, record: JobRecord, log: dict[str, object]) -> JobStatus | None:
         if record.action is JobAction.LEAVE:
-            logger.warning("lease lost; another worker owns the job now", extra=log)
+            # Found by a heartbeat or by the search process's fenced writes, whichever first.
+            self.database.lease_lost(
+                claim.job_id, log, what="job lease", held_attempt=claim.attempt
+            )
             return None
-        self.database.record_job(claim, record, log)
+        written = self.database.record_job(claim, record, log)
+        if written is False:
+            # The lease ran out unnoticed (this worker stalled): the outcome is not ours to
+            # write, and saying "succeeded" here would contradict the job's real owner.
+            self.database.lease_lost(
+                claim.job_id, log, what="job lease", held_attempt=claim.attempt
+            )
+            return None
         logger.info("job %s", record.status or "requeued", extra={**log, "error": record.error})
         return record.status
