@@ -31,6 +31,48 @@ class ColumnRead(BaseModel):
     categories: int | None = Field(default=None, description="vocabulary size (categorical)")
 
 
+class DatasetSummary(BaseModel):
+    """A dataset in a list: everything but its column profile (GET /datasets/{id} has it)."""
+
+    id: str
+    name: str
+    format: str
+    rows: int
+    rows_dropped: int = Field(description="rows without a target value, left out")
+    input_column_count: int = Field(description="how many input columns (the target aside)")
+    features: int = Field(description="input width after encoding")
+    target: str
+    task: str
+    classes: list[Any] | None
+    sha256: str
+    size_bytes: int
+    recommended_units: int
+    units_range: tuple[int, int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> DatasetSummary:
+        """From a row of app.store.reads.dataset_page (a Dataset's columns, with
+        `input_column_count` counted by the database)."""
+        return cls(
+            id=row.id,
+            name=row.name,
+            format=row.format,
+            rows=row.rows,
+            rows_dropped=row.rows_dropped,
+            input_column_count=row.input_column_count,
+            features=row.features,
+            target=row.target,
+            task=row.task,
+            classes=row.classes,
+            sha256=row.sha256,
+            size_bytes=row.size_bytes,
+            recommended_units=recommended_units(row.features),
+            units_range=units_range(row.features),
+            created_at=row.created_at,
+        )
+
+
 class DatasetRead(BaseModel):
     id: str
     name: str
@@ -156,6 +198,17 @@ class Progress(BaseModel):
     trials_planned: int
     current_trial: CurrentTrial | None
     epochs_run: int = Field(description="epochs recorded over all trials")
+    budget_s: float | None = Field(
+        default=None,
+        description="the job's time budget (spec.max_runtime_s; null: none): a budgeted "
+        "job's progress is its time, trials_planned only a cap",
+    )
+    elapsed_s: float | None = Field(
+        default=None, description="seconds since the job's first start (until it finished)"
+    )
+    remaining_s: float | None = Field(
+        default=None, description="seconds of the budget left (0 once spent; null: no budget)"
+    )
 
 
 class BestSoFar(BaseModel):
@@ -174,11 +227,40 @@ class BestSoFar(BaseModel):
     )
 
 
+class EnsembleMember(BaseModel):
+    trial_id: str
+    weight: float = Field(description="its share of the ensemble's average (weights sum to 1)")
+
+
+class EnsembleRead(BaseModel):
+    model_config = {"extra": "allow"}
+
+    members: list[EnsembleMember]
+    score: float | None = Field(
+        description="the ensemble's objective on the trials' out-of-fold predictions (the "
+        "validation rows' with one split), as a trial's score: the mean over the same folds"
+    )
+    trial_score: float | None = Field(
+        default=None,
+        description="the best trial's, computed the same way from its own predictions",
+    )
+    test_score: float | None = Field(
+        default=None, description="on the held-out test rows, when the ensemble is used"
+    )
+    used: bool = Field(
+        description="whether it is the job's model (/model, /predict, the model card): it "
+        "scores strictly better than the best trial; ?source=trial gives that trial's"
+    )
+
+
 class JobRead(BaseModel):
     id: str
     name: str | None = Field(default=None, description="the user's label (PATCH changes it)")
     status: JobStatus
     dataset_id: str
+    dataset_name: str | None = Field(
+        default=None, description="the dataset's name, read with the job (null if it has none)"
+    )
     spec: dict[str, Any]
     search_space: dict[str, Any]
     progress: Progress
@@ -187,6 +269,16 @@ class JobRead(BaseModel):
         default=None,
         description='{"linear": {"score", "test_score"}, "gradient_boosting": {...}}: '
         "scikit-learn models scored on the search's validation rows with its objective",
+    )
+    ensemble: EnsembleRead | None = Field(
+        default=None,
+        description="the greedy ensemble of the job's best trials (training.ensemble), once "
+        "the search has ended; null: off, a multi-objective job, or not yet",
+    )
+    verdict: str | None = Field(
+        default=None,
+        description="one line when a baseline scores above the job's model (its ensemble "
+        "when used, else its best trial) on the same folds; null otherwise",
     )
     error: str | None
     stop_reason: str | None = Field(
@@ -202,6 +294,19 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobPreview(BaseModel):
+    """POST /jobs/preview: what a submission would queue, nothing queued."""
+
+    spec: dict[str, Any] = Field(
+        description="the resolved spec (its derivation says what was derived and from what)"
+    )
+    search_space: dict[str, Any]
+    trials_planned: int = Field(description="the trials planned (a cap under a time budget)")
+    max_runtime_s: float | None = Field(
+        description="the job's time budget, end phase included (null: none)"
+    )
 
 
 class ParetoTrial(BaseModel):
@@ -225,7 +330,17 @@ class JobUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(max_length=200, description="a label for the job; null clears it")
+    name: str | None = Field(
+        default=None, max_length=200, description="a label for the job; null clears it"
+    )
+    max_runtime_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 24 * 3600,
+        description="a queued or running job's new time budget, counted from its first "
+        "start, its end phase included (null: none); one already spent stops the search at "
+        "the next heartbeat, and the job ends as a budgeted job does",
+    )
 
 
 class Health(BaseModel):

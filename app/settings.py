@@ -75,6 +75,38 @@ class Settings(BaseSettings):
     # /healthz is degraded below this much free space on the data dir's disk.
     min_free_disk_mb: int = Field(default=512, ge=0)
 
+    # Uploads (app.api.routes.datasets, app.search.profiler, app.search.column_checks).
+    # A table's width after encoding (a number: 1; a categorical column: its categories + 1).
+    max_features: int = Field(default=10_000, ge=1)
+    # The memory a profile of one upload may take; unset, 4 x TUNER_MAX_UPLOAD_MB.
+    profile_memory_mb: int | None = Field(default=None, ge=1)
+    # Uploads being received at once, per API key and in all (a 429 past either), and how
+    # long an upload may send nothing before it is dropped (408).
+    max_uploads_per_key: int = Field(default=4, ge=1)
+    max_uploads: int = Field(default=16, ge=1)
+    upload_stall_s: float = Field(default=30.0, gt=0)
+    # A search process's data, model and batch, estimated at submission (app.search.
+    # spec_limits): more is a 422. TensorFlow's own memory comes on top of it.
+    max_search_memory_mb: int = Field(default=3072, ge=64)
+
+    # Supervision and fairness (issues 26 and 28).
+    # Predictions one API key may have in flight (queued or running); a 429 past it.
+    max_predictions_per_key: int = Field(default=4, ge=1)
+    # Claims go first to the key with the fewest jobs running, then with the fewest jobs
+    # run among those submitted within this window (app.store.queue.claim_job).
+    fair_share_window_s: float = Field(default=3600.0, gt=0)
+    # A search process whose resident memory passes this is killed by its worker, before
+    # the machine's out-of-memory killer picks a process itself; 0: no cap.
+    search_rss_cap_mb: int = Field(default=0, ge=0)
+    # PostgreSQL: how long a connection attempt may take, and TCP keepalives and the
+    # unacknowledged-data timeout, so that a silent network partition fails a database
+    # call within about a minute instead of waiting on TCP retransmission for many.
+    db_connect_timeout_s: int = Field(default=10, ge=1)
+    db_keepalives_idle_s: int = Field(default=30, ge=1)
+    db_keepalives_interval_s: int = Field(default=10, ge=1)
+    db_keepalives_count: int = Field(default=3, ge=1)
+    db_tcp_user_timeout_s: int = Field(default=60, ge=0)
+
     @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"

@@ -51,14 +51,20 @@ def test_uploaded_file_is_binary_and_every_response_has_a_schema(api: httpx.Clie
 def test_submit_shows_an_example_spec_the_service_accepts(api: httpx.Client) -> None:
     doc = api.get("/openapi.json").json()
     body = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
-    (example,) = body["examples"].values()
-    assert example["value"] == JOB_SPEC_EXAMPLE
+    default, random_search = body["examples"].values()
+    # The form starts from the default job: only the dataset, the rest sized from the table.
+    assert default["value"] == {"dataset_id": JOB_SPEC_EXAMPLE["dataset_id"]}
+    assert random_search["value"] == JOB_SPEC_EXAMPLE
+    preview = doc["paths"]["/api/v1/jobs/preview"]["post"]["requestBody"]["content"]
+    assert preview["application/json"]["examples"] == body["examples"]
     csv = customers_frame(rows=40).to_csv(index=False).encode()
     dataset = api.post(
         "/api/v1/datasets", files={"file": ("c.csv", csv)}, data={"target": "churned"}
     ).json()
-    answer = api.post("/api/v1/jobs", json={**JOB_SPEC_EXAMPLE, "dataset_id": dataset["id"]})
-    assert answer.status_code == 202, answer.text
+    for example in (default, random_search):
+        spec = {**example["value"], "dataset_id": dataset["id"]}
+        answer = api.post("/api/v1/jobs", json=spec)
+        assert answer.status_code == 202, answer.text
 
 
 def test_docs_and_redoc_render_with_no_request_leaving_the_host(
@@ -100,13 +106,14 @@ def test_docs_and_redoc_render_with_no_request_leaving_the_host(
         )
         assert answer["rows"] == 40
 
-        # Submitting a job from the example, with the dataset's id pasted in.
+        # Submitting a job from the first example (the default job: only the dataset), with
+        # the dataset's id pasted in.
         submit = page.locator("#operations-jobs-submit_job")
         submit.locator(".opblock-summary").click()
         submit.locator("button.try-out__btn").click()
         body = submit.locator("textarea.body-param__text")
         spec = json.loads(body.input_value())
-        assert spec == JOB_SPEC_EXAMPLE
+        assert spec == {"dataset_id": JOB_SPEC_EXAMPLE["dataset_id"]}
         body.fill(json.dumps({**spec, "dataset_id": answer["id"]}))
         submit.locator("button.execute").click()
         expect(submit.locator(".live-responses-table tbody .response-col_status")).to_have_text(

@@ -123,7 +123,15 @@ def test_dataset_search_space_is_the_default_a_job_would_get(api: httpx.Client) 
     response = api.get(f"/api/v1/datasets/{dataset['id']}/search_space")
     assert response.status_code == 200
     space = response.json()
-    assert space == effective_search_space(None, features=dataset["features"])
+    # What a job with no overrides resolves to: the preview says the same.
+    preview = api.post("/api/v1/jobs/preview", json={"dataset_id": dataset["id"]}).json()
+    assert space == preview["search_space"]
+    # 60 rows, 5 folds: 48 a fit, so batches of 32 would be under 4 steps an epoch.
+    assert space["batch_size"]["values"] == [8]
+    assert space == {
+        **effective_search_space(None, features=dataset["features"]),
+        "batch_size": space["batch_size"],
+    }
     low, high = dataset["units_range"]
     assert space["units"] == {
         "type": "pow2",

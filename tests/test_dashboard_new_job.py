@@ -107,7 +107,7 @@ def test_every_spec_field_reaches_the_job_and_errors_read_plainly(
         page.click("#submit-job")
         page.wait_for_url(re.compile(r"#/jobs/\w+$"))
         # The job's page says the budget: under one, the planned trials are only a cap.
-        expect(page.locator("#job-summary")).to_contain_text("time budget 10 min 0 s")
+        expect(page.locator("#job-budget-text")).to_have_text("Time budget 10 min (yours).")
         job = api.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[1]}").json()
         spec = job["spec"]
         tuner = spec["tuner"]

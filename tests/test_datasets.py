@@ -184,8 +184,9 @@ def test_list_get_and_delete(api: httpx.Client, settings: Settings) -> None:
 def test_same_bytes_twice_share_a_file_that_outlives_one_delete(
     api: httpx.Client, settings: Settings
 ) -> None:
+    # Two datasets of the same bytes (the same file and target would be one dataset: 200).
     frame = customers_frame(rows=60)
-    first, second = upload_ok(api, frame, "churned"), upload_ok(api, frame, "churned")
+    first, second = upload_ok(api, frame, "churned"), upload_ok(api, frame, "plan")
     assert first["id"] != second["id"]
     assert first["sha256"] == second["sha256"]
     stored = settings.datasets_dir / f"{first['sha256']}.csv"

@@ -21,7 +21,7 @@ import pytest
 
 from app.errors import ProblemError
 from app.search.datasets import read_table
-from app.search.profiler import ClientGone, ProfileLimits, profile_upload
+from app.search.profiler import ClientGone, ProfileLimits, ProfileRequest, profile_upload
 from app.settings import Settings
 from app.store.uploads import dataset_path
 from tests.conftest import LiveServer
@@ -178,14 +178,15 @@ def test_profiling_stops_at_its_time_limit_and_when_the_client_goes(tmp_path: Pa
     limits = ProfileLimits(
         max_rows=1_000_000, max_columns=10, max_unpacked_bytes=1 << 30, memory_bytes=1 << 30
     )
+    request = ProfileRequest(path, "csv", "churned")
     started = time.monotonic()
     with pytest.raises(ProblemError, match="took longer than the limit of 0.2 s"):
-        profile_upload(path, "csv", "churned", None, limits=_with(limits, timeout_s=0.2))
+        profile_upload(request, _with(limits, timeout_s=0.2))
     with pytest.raises(ClientGone):
-        profile_upload(path, "csv", "churned", None, limits, cancelled=lambda: True)
+        profile_upload(request, limits, cancelled=lambda: True)
     assert time.monotonic() - started < 5
     # Given the time, the same file profiles.
-    assert profile_upload(path, "csv", "churned", None, limits).rows == 200_000
+    assert profile_upload(request, limits).rows == 200_000
 
 
 def _with(limits: ProfileLimits, **changes: Any) -> ProfileLimits:
@@ -282,8 +283,11 @@ def test_an_upload_racing_a_delete_of_the_same_bytes_keeps_its_file(
                 time.sleep(delay)
                 return deleter.delete(f"/api/v1/datasets/{dataset_id}")
 
+            # The same bytes with the other target: a new dataset sharing the file (the same
+            # target would be the dataset being deleted, answered 200 as it was).
+            target = ("plan", "churned")[round_ % 2]
             deleted, uploaded = _concurrently(
-                delete, lambda: upload(uploader, content, target="churned")
+                delete, lambda target=target: upload(uploader, content, target=target)
             )
             assert deleted.status_code == 204, deleted.text
             assert uploaded.status_code == 201, uploaded.text

@@ -15,8 +15,10 @@ from tuner_jobs.search.hyperparameters import active_values, build_hyperparamete
 
 def _by_hand_defaults_for_40_inputs() -> kt.HyperParameters:
     hp = kt.HyperParameters()
-    hp.Int("num_layers", 1, 3, step=1, sampling="linear")
-    hp.Int("units_0", 32, 256, step=2, sampling="log", default=128)
+    # Zero hidden layers (a linear model) is in reach; the search starts from one.
+    hp.Int("num_layers", 0, 3, step=1, sampling="linear", default=1)
+    with hp.conditional_scope("num_layers", [1, 2, 3]):
+        hp.Int("units_0", 32, 256, step=2, sampling="log", default=128)
     with hp.conditional_scope("num_layers", [2, 3]):
         hp.Int("units_1", 32, 256, step=2, sampling="log", default=128)
     with hp.conditional_scope("num_layers", [3]):

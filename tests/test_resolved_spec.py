@@ -78,7 +78,28 @@ STORED_RANDOM = {
 
 
 # Fields added since that version, with the defaults a spec stored without them loads with.
-ADDED_SINCE = ["pruning", "warm_start", "training.test_split", "training.cross_validation"]
+ADDED_SINCE = [
+    "pruning",
+    "warm_start",
+    "training.test_split",
+    "training.cross_validation",
+    "training.ensemble",
+    "derivation",
+    "tuner.min_epochs",
+]
+# What a spec resolved without the table's size and without a budget derives: nothing.
+NOTHING_DERIVED = {
+    "fit_rows": None,
+    "batch_size": None,
+    "steps_per_epoch": None,
+    "derived": [],
+    "budget_source": None,
+    "train_rows": None,
+    "workers": None,
+    "trial_estimate_s": None,
+    "note": None,
+    "end_phase_s": 0.0,
+}
 
 
 def with_added_defaults(stored: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +107,11 @@ def with_added_defaults(stored: dict[str, Any]) -> dict[str, Any]:
     current["training"]["test_split"] = 0.0
     # A spec stored before cross-validation runs as it did: one validation split.
     current["training"]["cross_validation"] = None
+    current["training"]["ensemble"] = None  # nor an ensemble, before ensembles
     current["pruning"] = None  # a spec stored before pruning runs as it did: unpruned
     current["warm_start"] = None
+    current["derivation"] = None  # nothing was derived from the table before
+    current["tuner"]["min_epochs"] = None  # KerasTuner's own smallest rung (1 epoch)
     return current
 
 
@@ -113,11 +137,17 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
     assert unset_fields(spec) == []
     assert spec.objective.name == ("val_accuracy" if task == "classification" else "val_loss")
     assert spec.objective.direction == ("max" if task == "classification" else "min")
+    # Neither a budget nor max_trials: the budget derived for the table ("auto"), within
+    # which a trial-counting algorithm runs as many trials as fit.
+    assert spec.derivation is not None
+    assert spec.derivation.budget_source == "auto"
+    assert spec.max_runtime_s is not None
+    assert spec.max_runtime_s > 0
     if algorithm == "hyperband":
         assert spec.tuner.max_epochs == spec.training.epochs == 30
         assert spec.tuner.max_trials is None  # Hyperband's whole schedule: no cap
     else:
-        assert spec.tuner.max_trials == 20
+        assert spec.tuner.max_trials == 1000
     # Every idle worker helps by default: trials run against a chief (issue 17).
     assert spec.parallel_trials == "auto"
     assert spec.parallel
@@ -135,14 +165,21 @@ def test_a_bare_submission_resolves_with_every_field_filled(algorithm: str, task
 @pytest.mark.parametrize(
     ("body", "algorithm", "max_trials"),
     [
-        ({}, "hyperband", None),
+        # Nothing given: the derived budget, and TPE within it.
+        ({}, "tpe", 1000),
+        # No budget (null): Hyperband's whole schedule, as before budgets were derived.
+        ({"max_runtime_s": None}, "hyperband", None),
+        # Trials named and no budget: the trials are the budget.
+        ({"tuner": {"max_trials": 7}}, "hyperband", 7),
+        ({"max_runtime_s": "auto", "tuner": {"max_trials": 7}}, "tpe", 7),
         # A time budget without an algorithm: TPE, searching as long as the budget lasts.
         ({"max_runtime_s": 40}, "tpe", 1000),
         ({"max_runtime_s": 40, "tuner": {"max_trials": 7}}, "tpe", 7),
         # An algorithm asked for is kept; under a budget its trials are the budget's too.
         ({"max_runtime_s": 40, "tuner": {"algorithm": "hyperband"}}, "hyperband", None),
         ({"max_runtime_s": 40, "tuner": {"algorithm": "random_search"}}, "random_search", 1000),
-        ({"tuner": {"algorithm": "tpe"}}, "tpe", 20),
+        ({"tuner": {"algorithm": "tpe"}, "max_runtime_s": None}, "tpe", 20),
+        ({"tuner": {"algorithm": "tpe"}}, "tpe", 1000),
         # Within TUNER_MAX_SEARCH_EPOCHS (1,000,000): 1,000 trials of 5,000 epochs are not.
         ({"max_runtime_s": 40, "training": {"epochs": 5000}}, "tpe", 200),
     ],
@@ -161,15 +198,25 @@ def test_the_algorithm_and_trials_a_time_budget_resolves_to(
 
 
 def test_the_stored_shape_is_the_previous_versions() -> None:
-    body = JobCreate.model_validate({"dataset_id": "d1", "tuner": {"seed": 42}})
+    body = JobCreate.model_validate(
+        {"dataset_id": "d1", "tuner": {"seed": 42}, "max_runtime_s": None}
+    )
     stored = resolve_spec(body, task="classification", features=6).spec.model_dump(mode="json")
-    # The one default that changed: a new job lends its trials to idle workers. A stored 1
-    # still loads as 1 (below).
-    assert stored == {**with_added_defaults(STORED_DEFAULT), "parallel_trials": "auto"}
+    # The defaults that changed: a new job lends its trials to idle workers, and ends with
+    # an ensemble of its best trials. A stored 1 (a stored spec without an ensemble) still
+    # loads as 1 (without one), below.
+    expected = {
+        **with_added_defaults(STORED_DEFAULT),
+        "parallel_trials": "auto",
+        "derivation": NOTHING_DERIVED,
+    }
+    expected["training"]["ensemble"] = "auto"
+    assert stored == expected
     body = JobCreate.model_validate(
         {
             "dataset_id": "d1",
             "tuner": {"algorithm": "random_search", "seed": None},
+            "max_runtime_s": None,
             "callbacks": {
                 "early_stopping": False,
                 "reduce_lr_on_plateau": True,
@@ -183,6 +230,8 @@ def test_the_stored_shape_is_the_previous_versions() -> None:
     expected = {**with_added_defaults(STORED_RANDOM), "parallel_trials": "auto"}
     del expected["tuner"]["seed"]
     expected["pruning"] = {"rule": "median", "min_epochs": 3}  # on by default, but Hyperband
+    expected["derivation"] = NOTHING_DERIVED
+    expected["training"]["ensemble"] = "auto"
     assert stored == expected
 
 
@@ -190,7 +239,7 @@ def test_the_stored_shape_is_the_previous_versions() -> None:
 def test_a_spec_stored_by_the_previous_version_loads_unchanged(stored: dict[str, Any]) -> None:
     spec = load_spec(copy.deepcopy(stored))
     assert spec.model_dump(mode="json") == with_added_defaults(stored)
-    assert unset_fields(spec) == ADDED_SINCE
+    assert sorted(unset_fields(spec)) == sorted(ADDED_SINCE)
 
 
 def test_an_unseeded_search_seeds_keras_and_the_split_with_zero() -> None:

@@ -1,5 +1,5 @@
 """The client commands, shared by `tuner` and `tuner-service`: submit, jobs, status (show),
-trials, download, model-card, pareto, importance, cancel, delete, predict, datasets,
+budget, trials, download, model-card, pareto, importance, cancel, delete, predict, datasets,
 delete-dataset.
 
 They talk to a running service over HTTP through `tuner_client`. Each command's module
@@ -97,6 +97,22 @@ def _parallel_trials(text: str) -> int | str:
     return "auto" if text == "auto" else int(text)
 
 
+def _seconds(text: str, *, auto: bool) -> float | str | None:
+    """A budget on the command line: seconds, "none" (no budget) or, for submit, "auto"."""
+    if text == "none":
+        return None if not auto else "none"
+    if auto and text == "auto":
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        words = "SECONDS, auto or none" if auto else "SECONDS or none"
+        raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"a budget is more than 0 seconds, got {text!r}")
+    return seconds
+
+
 def _folds(text: str) -> dict[str, int] | str:
     """--folds 5 | auto | none: training.cross_validation is {"folds": 5}, "auto" or null."""
     return text if text in ("auto", "none") else {"folds": int(text)}
@@ -144,9 +160,11 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     submit.add_argument("--epochs", type=int, help="epochs per trial (training.epochs)")
     submit.add_argument(
         "--max-runtime",
-        type=float,
-        metavar="SECONDS",
-        help="wall-clock budget (max_runtime_s): past it the search stops, keeping its best",
+        type=lambda text: _seconds(text, auto=True),
+        metavar="SECONDS|auto|none",
+        help="the job's time budget (max_runtime_s): past it the search stops, keeping its "
+        "best; default auto (derived from the table) unless --max-trials is given; none: "
+        "no budget",
     )
     submit.add_argument(
         "--parallel-trials",
@@ -167,6 +185,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="show progress until the job ends; exit 0 only if it succeeded",
     )
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be queued (the budget and where it came from, the epochs and "
+        "patiences derived from the table) and queue nothing; a file is still uploaded",
+    )
 
     jobs = command("jobs", "commands_jobs:cmd_jobs", "list jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES)
@@ -176,6 +200,19 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     status.add_argument("job", help=JOB_HELP)
     status.add_argument("--json", action="store_true", help="the job as the API returns it")
+
+    budget = command(
+        "budget",
+        "commands_jobs:cmd_budget",
+        "change a queued or running job's time budget (counted from its first start)",
+    )
+    budget.add_argument("job", help=JOB_HELP)
+    budget.add_argument(
+        "seconds",
+        type=lambda text: _seconds(text, auto=False),
+        metavar="SECONDS|none",
+        help="the new budget in seconds, or none: no budget (the planned trials all run)",
+    )
 
     trials = command("trials", "commands_jobs:cmd_trials", "a job's trials, a column each HP")
     trials.add_argument("job", help=JOB_HELP)

@@ -66,6 +66,25 @@ def _merge(spec: dict[str, Any], section: str, **values: Any) -> None:
         spec[section] = {**(spec.get(section) or {}), **given}
 
 
+def _job_body(
+    dataset: Ref,
+    algorithm: str | None,
+    max_trials: int | None,
+    epochs: int | None,
+    objective: str | Mapping[str, Any] | None,
+    spec: dict[str, Any],
+) -> dict[str, Any]:
+    """POST /jobs's body (and /jobs/preview's): `spec` with the shortcuts merged in."""
+    body: dict[str, Any] = {**spec, "dataset_id": _id(dataset)}
+    _merge(body, "tuner", algorithm=algorithm, max_trials=max_trials)
+    _merge(body, "training", epochs=epochs)
+    if isinstance(objective, str):
+        _merge(body, "objective", name=objective)
+    elif objective is not None:
+        body["objective"] = dict(objective)
+    return body
+
+
 class Client:
     """A tuner-service client.
 
@@ -179,16 +198,46 @@ class Client:
         `spec` takes the job spec's sections as keyword arguments (`tuner=`, `search_space=`,
         `training=`, `callbacks=`, `max_runtime_s=`...). The shortcuts `algorithm`,
         `max_trials`, `epochs` (training.epochs) and `objective` (a metric name or a dict)
-        are merged into those sections and win over the same key there.
+        are merged into those sections and win over the same key there. `max_runtime_s`
+        left out (with no `max_trials`) is a budget derived from the table; `None` is none.
         """
-        body: dict[str, Any] = {**spec, "dataset_id": _id(dataset)}
-        _merge(body, "tuner", algorithm=algorithm, max_trials=max_trials)
-        _merge(body, "training", epochs=epochs)
-        if isinstance(objective, str):
-            _merge(body, "objective", name=objective)
-        elif objective is not None:
-            body["objective"] = dict(objective)
+        body = _job_body(dataset, algorithm, max_trials, epochs, objective, spec)
         return self._json("POST", "/jobs", json=body)
+
+    def preview(
+        self,
+        dataset: Ref,
+        *,
+        algorithm: str | None = None,
+        max_trials: int | None = None,
+        epochs: int | None = None,
+        objective: str | Mapping[str, Any] | None = None,
+        **spec: Any,
+    ) -> dict[str, Any]:
+        """What `submit` with the same arguments would queue, queueing nothing: `spec` (the
+        resolved spec; its `derivation` says what was derived from the table, the steps per
+        epoch it came from, and where the budget came from), `search_space`,
+        `trials_planned` and `max_runtime_s` (the time budget, or None)."""
+        body = _job_body(dataset, algorithm, max_trials, epochs, objective, spec)
+        return self._json("POST", "/jobs/preview", json=body)
+
+    def set_budget(self, job: Ref, seconds: float | None) -> dict[str, Any]:
+        """Change a queued or running job's time budget (`None`: no budget), counted from its
+        first start; returns the job. A budget already spent stops the search at its next
+        heartbeat. Conflict once the job has finished."""
+        return self._json("PATCH", f"/jobs/{_id(job)}", json={"max_runtime_s": seconds})
+
+    def summary(self, job: Ref) -> str:
+        """The job now, in the lines `tuner status` prints: status, progress (its time under
+        a budget), best trial, ensemble and the verdict (when a baseline beat the search)."""
+        from tuner_client.display import summary
+
+        state = self.job(job)
+        try:  # its rows say what an automatic budget came from
+            dataset = self.dataset(state["dataset_id"])
+        except NotFound:
+            return "\n".join(summary(state))
+        return "\n".join(summary(state, dataset["name"], dataset["rows"]))
 
     def job(self, job: Ref) -> dict[str, Any]:
         """The job now: status, progress, best so far, effective search space, error."""
@@ -235,10 +284,11 @@ class Client:
     ) -> dict[str, Any]:
         """Poll until the job finishes; return its final state.
 
-        `progress` draws a bar (trials done / planned, best so far) on stderr, or on the
-        stream given. A job that ends `failed` raises `JobFailed` (its `detail` is the job's
-        error) unless `raise_on_failure=False`; `cancelled` is returned like `succeeded`,
-        since someone asked for it. Past `timeout` seconds, `WaitTimeout`.
+        `progress` draws a bar (trials done / planned, best so far; under a time budget, the
+        time elapsed and left) on stderr, or on the stream given. A job that ends `failed`
+        raises `JobFailed` (its `detail` is the job's error) unless
+        `raise_on_failure=False`; `cancelled` is returned like `succeeded`, since someone
+        asked for it. Past `timeout` seconds, `WaitTimeout`.
         """
         state = self.job(job)
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -86,11 +86,19 @@ def _polish(doc: dict[str, Any]) -> None:
                     if not content.get("schema"):
                         is_text = media_type.startswith("text/")
                         content["schema"] = {"type": "string"} if is_text else dict(BINARY)
-    submit = doc.get("paths", {}).get("/api/v1/jobs", {}).get("post")
-    if submit is not None:
+    for path in ("/api/v1/jobs", "/api/v1/jobs/preview"):
+        submit = doc.get("paths", {}).get(path, {}).get("post")
+        if submit is None:
+            continue
         body = submit["requestBody"]["content"]["application/json"]
+        # The first example is what Swagger UI's form starts from: the default job, which
+        # derives its budget, epochs and patience from the table.
         body["examples"] = {
-            "random_search": {"summary": "A random search", "value": JOB_SPEC_EXAMPLE}
+            "default": {
+                "summary": "The default job: sized from the table",
+                "value": {"dataset_id": JOB_SPEC_EXAMPLE["dataset_id"]},
+            },
+            "random_search": {"summary": "A random search", "value": JOB_SPEC_EXAMPLE},
         }
 
 

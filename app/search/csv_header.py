@@ -97,7 +97,9 @@ def header_names(path: Path, encoding: str) -> list[str]:
     """The first non-blank record, as pandas (skipinitialspace, blank lines skipped) reads it."""
     with path.open("r", encoding=encoding, newline="") as text:
         head = text.read(MAX_HEADER_CHARS + 1)
-    stream = io.StringIO(head)
+    # Universal newlines, untranslated (as the file was opened): a file saved with CR-only
+    # line ends (classic Mac OS) is one line to StringIO's default "\n" split.
+    stream = io.StringIO(head, newline="")
     try:
         for record in csv.reader(stream, skipinitialspace=True, strict=False):
             if record:

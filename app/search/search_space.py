@@ -176,7 +176,7 @@ class _Rule(BaseModel):
 
 
 RULES: dict[str, _Rule] = {
-    "num_layers": _Rule(kind="int", types=("int", "choice", "fixed"), lo=1, hi=MAX_LAYERS),
+    "num_layers": _Rule(kind="int", types=("int", "choice", "fixed"), lo=0, hi=MAX_LAYERS),
     "units": _Rule(kind="int", types=("pow2", "int", "choice", "fixed"), lo=1, hi=65536),
     "activation": _Rule(kind="str", types=("choice", "fixed"), allowed=ACTIVATIONS),
     "dropout": _Rule(
@@ -218,10 +218,27 @@ def units_range(features: int) -> tuple[int, int]:
     return max(1, rec // 4), rec * 2
 
 
-def default_search_space(features: int) -> dict[str, dict[str, Any]]:
+def default_search_space(
+    features: int, batches: list[int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The seeded space. `batches`: the batch sizes for the table's rows
+    (app.search.training_length.default_batches), when its size is known.
+
+    num_layers starts at 0: a network with no hidden layer is a linear model (a logistic
+    regression for classification), which wins on many small tables; a search that can
+    reach it has no reason to lose to the linear baseline by more than noise."""
     low, high = units_range(features)
+    batch_values = batches or [32, 64, 128]
     return {
-        "num_layers": {"type": "int", "min": 1, "max": 3, "step": 1, "sampling": "linear"},
+        # The search starts from one hidden layer of the recommended width.
+        "num_layers": {
+            "type": "int",
+            "min": 0,
+            "max": 3,
+            "step": 1,
+            "sampling": "linear",
+            "default": 1,
+        },
         "units": {"type": "pow2", "min": low, "max": high, "default": recommended_units(features)},
         "activation": {"type": "choice", "values": ["relu", "tanh"], "default": "relu"},
         "dropout": {
@@ -245,7 +262,7 @@ def default_search_space(features: int) -> dict[str, dict[str, Any]]:
             "sampling": "log",
             "default": 1e-3,
         },
-        "batch_size": {"type": "choice", "values": [32, 64, 128], "default": 32},
+        "batch_size": {"type": "choice", "values": batch_values, "default": batch_values[0]},
         "l2": {"type": "fixed", "value": 0.0},
         "batch_norm": {"type": "fixed", "value": False},
     }
@@ -325,13 +342,13 @@ def _as_json(name: str, param: Any) -> dict[str, Any]:
 
 
 def effective_search_space(
-    user_space: dict[str, Any] | None, *, features: int
+    user_space: dict[str, Any] | None, *, features: int, batches: list[int] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Merge the user's search space over the seeded defaults and validate every entry.
 
     Raises a 422 ProblemError listing every problem, each naming its field.
     """
-    space = default_search_space(features)
+    space = default_search_space(features, batches)
     errors: list[dict[str, Any]] = []
     for name, raw in (user_space or {}).items():
         loc: list[str | int] = ["body", "search_space", name]

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from app.errors import ProblemError
-from app.search.folds import resolve_folds
+from app.search.folds import resolve_folds, training_rows
 from app.search.objectives import one_or_list, resolve_objectives
 from app.search.search_space import effective_search_space
 from app.search.space_values import grid_size, layer_counts
@@ -26,6 +26,7 @@ from app.search.spec_limits import (
     check_direction,
     check_numbers_and_lists,
     check_size,
+    fit_default_units,
 )
 from app.search.spec_sections import (
     Algorithm,
@@ -38,6 +39,19 @@ from app.search.spec_sections import (
     SpecModel,
     TrainingSpec,
     TunerSpec,
+)
+from app.search.training_length import (
+    Derivation,
+    auto_budget,
+    default_batches,
+    end_phase_seconds,
+    epochs_for,
+    fit_rows,
+    largest_batch,
+    patience_for,
+    rung_for,
+    steps_per_epoch,
+    trial_estimate_s,
 )
 from app.search.warm_start import (
     ResolvedWarmStart,
@@ -76,13 +90,16 @@ class JobCreate(SpecModel):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     callbacks: CallbacksSpec = Field(default_factory=CallbacksSpec)
-    max_runtime_s: float | None = Field(
-        default=None,
-        gt=0,
-        le=30 * 24 * 3600,
-        description="Wall-clock budget from the job's first start; past it the search stops "
-        "at the next epoch and the job succeeds with stop_reason time_budget, with its best "
-        "completed trial (it fails when no trial completed in time).",
+    max_runtime_s: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | Literal["auto"] | None = (
+        Field(
+            default="auto",
+            description="Wall-clock budget of the whole job from its first start, its end "
+            "phase (refit, baselines, test score, ensemble, exports) included: the search "
+            "stops early enough for it, and the job succeeds with stop_reason time_budget "
+            "with its best completed trial (it fails when no trial completed in time). "
+            'Omitted with no tuner.max_trials, or "auto": derived from the table\'s size and '
+            "the workers (app.search.training_length); null: no budget.",
+        )
     )
     pruning: PruningSpec | None = Field(
         default=None,
@@ -156,6 +173,9 @@ class ResolvedSpec(JobCreate):
     objective: ResolvedObjective | list[ResolvedObjective]
     _one_or_list = field_validator("objective", mode="wrap")(one_or_list(ResolvedObjective))
     training: ResolvedTraining
+    max_runtime_s: float | None = None  # type: ignore[assignment]
+    # What the derived values came from; None in specs stored before they were derived.
+    derivation: Derivation | None = None
     # Resolved at submission (app.search.warm_start): the configurations themselves.
     warm_start: ResolvedWarmStart | None = None  # type: ignore[assignment]
 
@@ -174,6 +194,15 @@ class ResolvedSpec(JobCreate):
     def max_tuners(self) -> int:
         """The most trials at once: the cap given, or the field's own for "auto"."""
         return AUTO_MAX_TUNERS if self.parallel_trials == "auto" else self.parallel_trials
+
+    @property
+    def search_seconds(self) -> float | None:
+        """Seconds from the job's first start after which the search stops: its budget less
+        what is kept for the end phase (None: no budget)."""
+        if self.max_runtime_s is None:
+            return None
+        kept = self.derivation.end_phase_s if self.derivation is not None else 0.0
+        return self.max_runtime_s - kept
 
     @property
     def objectives(self) -> list[ResolvedObjective]:
@@ -203,6 +232,19 @@ def load_spec(stored: Any) -> ResolvedSpec:
             for error in exc.errors()
         )
         raise StoredSpecError(f"the job's stored spec is not valid: {problems}") from None
+
+
+def with_budget(stored: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    """A stored spec with a new time budget (the user's), its end-phase share with it."""
+    spec = load_spec(stored)
+    spec.max_runtime_s = seconds
+    derivation = spec.derivation or Derivation()
+    derivation.budget_source = None if seconds is None else "user"
+    derivation.workers = derivation.train_rows = None
+    derivation.derived = [name for name in derivation.derived if name != "max_runtime_s"]
+    derivation.end_phase_s = 0.0 if seconds is None else end_phase_seconds(seconds)
+    spec.derivation = derivation
+    return spec.model_dump(mode="json")
 
 
 class Resolution(NamedTuple):
@@ -237,10 +279,13 @@ def _check_metric(metric: str, task: str, field: list[str]) -> None:
         )
 
 
-def hyperband_schedule_size(max_epochs: int, factor: int, iterations: int) -> int:
-    """Trials KerasTuner's Hyperband oracle creates (mirrors HyperbandOracle's bracket sizes)."""
+def hyperband_schedule_size(
+    max_epochs: int, factor: int, iterations: int, min_epochs: int | None = None
+) -> int:
+    """Trials KerasTuner's Hyperband oracle creates (mirrors HyperbandOracle's bracket
+    sizes; `min_epochs`, its smallest rung, sets how many brackets it opens)."""
     brackets, epochs = 0, float(max_epochs)
-    while epochs >= 1:
+    while epochs >= (min_epochs or 1):
         epochs /= factor
         brackets += 1
     end_size = math.ceil(1 + math.log(max_epochs, factor))
@@ -258,7 +303,7 @@ DEFAULT_MAX_TRIALS = 20
 BUDGETED_MAX_TRIALS = 1000
 
 
-def resolve_algorithm(spec: JobCreate) -> Algorithm:
+def resolve_algorithm(spec: JobCreate, budget: float | None) -> Algorithm:
     """The algorithm asked for, or the default: Hyperband, except under a time budget.
     Hyperband plans a schedule of brackets for its trial count, opening with its most
     exploratory one (many trials of a few epochs); a budget ends it inside that bracket,
@@ -267,15 +312,54 @@ def resolve_algorithm(spec: JobCreate) -> Algorithm:
     make bench-search)."""
     if spec.tuner.algorithm is not None:
         return spec.tuner.algorithm
-    return "hyperband" if spec.max_runtime_s is None else "tpe"
+    return "hyperband" if budget is None else "tpe"
 
 
-def default_max_trials(spec: JobCreate, limits: SpecLimits) -> int:
+def default_max_trials(spec: JobCreate, limits: SpecLimits, budget: float | None) -> int:
     """max_trials when omitted, for an algorithm other than Hyperband."""
-    if spec.max_runtime_s is None:
+    if budget is None:
         return DEFAULT_MAX_TRIALS
     per_trial = spec.training.epochs * spec.tuner.executions_per_trial
     return max(1, min(BUDGETED_MAX_TRIALS, limits.max_search_epochs // per_trial))
+
+
+def resolve_budget(spec: JobCreate, *, train_rows: int | None, workers: int) -> float | None:
+    """max_runtime_s: the user's number or null, or the derived default ("auto", or omitted
+    by a job that gives no max_trials either: a job that names its trials runs them all)."""
+    if spec.max_runtime_s != "auto":
+        return spec.max_runtime_s
+    if "max_runtime_s" not in spec.model_fields_set and spec.tuner.max_trials is not None:
+        return None
+    return auto_budget(train_rows if train_rows is not None else 150, workers)
+
+
+def _derive_lengths(resolved: JobCreate, steps: int, derived: list[str]) -> None:
+    """Fill the training lengths the user left out from the steps an epoch takes."""
+    training = resolved.training
+    if "epochs" not in training.model_fields_set:
+        training.epochs = epochs_for(steps)
+        derived.append("training.epochs")
+    early = resolved.callbacks.early_stopping
+    if early is not None and "patience" not in early.model_fields_set:
+        early.patience = patience_for(steps)
+        derived.append("callbacks.early_stopping.patience")
+    plateau = resolved.callbacks.reduce_lr_on_plateau
+    if plateau is not None and "patience" not in plateau.model_fields_set:
+        # Lower the learning rate well before early stopping would give up.
+        plateau.patience = max(2, patience_for(steps) // 2)
+        derived.append("callbacks.reduce_lr_on_plateau.patience")
+    rung = rung_for(steps, training.epochs)
+    if resolved.pruning is not None and "min_epochs" not in resolved.pruning.model_fields_set:
+        resolved.pruning.min_epochs = rung
+        derived.append("pruning.min_epochs")
+    tuner = resolved.tuner
+    if tuner.algorithm == "hyperband":
+        if tuner.max_epochs is None:
+            tuner.max_epochs = training.epochs
+            derived.append("tuner.max_epochs")
+        if tuner.min_epochs is None:
+            tuner.min_epochs = rung_for(steps, tuner.max_epochs)
+            derived.append("tuner.min_epochs")
 
 
 def resolve_spec(
@@ -287,15 +371,43 @@ def resolve_spec(
     rows: int | None = None,
     smallest_class: Callable[[], int] | None = None,
     warm_start: WarmStartSource | None = None,
+    workers: int = 1,
 ) -> Resolution:
     """Fill the spec's defaults for this dataset (raises ProblemError on a metric the
     task's model does not log, and past app.search.spec_limits' caps). `rows`: the
     dataset's, and `smallest_class`: its rarest class's row count, read only when folds
     are asked for (app.search.folds); without `rows`, "auto" is one validation split."""
     check_numbers_and_lists(spec.model_dump())
-    space = effective_search_space(spec.search_space, features=features)
     resolved = spec.model_copy(deep=True)
-    resolved.tuner.algorithm = resolve_algorithm(spec)
+    training = resolved.training
+    cv = training.cross_validation
+    folds = resolve_folds(
+        cv.folds if isinstance(cv, CrossValidationSpec) else cv,
+        test_split=training.test_split,
+        classification=task == "classification",
+        rows=rows,
+        smallest_class=smallest_class,
+    )
+    training.cross_validation = None if folds is None else CrossValidationSpec(folds=folds)
+    per_fit = (
+        None
+        if rows is None
+        else fit_rows(
+            rows,
+            test_split=training.test_split,
+            folds=folds,
+            validation_split=training.validation_split,
+        )
+    )
+    space = effective_search_space(
+        spec.search_space,
+        features=features,
+        batches=None if per_fit is None else default_batches(per_fit),
+    )
+    train_rows = None if rows is None else training_rows(rows, training.test_split)
+    budget = resolve_budget(spec, train_rows=train_rows, workers=workers)
+    resolved.max_runtime_s = budget
+    resolved.tuner.algorithm = resolve_algorithm(spec, budget)
     listed = isinstance(resolved.objective, list)
     resolve_objectives(
         resolved.objective if listed else [resolved.objective],  # type: ignore[list-item]
@@ -312,31 +424,51 @@ def resolve_spec(
         if callback is not None:
             _check_metric(callback.monitor, task, ["callbacks", name, "monitor"])
 
-    training = resolved.training
-    cv = training.cross_validation
-    folds = resolve_folds(
-        cv.folds if isinstance(cv, CrossValidationSpec) else cv,
-        test_split=training.test_split,
-        classification=task == "classification",
-        rows=rows,
-        smallest_class=smallest_class,
-    )
-    training.cross_validation = None if folds is None else CrossValidationSpec(folds=folds)
     tuner = resolved.tuner
     if "pruning" not in spec.model_fields_set:
         resolved.pruning = None if tuner.algorithm == "hyperband" else PruningSpec()
+    derivation = Derivation(
+        budget_source=None
+        if budget is None
+        else "auto"
+        if spec.max_runtime_s == "auto"
+        else "user",
+        end_phase_s=0.0 if budget is None else end_phase_seconds(budget),
+    )
+    if derivation.budget_source == "auto":
+        derivation.workers = workers
+        derivation.train_rows = train_rows
+        derivation.derived.append("max_runtime_s")
+    if per_fit is not None:
+        derivation.fit_rows = per_fit
+        derivation.batch_size = largest_batch(space)
+        derivation.steps_per_epoch = steps_per_epoch(per_fit, derivation.batch_size)
+        _derive_lengths(resolved, derivation.steps_per_epoch, derivation.derived)
+        derivation.trial_estimate_s = trial_estimate_s(
+            derivation.steps_per_epoch,
+            resolved.training.epochs,
+            (folds or 1) * resolved.tuner.executions_per_trial,
+        )
+        search_s = None if budget is None else budget - derivation.end_phase_s
+        if search_s is not None and search_s < derivation.trial_estimate_s:
+            # Accepted: early stopping usually ends a trial long before its cap.
+            derivation.note = (
+                f"the search's {search_s:.0f} s of the {budget:.0f} s budget may be shorter "
+                f"than one trial (up to about {derivation.trial_estimate_s:.0f} s): expect "
+                "few trials, or none"
+            )
     if tuner.seed is None:
         tuner.seed = secrets.randbelow(2**31)
     if tuner.algorithm == "hyperband":
         if tuner.max_epochs is None:
             tuner.max_epochs = resolved.training.epochs
         schedule = hyperband_schedule_size(
-            tuner.max_epochs, tuner.factor, tuner.hyperband_iterations
+            tuner.max_epochs, tuner.factor, tuner.hyperband_iterations, tuner.min_epochs
         )
         planned = min(schedule, tuner.max_trials or schedule)
     else:
         if tuner.max_trials is None:
-            tuner.max_trials = default_max_trials(resolved, limits or SpecLimits())
+            tuner.max_trials = default_max_trials(resolved, limits or SpecLimits(), budget)
         planned = tuner.max_trials
         if tuner.algorithm == "grid":
             planned = min(planned, grid_size(space))
@@ -346,8 +478,14 @@ def resolve_spec(
         # The warm-started trials run before the grid's own, within max_trials.
         planned = min(tuner.max_trials, grid_size(space) + len(warm.configurations))
     assert layer_counts(space), "num_layers always has at least one value"
-    check_size(resolved, space, trials=planned, features=features, limits=limits or SpecLimits())
+    limits = limits or SpecLimits()
+    if "units" not in spec.search_space and fit_default_units(
+        space, features=features, limits=limits
+    ):
+        derivation.derived.append("search_space.units.max")
+    check_size(resolved, space, trials=planned, features=features, limits=limits)
     # Validated, not copied field by field: ResolvedSpec's own checks run at submission too.
     stored = resolved.model_dump()
     stored["warm_start"] = None if warm is None else warm.model_dump()
+    stored["derivation"] = derivation.model_dump()
     return Resolution(ResolvedSpec.model_validate(stored), space, planned)

@@ -25,16 +25,32 @@ MINIMIZED_METRICS = frozenset({"loss", "mae", "mse"})
 MAXIMIZED_METRICS = frozenset({"accuracy"})
 
 
+# What a search process holds, per value, for its memory estimate at submission: float32
+# everywhere; the encoded table three times (the matrix, its training and validation
+# splits, the tensors Keras makes of them); each weight four times (itself, its gradient,
+# Adam's two moments); each activation of a batch three times (its value, its gradient,
+# the batch's copy of its inputs).
+FLOAT_BYTES = 4
+DATA_COPIES = 3
+WEIGHT_COPIES = 4
+ACTIVATION_COPIES = 3
+
+
 @dataclass(frozen=True)
 class SpecLimits:
     max_search_epochs: int = 1_000_000
     max_model_params: int = 20_000_000
+    max_search_memory_mb: int = 3072
+    # The dataset's rows, for the memory estimate (None: not estimated).
+    rows: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SpecLimits:
+    def from_settings(cls, settings: Any, *, rows: int | None = None) -> SpecLimits:
         return cls(
             max_search_epochs=settings.max_search_epochs,
             max_model_params=settings.max_model_params,
+            max_search_memory_mb=settings.max_search_memory_mb,
+            rows=rows,
         )
 
 
@@ -160,6 +176,80 @@ def check_model_size(
         )
 
 
+def search_memory(
+    *, rows: int, features: int, params: int, batch: int, units: int, layers: int
+) -> dict[str, int]:
+    """A search process's memory, in bytes, by what it is spent on."""
+    return {
+        "data": rows * features * FLOAT_BYTES * DATA_COPIES,
+        "model": params * FLOAT_BYTES * WEIGHT_COPIES,
+        "batch": batch * (features + units * layers) * FLOAT_BYTES * ACTIVATION_COPIES,
+    }
+
+
+# Where to look when each part is the largest: the field the refusal names, and its hint.
+MEMORY_PARTS = {
+    "data": (["dataset_id"], "upload fewer rows, or fewer or narrower categorical columns"),
+    "model": (["search_space", "units"], "lower units.max or num_layers.max"),
+    "batch": (["search_space", "batch_size"], "lower the batch sizes"),
+}
+
+
+def check_search_memory(
+    space: dict[str, dict[str, Any]], *, features: int, outputs: int, limits: SpecLimits
+) -> None:
+    """The largest search the space allows on the dataset (its rows x encoded width, the
+    largest network, the largest batch) against TUNER_MAX_SEARCH_MEMORY_MB."""
+    if limits.rows is None:
+        return
+    units, layers = _largest(space["units"]), _largest(space["num_layers"])
+    batch = _largest(space["batch_size"]) if "batch_size" in space else 1
+    params = dense_params(features=features, units=units, layers=layers, outputs=outputs)
+    parts = search_memory(
+        rows=limits.rows, features=features, params=params, batch=batch, units=units, layers=layers
+    )
+    total_mb = sum(parts.values()) >> 20
+    if total_mb <= limits.max_search_memory_mb:
+        return
+    largest = max(parts, key=lambda part: parts[part])
+    loc, hint = MEMORY_PARTS[largest]
+    spent = ", ".join(f"{part} {size >> 20:,} MB" for part, size in parts.items())
+    _raise(
+        [
+            _error(
+                loc,
+                f"a search on this dataset ({limits.rows:,} rows x {features:,} features, up "
+                f"to {layers} layer(s) of {units} units, batches of up to {batch}) needs about "
+                f"{total_mb:,} MB ({spent}), more than the limit of "
+                f"{limits.max_search_memory_mb:,} MB (TUNER_MAX_SEARCH_MEMORY_MB); {hint}",
+            )
+        ]
+    )
+
+
+def fit_default_units(
+    space: dict[str, dict[str, Any]], *, features: int, limits: SpecLimits
+) -> bool:
+    """Halve the seeded `units` range's top (never below its bottom) until the largest
+    network fits TUNER_MAX_MODEL_PARAMS and the search TUNER_MAX_SEARCH_MEMORY_MB: a job
+    that overrides nothing must never be refused for a space it did not choose (a wide
+    table seeds wide layers). Returns whether the range was narrowed."""
+    units = space["units"]
+    narrowed = False
+    while units["max"] > units["min"]:
+        try:
+            check_model_size(space, features=features, outputs=1, limits=limits)
+            check_search_memory(space, features=features, outputs=1, limits=limits)
+        except ProblemError:
+            units["max"] //= 2
+            if units.get("default") is not None and units["default"] > units["max"]:
+                units["default"] = units["max"]
+            narrowed = True
+            continue
+        break
+    return narrowed
+
+
 def check_size(
     spec: Any,
     space: dict[str, dict[str, Any]],
@@ -168,7 +258,7 @@ def check_size(
     features: int,
     limits: SpecLimits,
 ) -> None:
-    """Both size caps for a resolved spec (app.search.spec.resolve_spec). The output layer is
+    """The size caps for a resolved spec (app.search.spec.resolve_spec). The output layer is
     counted as one unit: the class count is not known here, and the hidden layers dominate."""
     tuner = spec.tuner
     hyperband = tuner.algorithm == "hyperband"
@@ -180,3 +270,4 @@ def check_size(
         loc=["tuner", "max_epochs" if hyperband else "max_trials"],
     )
     check_model_size(space, features=features, outputs=1, limits=limits)
+    check_search_memory(space, features=features, outputs=1, limits=limits)

@@ -35,6 +35,14 @@ class TunerSpec(SpecModel):
     max_epochs: int | None = Field(
         default=None, ge=1, le=10_000, description="Hyperband only; defaults to training.epochs"
     )
+    min_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Hyperband only: the epochs of its smallest rung (its most exploratory "
+        "bracket). Omitted: derived from the steps an epoch takes, long enough to rank "
+        "configurations rather than score them at chance.",
+    )
     factor: int = Field(default=3, ge=2, le=100, description="Hyperband reduction factor")
     hyperband_iterations: int = Field(default=1, ge=1, le=100)
     executions_per_trial: int = Field(default=1, ge=1, le=20)
@@ -59,8 +67,19 @@ class CrossValidationSpec(SpecModel):
     folds: int = Field(ge=2, le=10)
 
 
+class EnsembleSpec(SpecModel):
+    max_members: int = Field(ge=2, le=50, description="the most trials in the ensemble")
+
+
 class TrainingSpec(SpecModel):
-    epochs: int = Field(default=30, ge=1, le=10_000)
+    epochs: int = Field(
+        default=30,
+        ge=1,
+        le=10_000,
+        description="Each trial's epoch cap (early stopping usually ends it first). Omitted: "
+        "derived from the gradient steps an epoch takes on this table (the resolved spec's "
+        "derivation shows them).",
+    )
     validation_split: float = Field(default=0.2, gt=0, lt=1)
     test_split: float = Field(
         default=0.0,
@@ -76,6 +95,26 @@ class TrainingSpec(SpecModel):
         'training row; null: one validation split (validation_split); "auto": 5 folds '
         "below 1,000 training rows (rows after the test split), else one split.",
     )
+    ensemble: EnsembleSpec | Literal["auto"] | None = Field(
+        default="auto",
+        description="After the search, greedy ensemble selection (Caruana et al.) on the "
+        "trials' out-of-fold predictions: the weighted ensemble is the job's model when it "
+        'scores above the best trial on the same folds. "auto": up to 10 members; '
+        '{"max_members": k} (2 to 50); null: none.',
+    )
+
+    @field_validator("ensemble", mode="wrap")
+    @classmethod
+    def _ensemble_error_names_the_field(cls, value: Any, handler: Any) -> Any:
+        # As cross_validation's: an error names training.ensemble.max_members.
+        return EnsembleSpec.model_validate(value) if isinstance(value, dict) else handler(value)
+
+    @property
+    def ensemble_members(self) -> int | None:
+        """The most members the ensemble may have; None: no ensemble."""
+        if self.ensemble == "auto":
+            return 10
+        return None if self.ensemble is None else self.ensemble.max_members
 
     @field_validator("cross_validation", mode="wrap")
     @classmethod
@@ -88,9 +127,11 @@ class TrainingSpec(SpecModel):
 
 
 class ResolvedTraining(TrainingSpec):
-    """As stored: "auto" decided. A spec stored before cross-validation runs as it did."""
+    """As stored: "auto" decided. A spec stored before cross-validation (or before
+    ensembles) runs as it did."""
 
     cross_validation: CrossValidationSpec | None = None
+    ensemble: EnsembleSpec | Literal["auto"] | None = None
 
     @property
     def folds(self) -> int | None:

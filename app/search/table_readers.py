@@ -4,6 +4,11 @@ What a file declares about itself (a zip member's size, a `.npy` header's shape,
 Parquet footer's sizes) is checked before anything is allocated, and then the bytes
 actually unpacked are counted as they are read: a reader stops at the cap, whatever
 the file claimed.
+
+Every reader answers the same kinds of columns, for the profile at upload and for the
+search that reads the file back: numbers, booleans and text. A decimal or a duration is a
+number (a duration in seconds), not one category per distinct value; dates and times stay
+as they are read, for app.search.datasets to refuse with a hint.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import math
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -43,22 +49,88 @@ def read_table(
     raise DatasetError(f"unsupported format {fmt!r}")
 
 
+def table_size(path: Path, fmt: str) -> tuple[int, int] | None:
+    """(rows, columns) of a stored upload without parsing it, for a refusal's message: a
+    CSV's rows counted as its line ends (a quoted line break counts too), a Parquet
+    file's from its footer, an NPZ's from x's header. None when it cannot tell."""
+    try:
+        if fmt == "csv":
+            return _csv_size(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            metadata = pq.ParquetFile(path).metadata
+            return metadata.num_rows, metadata.num_columns
+        if fmt == "npz":
+            with zipfile.ZipFile(path) as archive, archive.open("x.npy") as member:
+                np.lib.format.read_magic(member)
+                shape = np.lib.format.read_array_header_1_0(member)[0]
+            rows = shape[0] if shape else 1
+            return rows, (math.prod(shape[1:]) if len(shape) > 1 else 1) + 1
+    except Exception:  # only a message depends on it
+        return None
+    return None
+
+
+def _csv_size(path: Path) -> tuple[int, int]:
+    ends = {b"\n": 0, b"\r": 0}
+    columns = 0
+    with path.open("rb") as raw:
+        while chunk := raw.read(NPY_CHUNK):
+            if not columns:
+                first = chunk.replace(b"\r", b"\n").split(b"\n", 1)[0]
+                columns = first.count(b",") + 1
+            for end in ends:
+                ends[end] += chunk.count(end)
+    lines = ends[b"\n"] or ends[b"\r"]  # CR-only line ends (old Mac) count as lines too
+    return max(lines - 1, 0), columns
+
+
 def reason(exc: BaseException, path: Path) -> str:
     """The reader's message without the server's temp path in it."""
     return str(exc).replace(str(path), "the upload")
 
 
 def _read_csv(path: Path, max_columns: int | None, max_rows: int | None) -> pd.DataFrame:
-    encoding = csv_encoding(path, max_columns=max_columns, max_rows=max_rows)
-    try:
-        # No compression inference: a .csv is read as the plain text it claims to be.
-        return pd.read_csv(path, compression=None, encoding=encoding, skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise DatasetError("the CSV file is empty") from exc
-    except pd.errors.ParserError as exc:
-        raise DatasetError(f"malformed CSV: {str(exc).strip()}") from exc
-    except ValueError as exc:
-        raise DatasetError(f"malformed CSV: {exc}") from exc
+    return CsvTable.open(path, max_columns=max_columns, max_rows=max_rows).read()
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV whose encoding and header are checked, read whole or a few columns at a time.
+
+    Columns read apart come out as they do read together: pandas parses a CSV in blocks of
+    rows sized by the file's width, whichever columns are kept, and infers each column's
+    type block by block."""
+
+    path: Path
+    encoding: str
+
+    @classmethod
+    def open(cls, path: Path, *, max_columns: int | None, max_rows: int | None) -> CsvTable:
+        return cls(path, csv_encoding(path, max_columns=max_columns, max_rows=max_rows))
+
+    def names(self) -> list[str]:
+        """The column names as pandas gives them (an empty name is "Unnamed: <i>")."""
+        return [str(c) for c in self.read(rows=0).columns]
+
+    def read(self, positions: list[int] | None = None, *, rows: int | None = None) -> pd.DataFrame:
+        try:
+            # No compression inference: a .csv is read as the plain text it claims to be.
+            return pd.read_csv(
+                self.path,
+                compression=None,
+                encoding=self.encoding,
+                skipinitialspace=True,
+                usecols=positions,
+                nrows=rows,
+            )
+        except pd.errors.EmptyDataError as exc:
+            raise DatasetError("the CSV file is empty") from exc
+        except pd.errors.ParserError as exc:
+            raise DatasetError(f"malformed CSV: {str(exc).strip()}") from exc
+        except ValueError as exc:
+            raise DatasetError(f"malformed CSV: {exc}") from exc
 
 
 def _read_parquet(path: Path, max_unpacked_bytes: int, max_columns: int | None) -> pd.DataFrame:
@@ -91,11 +163,28 @@ def _read_parquet(path: Path, max_unpacked_bytes: int, max_columns: int | None) 
                     f"the Parquet file unpacks to more than {unpacked} bytes, "
                     f"over the limit of {max_unpacked_bytes}"
                 )
-        return pd.read_parquet(path, use_threads=False)
+        return _as_numbers(pd.read_parquet(path, use_threads=False), schema)
     except (DatasetError, MemoryError):
         raise
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise DatasetError(f"not a readable Parquet file: {reason(exc, path)}") from exc
+
+
+def _as_numbers(frame: pd.DataFrame, schema: Any) -> pd.DataFrame:
+    """Decimal and duration columns as float64 (durations in seconds)."""
+    import pyarrow as pa
+
+    for column in schema:
+        if pa.types.is_decimal(column.type):
+            frame[column.name] = frame[column.name].astype("float64")
+        elif pa.types.is_duration(column.type):
+            frame[column.name] = seconds(frame[column.name])
+    return frame
+
+
+def seconds(series: pd.Series) -> pd.Series:
+    """A duration column as float seconds, a missing duration as NaN."""
+    return pd.to_timedelta(series).dt.total_seconds().astype("float64")
 
 
 class _Budget:
@@ -146,7 +235,13 @@ def _read_npy(
         filled += got
     if member.read(1):
         raise DatasetError(f"array {name!r} holds more bytes than its header declares")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    array = np.frombuffer(data, dtype=dtype)
+    if not dtype.isnative:
+        # Saved on a big-endian machine (or with an explicit '>' dtype): swapped in place, in
+        # the buffer just read, so pandas and the search get native numbers without a copy.
+        array.byteswap(inplace=True)
+        array = array.view(dtype.newbyteorder("="))
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _read_npz(
@@ -212,7 +307,12 @@ def _npz_frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
         raise DatasetError(f"'x' has {len(x)} rows but 'y' has {len(y)}")
     if x.dtype.kind not in "biuf":
         raise DatasetError(f"'x' must be numeric, got dtype {x.dtype}")
+    if y.dtype.kind not in "biufUSmM":
+        raise DatasetError(
+            f"target {NPZ_TARGET!r} has dtype {y.dtype}: it must hold numbers, booleans or strings",
+            field="target",
+        )
     # No copy: the array read from the archive is the frame's only block.
     frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])], copy=False)
-    frame[NPZ_TARGET] = y
+    frame[NPZ_TARGET] = seconds(pd.Series(y)) if y.dtype.kind == "m" else y
     return frame

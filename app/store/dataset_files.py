@@ -21,9 +21,10 @@ import os
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.store.models import Dataset
 from app.store.uploads import StoredUpload, keep
 
 
@@ -36,10 +37,20 @@ def lock_dataset_file(session: Session, sha256: str) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def store_file(session: Session, upload: StoredUpload, final: Path) -> None:
-    """Put an upload's bytes at `final` (or keep the copy there), under the hash's lock."""
+def store_file(session: Session, upload: StoredUpload, final: Path) -> bool:
+    """Put an upload's bytes at `final` (or keep the copy there), under the hash's lock;
+    whether this upload put the file there."""
     lock_dataset_file(session, upload.sha256)
-    keep(upload, final)
+    return keep(upload, final)
+
+
+def discard_unclaimed(session: Session, sha256: str, final: Path) -> None:
+    """After an upload that put its file in place but did not commit its row: the file
+    goes, under the lock, unless a row claims it (the same bytes, uploaded meanwhile)."""
+    lock_dataset_file(session, sha256)
+    claimed = session.scalar(select(func.count(Dataset.id)).where(Dataset.sha256 == sha256))
+    if not claimed:
+        final.unlink(missing_ok=True)
 
 
 def set_aside(final: Path) -> Path | None:

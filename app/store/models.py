@@ -157,6 +157,11 @@ class Job(Owned, Base):
     baselines: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     # The best model on the held-out test rows (training.test_split > 0), at the end.
     test_metrics: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Migration 0008. {"members": [{"trial_id", "weight"}], "score", "trial_score",
+    # "test_score", "used", ...}: the greedy ensemble of its trials (tuner_jobs.search.ensemble).
+    ensemble: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # One line when a baseline scored above the job's model on the same rows; else null.
+    verdict: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="jobs")
     trials: Mapped[list[Trial]] = relationship(

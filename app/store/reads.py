@@ -27,6 +27,7 @@ from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch, TrialSt
 from app.store.pareto_reads import front_best, job_objectives
 
 JOBS = Job.__table__
+DATASETS = Dataset.__table__
 TRIALS = Trial.__table__
 EPOCHS = TrialEpoch.__table__
 JobRow = Job | Row[Any]
@@ -83,18 +84,47 @@ def get_dataset(session: Session, dataset_id: str, owner: str | None) -> Dataset
     return dataset
 
 
+# A list's columns: everything but the column profile, whose length the database counts.
+# Reading and decoding each profile (a vocabulary per categorical column) only to send it
+# made a page of wide datasets tens of megabytes.
+_SUMMARY_COLUMNS = tuple(c for c in DATASETS.c if c.name != "columns")
+
+
+def _input_column_count(session: Session) -> Any:
+    length = (
+        func.jsonb_array_length
+        if session.get_bind().dialect.name == "postgresql"
+        else func.json_array_length
+    )
+    return length(DATASETS.c.columns).label("input_column_count")
+
+
 def dataset_page(
     session: Session, owner: str | None, *, limit: int, offset: int
-) -> tuple[Sequence[Dataset], int]:
-    """A page of the caller's datasets, newest first, and how many there are."""
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of the caller's datasets, newest first, as summaries (no column profile),
+    and how many there are."""
     total = session.scalar(readable(Dataset, owner, func.count(Dataset.id))) or 0
-    rows = session.scalars(
-        readable(Dataset, owner)
+    rows = session.execute(
+        readable(Dataset, owner, *_SUMMARY_COLUMNS, _input_column_count(session))
         .order_by(Dataset.created_at.desc(), Dataset.id)
         .limit(limit)
         .offset(offset)
     ).all()
     return rows, total
+
+
+def same_upload(
+    session: Session, owner: str | None, *, sha256: str, target: str, task: str
+) -> Dataset | None:
+    """The caller's dataset of these very bytes, target and task, if there is one: a second
+    upload of it is the same dataset (the oldest, should a race have made two)."""
+    return session.scalars(
+        readable(Dataset, owner)
+        .where(Dataset.sha256 == sha256, Dataset.target == target, Dataset.task == task)
+        .order_by(Dataset.created_at, Dataset.id)
+        .limit(1)
+    ).first()
 
 
 def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[Any] | None:
@@ -105,6 +135,7 @@ def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[A
         return None
     columns = (
         Dataset.id,
+        Dataset.name,
         Dataset.task,
         Dataset.features,
         Dataset.rows,
@@ -117,7 +148,17 @@ def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[A
 
 # --- Jobs ----------------------------------------------------------------------------------
 
-_JOB = _prebuilt(lambda owner: readable(Job, owner, JOBS).where(JOBS.c.id == _JOB_ID))
+# A job's row and its dataset's name, in one statement (the dashboard names the dataset).
+_DATASET_NAME = DATASETS.c.name.label("dataset_name")
+
+
+def _jobs(owner: OwnerClause) -> Select[Any]:
+    return readable(Job, owner, JOBS, _DATASET_NAME).join_from(
+        JOBS, DATASETS, DATASETS.c.id == JOBS.c.dataset_id
+    )
+
+
+_JOB = _prebuilt(lambda owner: _jobs(owner).where(JOBS.c.id == _JOB_ID))
 
 
 def find_job(db: Connection, job_id: str, owner: str | None) -> Row[Any] | None:
@@ -140,7 +181,7 @@ def job_page(
     where = [Job.status == status] if status else []
     total = db.scalar(readable(Job, owner, func.count(Job.id)).where(*where)) or 0
     rows = db.execute(
-        readable(Job, owner, JOBS)
+        _jobs(owner)
         .where(*where)
         .order_by(Job.created_at.desc(), Job.id)
         .limit(limit)

@@ -17,7 +17,7 @@ from app.schemas import (
     TrialDetail,
     TrialRead,
 )
-from app.store.models import JobStatus, TrialStatus
+from app.store.models import JobStatus, TrialStatus, utcnow
 from app.store.reads import TRIALS, JobRow, TrialRow, best_trials, epochs_of
 
 # Keyed by the ids of jobs just read through app.store.reads.readable, in the same
@@ -88,6 +88,8 @@ def _job_read(
         name=job.name,
         status=job.status,
         dataset_id=job.dataset_id,
+        # Read with the job (app.store.reads._jobs); a row fresh from INSERT has none.
+        dataset_name=getattr(job, "dataset_name", None),
         spec=job.spec,
         search_space=job.search_space,
         progress=Progress(
@@ -102,6 +104,7 @@ def _job_read(
             if running is not None
             else None,
             epochs_run=epochs,
+            **_time_progress(job),
         ),
         best=BestSoFar(
             trial_id=best.trial_id,
@@ -112,6 +115,8 @@ def _job_read(
         if best is not None and best.score is not None
         else None,
         baselines=job.baselines,
+        ensemble=job.ensemble,
+        verdict=job.verdict,
         error=job.error,
         stop_reason=job.stop_reason,
         attempt=job.attempt,
@@ -120,6 +125,16 @@ def _job_read(
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def _time_progress(job: JobRow) -> dict[str, float | None]:
+    """budget_s, elapsed_s and remaining_s: a budgeted job's progress is its time."""
+    budget = (job.spec or {}).get("max_runtime_s")
+    if job.started_at is None:
+        return {"budget_s": budget, "elapsed_s": None, "remaining_s": budget}
+    elapsed = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
+    remaining = None if budget is None else round(max(0.0, budget - elapsed), 1)
+    return {"budget_s": budget, "elapsed_s": round(elapsed, 1), "remaining_s": remaining}
 
 
 def _test_scores(job: JobRow, trial_id: str) -> dict[str, Any]:

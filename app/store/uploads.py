@@ -53,8 +53,11 @@ def dataset_path(datasets_dir: Path, sha256: str, fmt: str) -> Path:
     return datasets_dir / f"{sha256}.{fmt}"
 
 
-def keep(upload: StoredUpload, final: Path) -> None:
+def keep(upload: StoredUpload, final: Path) -> bool:
+    """Move the upload to `final`, or drop it where the same bytes are there already;
+    whether it was moved (then the file is this upload's own until its row commits)."""
     if final.exists():
         upload.temp_path.unlink(missing_ok=True)
-    else:
-        os.replace(upload.temp_path, final)
+        return False
+    os.replace(upload.temp_path, final)
+    return True

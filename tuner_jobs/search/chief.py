@@ -186,7 +186,7 @@ def run_chief(
         evaluate_and_record(tuner, data, spec, dataset, recorder)
 
     with (
-        finished_if_out_of_time(job, spec, tuner, finish),
+        finished_if_out_of_time(engine, job.id, tuner, finish),
         OracleServer(oracle, settings.oracle_bind) as server,
     ):
         address = f"{advertised_host(settings)}:{server.port}"

@@ -27,15 +27,24 @@ def lower_priority(nice: int) -> int:
 
 
 def limit_threads(threads: int) -> None:
-    """At most `threads` TensorFlow threads per pool (0: TensorFlow's default, one per core).
+    """At most `threads` TensorFlow threads per pool, and as many OpenMP and BLAS threads
+    (0: the libraries' defaults, one per core).
 
     With one thread per process, two searches on two cores each keep one core busy
     instead of both spinning up pools as wide as the machine and fighting over it.
     """
-    import tensorflow as tf
-
     if threads <= 0:
         return
+    # OpenMP and BLAS too: scikit-learn's gradient boosting (the baselines) spins up a pool
+    # as wide as the machine, and beside other searches its threads wait on each other far
+    # longer than they compute (docs/benchmarks.md). Set before those libraries load, and
+    # on any already loaded.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -13,7 +13,8 @@ What the service needs KerasTuner's internals for:
   servicer and protos: the chief serves the oracle itself (tuner_jobs.search.chief);
 - `oracle_client.TIMEOUT`: a tuner worker gives up on a dead chief sooner than an hour;
 - a tuner's checkpoint path and Hyperband's open brackets: checkpoint pruning;
-- the oracle's "too many failed trials in a row" check, run while the chief waits.
+- the oracle's "too many failed trials in a row" check, run while the chief waits;
+- Hyperband's smallest rung (`min_epochs`, which its oracle takes no argument for).
 
 Three private methods are overridden, not called, elsewhere (a subclass cannot go through
 this module): `Oracle._random_values` and `Oracle._compute_values_hash`, by the warm start's
@@ -96,3 +97,11 @@ def checkpoint_path(tuner: Any, trial_id: str) -> str:
 def hyperband_brackets(oracle: Any) -> list[dict[str, Any]]:
     """A HyperbandOracle's open brackets (what it may still promote); [] for any other oracle."""
     return getattr(oracle, "_brackets", None) or []
+
+
+def set_hyperband_min_epochs(oracle: Any, min_epochs: int) -> None:
+    """Hyperband's smallest rung, in epochs: HyperbandOracle keeps it as `min_epochs` (1,
+    with no argument to set it) and picks its first bracket from it when made, so a fresh
+    oracle's `_current_bracket` is picked again. Call before the oracle's first trial."""
+    oracle.min_epochs = min_epochs
+    oracle._current_bracket = oracle._get_num_brackets() - 1

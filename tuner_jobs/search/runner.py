@@ -24,6 +24,7 @@ from tuner_jobs.search.data import TrainingData, prepare
 from tuner_jobs.search.evaluation import evaluate_and_record
 from tuner_jobs.search.front_models import keep_front_models
 from tuner_jobs.search.hyperparameters import build_hyperparameters
+from tuner_jobs.search.keras_tuner_compat import set_hyperband_min_epochs
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.model_card import CardContext
 from tuner_jobs.search.model_reuse import ModelCache
@@ -133,6 +134,9 @@ def make_tuner(
         if tuner_spec.max_trials is not None:
             # HyperbandOracle takes no max_trials, but the base Oracle honours the cap.
             tuner.oracle.max_trials = tuner_spec.max_trials
+        if tuner_spec.min_epochs is not None and not tuner.oracle.trials:
+            # A reloaded project (trials already made) keeps the rung it started with.
+            set_hyperband_min_epochs(tuner.oracle, tuner_spec.min_epochs)
         return tuner
     return cls(max_trials=tuner_spec.max_trials, **common)
 
@@ -223,7 +227,7 @@ def run_search(
         tuner.hand_back = _lent_slot_wanted(recorder)
     logger.info("search starting", extra={"job_id": job.id, "algorithm": spec.tuner.algorithm})
     finish = None if spec.parallel else lambda: _finish(tuner, data, spec, dataset, recorder)
-    with finished_if_out_of_time(job, spec, tuner, finish):
+    with finished_if_out_of_time(recorder.engine, job.id, tuner, finish):
         search(tuner, data, spec, directory)
     if spec.parallel:
         return

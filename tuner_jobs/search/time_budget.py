@@ -1,12 +1,13 @@
 """A search its time budget stopped still ends as a finished search does.
 
-The supervisor asks a search to stop when the job's max_runtime_s has run out (it cannot
-say why it asks: a cancel or a shutdown asks the same way). The search process tells the
-budget apart itself, from the job's first start, and then does what a search that ran its
-planned trials does at its end (the best model exported, refit, baselines, test score)
-before it reports STOPPED: the job succeeds with stop_reason time_budget
-(tuner_jobs.worker.outcomes) and serves the same kind of model. This runs inside the
-supervisor's stop grace (tuner_jobs.worker.processes.STOP_GRACE_S).
+The supervisor asks a search to stop when the search's part of the job's max_runtime_s
+has run out (it cannot say why it asks: a cancel or a shutdown asks the same way). The
+search process tells the budget apart itself, from the job's row (app.store.budget), and
+then does what a search that ran its planned trials does at its end (the best model
+exported, refit, baselines, test score) before it reports STOPPED: the job succeeds with
+stop_reason time_budget (tuner_jobs.worker.outcomes) and serves the same kind of model.
+That end phase runs in the share of the budget kept for it (ResolvedSpec.search_seconds),
+and within the supervisor's stop grace (tuner_jobs.worker.processes.STOP_GRACE_S).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from app.search.spec import ResolvedSpec
-from app.store.models import Job, utcnow
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app.store.budget import job_search_ends_at
+from app.store.models import utcnow
 from tuner_jobs.search.tuners import SearchStopped
 
 logger = logging.getLogger(__name__)
@@ -27,11 +32,15 @@ logger = logging.getLogger(__name__)
 _SLACK_S = 1.0
 
 
-def budget_spent(job: Job, spec: ResolvedSpec) -> bool:
-    if spec.max_runtime_s is None or job.started_at is None:
-        return False
-    elapsed = utcnow() - job.started_at
-    return elapsed >= timedelta(seconds=spec.max_runtime_s - _SLACK_S)
+def budget_spent(engine: Engine, job_id: str) -> bool:
+    """The search's part of the budget is over (the rest is the end phase's), as the job's
+    row says now: the budget may have changed since this process read the spec."""
+    try:
+        with Session(engine) as session:
+            ends_at = job_search_ends_at(session=session, job_id=job_id)
+    except DBAPIError:
+        return False  # the database is away: the job is requeued, not finished, here
+    return ends_at is not None and utcnow() >= ends_at - timedelta(seconds=_SLACK_S)
 
 
 def has_completed_trial(tuner: object) -> bool:
@@ -41,7 +50,7 @@ def has_completed_trial(tuner: object) -> bool:
 
 @contextmanager
 def finished_if_out_of_time(
-    job: Job, spec: ResolvedSpec, tuner: object, finish: Callable[[], None] | None
+    engine: Engine, job_id: str, tuner: object, finish: Callable[[], None] | None
 ) -> Iterator[None]:
     """Run the block; when it stops (SearchStopped) because the budget ran out and a
     trial completed, call `finish` (None: this process does not finish the job, as a
@@ -49,8 +58,8 @@ def finished_if_out_of_time(
     try:
         yield
     except SearchStopped:
-        if finish is not None and budget_spent(job, spec) and has_completed_trial(tuner):
-            logger.info("time budget spent: finishing the search", extra={"job_id": job.id})
+        if finish is not None and has_completed_trial(tuner) and budget_spent(engine, job_id):
+            logger.info("time budget spent: finishing the search", extra={"job_id": job_id})
             try:
                 finish()
             except Exception:  # the job still succeeds, with its best trial's model

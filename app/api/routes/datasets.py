@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,31 +14,74 @@ from sqlalchemy import func, select
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep
 from app.api.problems import problem_responses
+from app.api.upload_gate import UploadRoute
 from app.errors import InvalidInput, ProblemError
-from app.schemas import MAX_OFFSET, DatasetRead, Page
+from app.schemas import MAX_OFFSET, DatasetRead, DatasetSummary, Page
 from app.search.datasets import NPZ_TARGET, DatasetError, detect_format
-from app.search.profiler import ProfileLimits, profile_upload
-from app.store.dataset_files import lock_dataset_file, put_back, set_aside, store_file
+from app.search.profiler import ProfileLimits, ProfileRequest, profile_upload
+from app.settings import Settings
+from app.store.dataset_files import (
+    discard_unclaimed,
+    lock_dataset_file,
+    put_back,
+    set_aside,
+    store_file,
+)
 from app.store.db import storable
 from app.store.models import Dataset, Job
-from app.store.reads import dataset_page, get_dataset
-from app.store.uploads import dataset_path, stream_to_temp
+from app.store.reads import dataset_page, get_dataset, same_upload
+from app.store.unit_of_work import UnitOfWork
+from app.store.uploads import StoredUpload, dataset_path, stream_to_temp
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=UploadRoute)
+
+Task = Literal["infer", "classification", "regression"]
 
 
-@router.post("", status_code=201, response_model=DatasetRead, responses=problem_responses(400, 413))
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetRead,
+    responses={
+        200: {"model": DatasetRead, "description": "The same file and target, uploaded before"},
+        **problem_responses(400, 413),
+        408: {**problem_responses(400)[400], "description": "The upload stalled"},
+        429: {
+            **problem_responses(429)[429],
+            "description": "Too many uploads in progress, for this API key or in all",
+        },
+    },
+)
 def upload_dataset(
     request: Request,
+    response: Response,
     uow: UnitOfWorkDep,
     settings: SettingsDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description="CSV, Parquet or NPZ (arrays x and y)")],
     target: Annotated[str | None, Form(description="target column (NPZ: y)")] = None,
     name: Annotated[str | None, Form(max_length=255)] = None,
-    task: Annotated[Literal["classification", "regression"] | None, Form()] = None,
+    task: Annotated[
+        Task,
+        Form(
+            description="infer (the default): classification for text, booleans or a few "
+            "whole numbers; regression otherwise"
+        ),
+    ] = "infer",
+    allow_many_classes: Annotated[
+        bool,
+        Form(
+            description="classify a target whose classes are mostly seen once or twice "
+            "(refused otherwise: it looks numeric, or like an identifier)"
+        ),
+    ] = False,
 ) -> DatasetRead:
-    """Upload a table and profile it: columns, missing values, task, seeded unit range."""
+    """Upload a table and profile it: columns, missing values, task, seeded unit range.
+
+    201 with a new dataset; 200 with the existing one when the caller uploaded the same
+    file with the same target (and task) before: it keeps its name."""
     if name is not None and not storable(name):
         raise InvalidInput("name must not contain a NUL character", field=["body", "name"])
     max_bytes = settings.max_upload_mb << 20
@@ -51,11 +95,16 @@ def upload_dataset(
         elif not target:
             raise DatasetError("name the target column in the `target` form field", field="target")
         limits = ProfileLimits.for_upload_cap(
-            max_bytes, max_rows=settings.max_rows, max_columns=settings.max_columns
+            max_bytes,
+            max_rows=settings.max_rows,
+            max_columns=settings.max_columns,
+            memory_bytes=(settings.profile_memory_mb or 0) << 20,
+            max_features=settings.max_features,
         )
-        profile = profile_upload(
-            upload.temp_path, fmt, target, task, limits, cancelled=_disconnected(request)
+        asked = ProfileRequest(
+            upload.temp_path, fmt, target, None if task == "infer" else task, allow_many_classes
         )
+        profile = profile_upload(asked, limits, cancelled=_disconnected(request))
         dataset = Dataset(
             owner=owner,
             name=name or _name_from(file.filename),
@@ -70,14 +119,53 @@ def upload_dataset(
             classes=profile.classes,
             features=profile.features,
         )
-        # The file and the row that claims it land under one lock (app.store.dataset_files):
-        # a concurrent delete of the same bytes cannot take the file from under this 201.
-        with uow as session:
-            store_file(session, upload, dataset_path(settings.datasets_dir, upload.sha256, fmt))
-            session.add(dataset)
+        dataset = _store(uow, settings, upload, dataset, response)
     finally:
         upload.temp_path.unlink(missing_ok=True)
     return DatasetRead.of(dataset)
+
+
+def _store(
+    uow: UnitOfWork, settings: Settings, upload: StoredUpload, dataset: Dataset, response: Response
+) -> Dataset:
+    """The new dataset's row and file, or the caller's dataset of the same upload (200).
+
+    The file and the row that claims it land under one lock (app.store.dataset_files): a
+    concurrent delete of the same bytes cannot take the file from under this 201, and two
+    uploads of the same bytes find each other. The row is written before the file is moved
+    into place, and a file moved there by an upload that then failed is taken away again:
+    a failed upload keeps nothing on disk, whatever failed."""
+    final = dataset_path(settings.datasets_dir, upload.sha256, dataset.format)
+    placed = False
+    try:
+        with uow as session:
+            lock_dataset_file(session, upload.sha256)
+            existing = same_upload(
+                session,
+                dataset.owner,
+                sha256=upload.sha256,
+                target=dataset.target,
+                task=dataset.task,
+            )
+            if existing is not None and final.exists():
+                response.status_code = 200
+                return existing
+            session.add(dataset)
+            session.flush()
+            placed = store_file(session, upload, final)
+    except BaseException:
+        if placed:
+            _discard(uow, upload.sha256, final)
+        raise
+    return dataset
+
+
+def _discard(uow: UnitOfWork, sha256: str, final: Path) -> None:
+    try:
+        with uow as session:
+            discard_unclaimed(session, sha256, final)
+    except Exception:  # the upload's own error is the one to answer; this one is logged
+        logger.exception("a failed upload's file could not be removed", extra={"path": str(final)})
 
 
 def _disconnected(request: Request) -> Callable[[], bool]:
@@ -90,16 +178,17 @@ def _name_from(filename: str | None) -> str:
     return name or "dataset"
 
 
-@router.get("", response_model=Page[DatasetRead])
+@router.get("", response_model=Page[DatasetSummary])
 def list_datasets(
     session: SessionDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> Page[DatasetRead]:
-    """List datasets, newest first."""
+) -> Page[DatasetSummary]:
+    """List datasets, newest first, as summaries: the column profile is on GET /datasets/{id}."""
     rows, total = dataset_page(session, owner, limit=limit, offset=offset)
-    return Page(items=[DatasetRead.of(d) for d in rows], total=total, limit=limit, offset=offset)
+    items = [DatasetSummary.of(row) for row in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead, responses=problem_responses(404))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Connection, delete, insert, update
@@ -13,12 +13,19 @@ from sqlalchemy import Connection, delete, insert, update
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep, reading
 from app.api.problems import problem_responses
+from app.api.resolution import resolve_for_dataset
 from app.api.responses import model_response
 from app.errors import ProblemError
-from app.schemas import MAX_OFFSET, JobRead, JobUpdate, Page, TrialDetail, TrialRead
-from app.search.folds import smallest_class_rows
-from app.search.spec import JobCreate, resolve_spec
-from app.search.spec_limits import SpecLimits
+from app.schemas import (
+    MAX_OFFSET,
+    JobPreview,
+    JobRead,
+    JobUpdate,
+    Page,
+    TrialDetail,
+    TrialRead,
+)
+from app.search.spec import JobCreate, with_budget
 from app.settings import Settings
 from app.store.disk_usage import cached_directory_bytes
 from app.store.job_files import job_dir
@@ -30,15 +37,12 @@ from app.store.reads import (
     JobRow,
     TrialOrder,
     best_trial,
-    dataset_for_job,
     get_job,
     get_trial,
     job_page,
     trial_page,
 )
 from app.store.results import job_reads, trial_detail, trial_reads
-from app.store.uploads import dataset_path
-from app.store.warm_start_reads import WarmStartReads
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,21 @@ def _read(db: Connection, settings: Settings, job: JobRow) -> JobRead:
     return _reads(db, settings, [job])[0]
 
 
+@router.post("/preview", response_model=JobPreview, responses=problem_responses(400))
+def preview_job(
+    session: SessionDep, settings: SettingsDep, owner: OwnerDep, body: JobCreate
+) -> JobPreview:
+    """What POST /jobs would queue, without queueing it: the resolved spec, the search
+    space, the trials planned and the time budget, with what each derived value came from."""
+    _, (spec, space, planned) = resolve_for_dataset(session.connection(), settings, owner, body)
+    return JobPreview(
+        spec=spec.model_dump(mode="json"),
+        search_space=space,
+        trials_planned=planned,
+        max_runtime_s=spec.max_runtime_s,
+    )
+
+
 @router.post("", status_code=202, response_model=JobRead, responses=problem_responses(400, 429))
 def submit_job(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, body: JobCreate
@@ -66,29 +85,7 @@ def submit_job(
     """Queue a search; every field but dataset_id has a default derived from the dataset."""
     with uow as session:
         db = session.connection()
-        dataset = dataset_for_job(db, body.dataset_id, owner)
-        if dataset is None:
-            raise ProblemError(
-                422,
-                f"dataset_id: dataset {body.dataset_id!r} does not exist",
-                title="Invalid input",
-                errors=[{"loc": ["body", "dataset_id"], "msg": "unknown dataset", "type": "value"}],
-            )
-        spec, space, planned = resolve_spec(
-            body,
-            task=dataset.task,
-            features=dataset.features,
-            limits=SpecLimits.from_settings(settings),
-            rows=dataset.rows,
-            # Read from the file only when folds are asked for on a classification table.
-            smallest_class=lambda: smallest_class_rows(
-                dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
-                dataset.format,
-                dataset.target,
-                max_unpacked_bytes=8 * (settings.max_upload_mb << 20),
-            ),
-            warm_start=WarmStartReads(db, owner, dataset.id),
-        )
+        dataset, (spec, space, planned) = resolve_for_dataset(db, settings, owner, body)
         check_job_quota(session=session, owner=owner, max_jobs=settings.max_jobs_per_key)
         row = {
             "id": new_id(),
@@ -108,6 +105,7 @@ def submit_job(
         job = db.execute(insert(JOBS).returning(*JOBS.c), [row]).one()
         # No query: a job no worker has claimed has nothing else to read.
         read = _read(db, settings, job)
+        read.dataset_name = dataset.name
     return model_response(read, status_code=202)
 
 
@@ -204,10 +202,23 @@ FINISHED = [status for status in JobStatus if status.is_finished()]
 def update_job(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_id: str, body: JobUpdate
 ) -> Response:
-    """Rename a job (its `name`; null clears it), at any point of its life."""
+    """Rename a job (its `name`; null clears it) at any point of its life; change a queued
+    or running job's time budget (`max_runtime_s`)."""
+    given = body.model_fields_set
     with uow as session:
-        get_job(session.connection(), job_id, owner)  # 404 unless the caller may read it
-        session.execute(update(Job).where(Job.id == job_id).values(name=body.name))
+        job = get_job(session.connection(), job_id, owner)  # 404 unless the caller may read it
+        values: dict[str, Any] = {"name": body.name} if "name" in given else {}
+        if "max_runtime_s" in given:
+            if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                raise ProblemError(
+                    409,
+                    f"max_runtime_s: job {job_id!r} is {job.status}; only a queued or "
+                    "running job's budget can change",
+                    title="Job finished",
+                )
+            values["spec"] = with_budget(job.spec, body.max_runtime_s)
+        if values:
+            session.execute(update(Job).where(Job.id == job_id).values(**values))
     db = uow.session.connection()
     (read,) = [_read(db, settings, get_job(db, job_id, owner))]
     return model_response(read)

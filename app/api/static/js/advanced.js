@@ -58,7 +58,8 @@ export function advancedFields() {
   const es = {
     on: check("es-enabled", "callbacks.early_stopping", true),
     monitor: monitorSelect("es-monitor", "callbacks.early_stopping.monitor"),
-    patience: number("job-patience", "callbacks.early_stopping.patience", { min: 0, step: 1, value: "5" }),
+    // Empty: derived from the steps an epoch takes (the estimate shows the number).
+    patience: number("job-patience", "callbacks.early_stopping.patience", { min: 0, step: 1, placeholder: "derived" }),
     minDelta: number("es-min-delta", "callbacks.early_stopping.min_delta", { min: 0, value: "0" }),
     restore: check("es-restore", "callbacks.early_stopping.restore_best_weights", true),
   };
@@ -66,7 +67,7 @@ export function advancedFields() {
     on: check("rlr-enabled", "callbacks.reduce_lr_on_plateau", false),
     monitor: monitorSelect("rlr-monitor", "callbacks.reduce_lr_on_plateau.monitor"),
     factor: number("rlr-factor", "callbacks.reduce_lr_on_plateau.factor", { min: 0, max: 1, value: "0.1" }),
-    patience: number("rlr-patience", "callbacks.reduce_lr_on_plateau.patience", { min: 0, step: 1, value: "3" }),
+    patience: number("rlr-patience", "callbacks.reduce_lr_on_plateau.patience", { min: 0, step: 1, placeholder: "derived" }),
     minLr: number("rlr-min-lr", "callbacks.reduce_lr_on_plateau.min_lr", { min: 0, value: "0" }),
     minDelta: number("rlr-min-delta", "callbacks.reduce_lr_on_plateau.min_delta", { min: 0, value: "0.0001" }),
   };
@@ -83,7 +84,7 @@ export function advancedFields() {
     el("option", { value: "median" }, "median stopping"),
     el("option", { value: "off" }, "off"),
   );
-  const pruneAfter = number("job-pruning-min-epochs", "pruning.min_epochs", { min: 1, step: 1, placeholder: "3" });
+  const pruneAfter = number("job-pruning-min-epochs", "pruning.min_epochs", { min: 1, step: 1, placeholder: "derived" });
   const ensemble = el(
     "select",
     { id: "job-ensemble", dataset: { loc: "training.ensemble" } },

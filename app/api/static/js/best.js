@@ -1,7 +1,9 @@
 // The best-trial panel: its id, score, hyperparameters, the held-out test score and the
-// baselines beside it, and the downloads (its model, the trials as CSV).
+// baselines beside it, the verdict when a baseline beat the search, the ensemble of the best
+// trials (ensemble.js), and the downloads (the job's model, the trials as CSV).
 
 import { apiPath, download } from "./api.js";
+import { ensembleSection } from "./ensemble.js";
 import { el, fmtScore, fmtValue, scoreObjective, toast, trialLabel } from "./util.js";
 
 // Is the best score any good? The held-out test score (rows no trial saw) and the two
@@ -35,8 +37,8 @@ export function bestPanel(jobId) {
   let shownKey = null;
 
   function show(job) {
-    // Redrawn only when the best changes, so a button is never replaced under the pointer.
-    const key = JSON.stringify(job.best);
+    // Redrawn only when what it shows changes, so a button is never replaced under the pointer.
+    const key = JSON.stringify([job.best, job.baselines, job.ensemble, job.verdict]);
     if (key === shownKey) return;
     shownKey = key;
     if (!job.best) {
@@ -44,6 +46,7 @@ export function bestPanel(jobId) {
       return;
     }
     const hps = Object.entries(job.best.hyperparameters);
+    const ensembleUsed = Boolean(job.ensemble?.used);
     body.replaceChildren(
       el(
         "p",
@@ -54,6 +57,8 @@ export function bestPanel(jobId) {
         el("strong", { id: "best-score" }, fmtScore(job.best.score)),
         el("span", { class: "muted" }, ` ${scoreObjective(job.spec).name}`),
       ),
+      // A baseline that beat the search is said first, where the eye lands, not in a table.
+      job.verdict ? el("p", { class: "verdict", id: "best-verdict", role: "note" }, job.verdict) : "",
       scoresBeside(job) ?? "", // replaceChildren would write a null as the text "null"
       el(
         "dl",
@@ -63,9 +68,16 @@ export function bestPanel(jobId) {
       el(
         "div",
         { class: "actions" },
-        button("download-model", "Download model (.keras)", apiPath`/jobs/${jobId}/model`, `${jobId}-best.keras`, true),
+        button(
+          "download-model",
+          ensembleUsed ? "Download the job's model: the ensemble (.keras)" : "Download model (.keras)",
+          apiPath`/jobs/${jobId}/model`,
+          `${jobId}-best.keras`,
+          true,
+        ),
         button("download-csv", "Download trials (CSV)", apiPath`/jobs/${jobId}/trials.csv`, `job-${jobId}-trials.csv`),
       ),
+      ensembleSection(jobId, job) ?? "",
     );
   }
 

@@ -1,7 +1,8 @@
 // One job, as a column of panels: its head (jobhead.js), the best trial (best.js), the score
-// over trials, the Pareto front, a predict form once it has succeeded, the model card, the
-// hyperparameters against the score (brushing filters the trial table), their importance,
-// the learning curves of the selected and ticked trials, and the trial table. This module
+// over trials, the Pareto front, a predict form once it has succeeded, the model card, its
+// set-up (what the server derived from the table, setup.js), the hyperparameters against
+// the score (brushing filters the trial table), their importance, the learning curves of
+// the selected and ticked trials, and the trial table. This module
 // only holds the page's state (which trial is selected, ticked, brushed) and refreshes the
 // panels while the job runs.
 
@@ -15,6 +16,7 @@ import { parcoordsPanel, scorePanel, shownHyperparameters, trialsPanel } from ".
 import { paretoPanel } from "./pareto.js";
 import { brushFilter } from "./parcoords.js";
 import { predictPanel } from "./predict.js";
+import { setupPanel } from "./setup.js";
 import { FINISHED, el, poll, shortId, toast } from "./util.js";
 
 const REFRESH_MS = 2000;
@@ -40,6 +42,7 @@ export function renderJob(view, jobId) {
   const curves = curvesPanel(jobId);
   const predict = predictPanel(jobId);
   const modelCard = modelCardPanel(jobId);
+  const setup = setupPanel();
   const importance = importancePanel(jobId);
   const pareto = paretoPanel(jobId, { onSelect: (id) => select(id, true) });
   const parcoords = parcoordsPanel({ onSelect: (id) => select(id, true), onBrush: brush });
@@ -51,6 +54,7 @@ export function renderJob(view, jobId) {
     pareto.element,
     predict.element,
     modelCard.element,
+    setup.element,
     parcoords.element,
     importance.element,
     curves.element,
@@ -126,8 +130,10 @@ export function renderJob(view, jobId) {
     if (!state.userSelected) {
       state.selectedId = job.best ? job.best.trial_id : (job.progress.current_trial?.trial_id ?? null);
     }
-    head.show(job, job.dataset_name || state.dataset?.name || shortId(job.dataset_id));
+    const rows = state.dataset?.rows ?? null;
+    head.show(job, job.dataset_name || state.dataset?.name || shortId(job.dataset_id), rows);
     best.show(job);
+    setup.show(job, rows);
     drawTrials();
     if (job.status === "succeeded") predict.show(state.dataset);
     await modelCard.show(job);

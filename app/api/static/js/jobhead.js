@@ -1,19 +1,23 @@
 // A job page's head: its name (renamed in place, PATCH /jobs/{id}), status, what it searches,
-// its progress and error, and its actions: run again (the new-job form filled with this
+// its progress (under a time budget: the time, elapsed and left, and the trials as a count),
+// where its budget came from (changed in place while it runs, budgetform.js), the server's
+// note on it, its error, and its actions: run again (the new-job form filled with this
 // job's spec), cancel while it runs, delete once it has finished.
 
 import { apiPath, del, patch, post } from "./api.js";
+import { budgetSource, isBudgeted, jobProgress, trialsText } from "./budget.js";
+import { budgetForm } from "./budgetform.js";
 import { confirmAction } from "./dialog.js";
 import { objectiveList } from "./pareto.js";
 import {
   FINISHED,
   el,
   fmtAge,
+  fmtClock,
   fmtDuration,
   jobLabel,
   jobName,
   parseTime,
-  progressBar,
   scoreObjective,
   shortId,
   statusBadge,
@@ -36,8 +40,6 @@ function summaryText(job, datasetName) {
     `${spec.tuner.algorithm} on ${datasetName} · ` +
     `objective${objectives.length > 1 ? "s" : ""} ${objectives.map((o) => `${o.name} (${o.direction})`).join(", ")} · ` +
     `${spec.training.epochs} epochs per trial · ` +
-    // Under a time budget the planned trials are a cap; the budget is what ends it.
-    (spec.max_runtime_s ? `time budget ${fmtDuration(spec.max_runtime_s)} · ` : "") +
     `created ${fmtAge(job.created_at)}` +
     (took !== null ? ` · ${job.finished_at ? "ran" : "running for"} ${fmtDuration(took)}` : "")
   );
@@ -62,6 +64,20 @@ export function jobHeader(jobId, { trialCount }) {
   const remove = el("button", { type: "button", id: "delete-job", class: "danger", hidden: true }, "Delete job");
   const summary = el("p", { class: "muted", id: "job-summary" });
   const progress = el("div", { id: "job-progress" });
+  const trials = el("p", { class: "muted", id: "job-trials" });
+  // Kept, not redrawn, on each refresh: a button is never replaced under the pointer.
+  const budgetText = el("span", { id: "job-budget-text" });
+  const changeBudget = el("button", { type: "button", id: "change-budget", class: "link-button" }, "Change");
+  const budget = el("p", { class: "muted", id: "job-budget" }, budgetText, " ", changeBudget);
+  const note = el("p", { class: "note", id: "job-budget-note", hidden: true });
+  const budgetEditor = budgetForm(jobId, {
+    onSaved: (next) => {
+      job = next;
+      draw();
+      const seconds = next.spec.max_runtime_s;
+      toast(seconds ? `Time budget now ${fmtClock(seconds)}.` : "No time budget now.", "info");
+    },
+  });
   const current = el("p", { class: "muted", id: "current-trial" });
   const error = el("pre", { class: "error-box", id: "job-error", hidden: true });
   const element = el(
@@ -75,10 +91,15 @@ export function jobHeader(jobId, { trialCount }) {
     ),
     summary,
     progress,
+    trials,
+    budget,
+    budgetEditor.element,
+    note,
     current,
     error,
   );
   let datasetName = shortId(jobId);
+  let datasetRows = null;
 
   function draw() {
     status.replaceChildren(statusBadge(job.status));
@@ -90,7 +111,11 @@ export function jobHeader(jobId, { trialCount }) {
     cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel job";
     cancel.disabled = job.cancel_requested;
     summary.textContent = summaryText(job, datasetName);
-    progress.replaceChildren(progressBar(job.progress.trials_completed, job.progress.trials_planned));
+    progress.replaceChildren(jobProgress(job));
+    // Under a budget the planned trials are only a cap: the bar is the time, the trials a count.
+    trials.hidden = !isBudgeted(job);
+    trials.textContent = isBudgeted(job) ? trialsText(job) : "";
+    drawBudget(active);
     const cur = job.progress.current_trial;
     current.textContent = cur
       ? `Trial ${trialLabel(cur.trial_id)} running: ${cur.epochs_run} epoch(s) done.`
@@ -100,6 +125,22 @@ export function jobHeader(jobId, { trialCount }) {
     error.hidden = !job.error;
     error.textContent = job.error || "";
   }
+
+  function drawBudget(active) {
+    const spec = job.spec;
+    const source = budgetSource(spec, datasetRows);
+    budgetText.textContent = source
+      ? `Time budget ${fmtClock(spec.max_runtime_s)} (${source}).`
+      : `No time budget: the search runs its ${job.progress.trials_planned} planned trial(s).`;
+    changeBudget.hidden = !active;
+    changeBudget.textContent = source ? "Change" : "Set a budget";
+    if (!active) budgetEditor.close();
+    const text = spec.derivation?.note;
+    note.hidden = !text;
+    note.textContent = text ? `Note: ${text.replace(/\.?$/, ".")}` : "";
+  }
+
+  changeBudget.addEventListener("click", () => budgetEditor.open(job));
 
   rename.addEventListener("click", () => {
     nameInput.value = jobName(job || {}) || "";
@@ -154,10 +195,12 @@ export function jobHeader(jobId, { trialCount }) {
     }
   });
 
-  // `name`: the dataset's name (the job's dataset_name, or the dataset read once).
-  function show(next, name) {
+  // `name`: the dataset's name (the job's dataset_name, or the dataset read once); `rows`:
+  // its rows, when read (what an automatic budget was derived from).
+  function show(next, name, rows = null) {
     job = next;
     datasetName = name;
+    datasetRows = rows;
     draw();
   }
 

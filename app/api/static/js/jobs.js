@@ -1,10 +1,11 @@
-// The jobs list: status, algorithm, dataset, progress, best score and age of every job,
-// refreshed every two seconds so running searches move on screen; searched by name, id or
-// dataset, filtered by status and dataset, fifty to a page. Ticking two or more jobs opens
-// them side by side (compare.js). The filters live in the URL (#/?q=&status=&dataset=&page=),
-// so a reload or the back button keeps them.
+// The jobs list: status, algorithm, dataset, progress (its time, under a budget), best score
+// and age of every job, refreshed every two seconds so running searches move on screen;
+// searched by name, id or dataset, filtered by status and dataset, fifty to a page. Ticking
+// two or more jobs opens them side by side (compare.js). The filters live in the URL
+// (#/?q=&status=&dataset=&page=), so a reload or the back button keeps them.
 
 import { get, getAll } from "./api.js";
+import { jobProgress } from "./budget.js";
 import {
   datasetLabel,
   el,
@@ -12,7 +13,6 @@ import {
   fmtScore,
   jobName,
   poll,
-  progressBar,
   scoreObjective,
   shortId,
   statusBadge,
@@ -46,7 +46,7 @@ function jobRow(job, names, { picked, onPick }) {
     el("td", { class: "job-status" }, statusBadge(job.status)),
     el("td", {}, job.spec.tuner.algorithm),
     el("td", { class: "job-dataset" }, datasetLabel(job, names)),
-    el("td", { class: "job-progress" }, progressBar(job.progress.trials_completed, job.progress.trials_planned)),
+    el("td", { class: "job-progress" }, jobProgress(job, { compact: true })),
     el("td", { class: "num job-best" }, best, el("span", { class: "muted small" }, ` ${objective.name || ""}`)),
     el("td", { class: "muted", title: job.created_at }, fmtAge(job.created_at)),
   );

@@ -1,6 +1,7 @@
-// The best model's card (GET /jobs/{id}/model_card, written by the search beside the model):
-// the dataset and its columns, the preprocessing statistics, the scores, the training time,
-// the versions, and a download per format. Fetched again only when the best trial changes.
+// The job's model's card (GET /jobs/{id}/model_card, written by the search beside the model):
+// the best trial's, or the ensemble's with its members and weights; the dataset and its
+// columns, the preprocessing statistics, the scores, the training time, the versions, and a
+// download per format. Fetched again only when the best trial changes.
 
 import { ApiError, apiPath, download, get } from "./api.js";
 import { el, fmtDuration, fmtScore, fmtValue, toast, trialLabel } from "./util.js";
@@ -80,6 +81,14 @@ function scoreRows(card) {
   return rows;
 }
 
+// An ensemble's card names its members and their weights: "3 trials: 2 (50.0%), 7 (30.0%), …".
+function ensembleText(card) {
+  const members = card.model === "ensemble" ? card.ensemble?.members : null;
+  if (!members) return null;
+  const each = members.map((m) => `${trialLabel(m.trial_id)} (${(100 * m.weight).toFixed(1)}%)`);
+  return `${members.length} trial${members.length === 1 ? "" : "s"}: ${each.join(", ")}`;
+}
+
 function render(jobId, card) {
   const t = card.training;
   const v = card.versions;
@@ -90,6 +99,7 @@ function render(jobId, card) {
       ["sha256", card.dataset.sha256],
       ["Classes", card.dataset.classes ? card.dataset.classes.map(fmtValue).join(", ") : null],
       ["Trial", card.trial_id != null ? trialLabel(card.trial_id) : null],
+      ["Ensemble", ensembleText(card)],
     ]),
     columnTable(card),
     facts("model-card-scores", [

@@ -1,11 +1,13 @@
 // A new job: upload a dataset (or pick one), see its profile, choose the algorithm and the
 // budget (the rest of the spec under "advanced"), edit the search space the dataset seeds,
-// and submit. Opened as #/new?from=<job id> ("run again"), the form starts filled with that
+// see the estimate (estimate.js: the budget and what the server derives from the table, as
+// POST /jobs/preview answers for the form as it stands), and submit. Opened as #/new?from=<job id> ("run again"), the form starts filled with that
 // job's spec; as #/new?dataset=<id>, with that dataset chosen.
 
 import { advancedFields } from "./advanced.js";
 import { ApiError, apiPath, get, getAll, post, request } from "./api.js";
 import { csvHeader, datasetOption, datasetSummary } from "./dataset_profile.js";
+import { estimatePanel } from "./estimate.js";
 import { spaceEditor } from "./space.js";
 import { el, shortId, toast } from "./util.js";
 
@@ -50,6 +52,9 @@ function labelled(text, input, hint) {
 
 export function renderNewJob(view, { from = null, dataset: datasetId = null } = {}) {
   let dataset = null;
+  // The editor's rows as the dataset seeds them: a row left so is not sent, so the server
+  // derives it for the job (the batch sizes from the rows one fit trains on, say).
+  let seeded = {};
 
   // 1. Dataset.
   const file = el("input", { type: "file", id: "dataset-file", accept: ".csv,.parquet,.pq,.npz", required: true });
@@ -74,7 +79,8 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
     Object.entries(ALGORITHMS).map(([value, text]) => el("option", { value, selected: value === "" }, text)),
   );
   const maxTrials = numberInput("job-max-trials", { placeholder: "20" });
-  const epochs = numberInput("job-epochs", { value: "30" });
+  // Empty: derived from the table (the estimate shows the number), as the patiences are.
+  const epochs = numberInput("job-epochs", { placeholder: "derived" });
   const maxEpochs = numberInput("job-max-epochs", { placeholder: "= epochs" });
   const minEpochs = numberInput("job-min-epochs", { placeholder: "derived" });
   const factor = numberInput("job-factor", { min: 2, value: "3" });
@@ -120,6 +126,7 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
   const editor = spaceEditor();
   const reset = el("button", { type: "button", id: "reset-space" }, "Reset to the dataset's defaults");
   const submitButton = el("button", { type: "submit", class: "primary", id: "submit-job" }, "Start search");
+  const estimate = estimatePanel({ readSpec, rows: () => dataset?.rows ?? null });
   const errorBox = el("pre", { class: "error-box", id: "job-form-error", hidden: true });
 
   const searchSection = el(
@@ -134,7 +141,7 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
       nameField,
       labelled("Algorithm", algorithm),
       el("label", { class: "field" }, el("span", {}, "Max trials"), maxTrials, trialsHint),
-      labelled("Epochs per trial", epochs),
+      labelled("Epochs per trial", epochs, "empty: derived from the table"),
       labelled("Parallel trials", parallel, "empty: auto, every idle worker helps; a number caps it"),
     ),
     hyperbandFields,
@@ -143,10 +150,12 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
     el(
       "p",
       { class: "muted" },
-      "Pre-filled with the defaults seeded from this dataset (units around the recommended width). ",
+      "Pre-filled with the defaults seeded from this dataset (units around the recommended width). " +
+        "Only the rows you change are sent: the server derives the others for the job, the batch sizes from its rows (see the estimate). ",
       reset,
     ),
     el("div", { class: "scroll-x" }, editor.table),
+    estimate.element,
     errorBox,
     el("div", { class: "actions" }, submitButton),
   );
@@ -184,10 +193,12 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
     summary.replaceChildren(datasetSummary(ds));
     advanced.setTask(ds.task);
     editor.load(await get(apiPath`/datasets/${ds.id}/search_space`));
+    seeded = editor.read();
     editor.markErrors([]);
     markFormErrors(searchSection, []);
     errorBox.hidden = true;
     searchSection.hidden = false;
+    estimate.refresh();
   }
 
   file.addEventListener("change", async () => {
@@ -233,8 +244,10 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
 
   reset.addEventListener("click", () => dataset && useDataset(dataset));
 
-  searchSection.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  // The body POST /jobs (and /jobs/preview) gets for the form as it stands; null before a
+  // dataset is chosen.
+  function readSpec() {
+    if (!dataset) return null;
     const tuner = algorithm.value ? { algorithm: algorithm.value } : {};
     if (maxTrials.value) tuner.max_trials = Number(maxTrials.value);
     if (algorithm.value === "hyperband") {
@@ -243,16 +256,29 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
       if (factor.value) tuner.factor = Number(factor.value);
       if (iterations.value) tuner.hyperband_iterations = Number(iterations.value);
     }
-    const spec = {
-      dataset_id: dataset.id,
-      tuner,
-      search_space: editor.read(),
-    };
+    const spec = { dataset_id: dataset.id, tuner };
+    const changed = Object.entries(editor.read()).filter(
+      ([name, entry]) => JSON.stringify(entry) !== JSON.stringify(seeded[name]),
+    );
+    if (changed.length) spec.search_space = Object.fromEntries(changed);
     // Empty fields keep the server's defaults.
     if (epochs.value) spec.training = { epochs: Number(epochs.value) };
     if (parallel.value) spec.parallel_trials = Number(parallel.value);
     if (jobName.value.trim()) spec.name = jobName.value.trim();
-    advanced.apply(spec);
+    return advanced.apply(spec);
+  }
+
+  // Any change to the form asks for a new estimate (once it stops changing); so do the
+  // buttons that change it without an input event (adding an objective, say).
+  searchSection.addEventListener("input", estimate.refresh);
+  searchSection.addEventListener("change", estimate.refresh);
+  searchSection.addEventListener("click", (event) => {
+    if (event.target.closest("button:not([type=submit])")) estimate.refresh();
+  });
+
+  searchSection.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const spec = readSpec();
     submitButton.disabled = true;
     try {
       const job = await post("/jobs", spec);
@@ -302,6 +328,7 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
       ": change what you want, then start the search.",
     );
     cloneNote.hidden = false;
+    estimate.refresh();
   }
 
   getAll("/datasets")
@@ -315,5 +342,5 @@ export function renderNewJob(view, { from = null, dataset: datasetId = null } = 
     })
     .catch((e) => toast(e.message));
 
-  return () => {};
+  return () => estimate.stop();
 }

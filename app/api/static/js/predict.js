@@ -1,6 +1,7 @@
-// Predict one row with a succeeded job's best model: a field per input column of the dataset
-// (a number or a category, as profiled at upload), posted to POST /jobs/{id}/predict, and
-// the answer shown: the label with each class's probability, or the value.
+// Predict one row with a succeeded job's model (its best trial's, or its ensemble's): a field
+// per input column of the dataset (a number or a category, as profiled at upload), posted to
+// POST /jobs/{id}/predict, and the answer shown: the label with each class's probability, or
+// the value.
 
 import { ApiError, apiPath, post } from "./api.js";
 import { el, fmtScore, fmtValue } from "./util.js";
@@ -73,7 +74,7 @@ export function predictPanel(jobId) {
     "section",
     { class: "panel", id: "predict-panel", hidden: true },
     el("h2", {}, "Predict"),
-    el("p", { class: "muted small" }, "One row for the best model; leave a field empty for a missing value."),
+    el("p", { class: "muted small" }, "One row for the job's model; leave a field empty for a missing value."),
     form,
     error,
     result,

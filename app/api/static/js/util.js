@@ -38,6 +38,16 @@ export function fmtDuration(seconds) {
   return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
 }
 
+// Whole seconds, for a clock and a budget: "18 s", "1 min 12 s", "2 min", "1 h 5 min".
+export function fmtClock(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
+  const minutes = Math.round((s % 3600) / 60);
+  return `${Math.floor(s / 3600)} h${minutes ? ` ${minutes} min` : ""}`;
+}
+
 // The API's datetimes are UTC; an older migration may store them without a zone suffix.
 export function parseTime(value) {
   if (!value) return null;
@@ -62,13 +72,15 @@ export function statusBadge(status) {
   return el("span", { class: `badge status-${status.toLowerCase()}` }, status.toLowerCase());
 }
 
-export function progressBar(done, planned) {
+// `label` and `title` default to trials ("3 / 20"); a budgeted job's bar is its time
+// (budget.js), with its own words.
+export function progressBar(done, planned, { label, title } = {}) {
   const pct = planned ? Math.min(100, Math.round((100 * done) / planned)) : 0;
   return el(
     "div",
-    { class: "progress", title: `${done} of ${planned} trials` },
+    { class: "progress", title: title ?? `${done} of ${planned} trials` },
     el("div", { class: "progress-fill", style: `width: ${pct}%` }),
-    el("span", { class: "progress-label" }, `${done} / ${planned}`),
+    el("span", { class: "progress-label" }, label ?? `${done} / ${planned}`),
   );
 }
 
