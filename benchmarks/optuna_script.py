@@ -11,16 +11,18 @@ Held equal with the service's default job, so that the figure compares the searc
 - the rows and their encoding: the service's own `prepare` (tuner_jobs.search.data),
   with the job's seed, validation and test fractions, so train, validation and held-out
   rows are the very rows the service's search uses (its `split_dataset`);
-- the space: the service's default space for this table's width
-  (app.search.search_space), each entry as the Optuna suggestion it means;
-- the network and its training: as tuner_jobs.search.model_builder builds it, with the
-  service's default training (30 epochs, early stopping on val_loss, patience 5,
-  best weights restored), and Hyperband's resources in epochs (1 to 30, factor 3, the
-  service's Hyperband defaults);
-- the time: `timeout=budget`; a trial still training when the budget runs out stops at
-  its next epoch and does not count (the service does the same with max_runtime_s).
+- the space and the training: the job's resolved spec (`--job`: the job as GET
+  /jobs/{id} or POST /jobs/preview returns it; without it, resolved here as the API
+  resolves a job that gives only its dataset, test fraction and seed): its search space
+  (each entry as the Optuna suggestion it means), its derived epochs and early stopping
+  (monitor, patience, best weights restored), and Hyperband's resources in epochs, from
+  the job's first judged epoch (`pruning.min_epochs`) to its epoch cap, factor 3;
+- the network: as tuner_jobs.search.model_builder builds it;
+- the time: `timeout=budget` (`--budget`; default the spec's max_runtime_s); a trial
+  still training when the budget runs out stops at its next epoch and does not count
+  (the service does the same with max_runtime_s).
 
-    python -m benchmarks.optuna_script table.csv --seeds 1,2,3 --budget 40
+    python -m benchmarks.optuna_script table.csv --seeds 1 --job job.json --budget 95.3
 
 prints one line per seed, `RESULT {json}`: the best trial's validation score, the best
 model's score on the held-out rows, the trials, and the held-out rows (to check them).
@@ -40,14 +42,47 @@ import keras
 import optuna
 
 from app.search.datasets import profile_frame
-from app.search.search_space import effective_search_space
+from app.search.folds import smallest_class_rows
+from app.search.spec import JobCreate, resolve_spec
+from app.search.spec_limits import SpecLimits
 from app.search.table_readers import read_table
-from app.settings import Settings
+from app.settings import Settings, serve_layout
 from benchmarks.search_tables import rows_digest
 from tuner_jobs.search.data import TrainingData, prepare
 from tuner_jobs.search.model_builder import OPTIMIZERS
 
-EPOCHS, REDUCTION_FACTOR, PATIENCE = 30, 3, 5
+REDUCTION_FACTOR = 3  # the service's Hyperband factor
+OBJECTIVE = "val_accuracy"  # the service's default objective for classification
+
+
+class Training:
+    """What the search takes from the job's resolved spec."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        spec = job["spec"]
+        self.space: dict[str, Any] = job["search_space"]
+        self.epochs: int = spec["training"]["epochs"]
+        self.validation_split: float = spec["training"]["validation_split"]
+        self.test_split: float = spec["training"]["test_split"]
+        self.early_stopping: dict[str, Any] | None = spec["callbacks"]["early_stopping"]
+        self.min_epochs: int = (spec.get("pruning") or {}).get("min_epochs") or 1
+        self.max_runtime_s: float | None = spec.get("max_runtime_s")
+        objective = spec["objective"]
+        if not isinstance(objective, dict) or objective["name"] != OBJECTIVE:
+            raise SystemExit(f"the script searches {OBJECTIVE}, the job {objective}")
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        early = self.early_stopping
+        if early is None:
+            return []
+        return [
+            keras.callbacks.EarlyStopping(
+                monitor=early["monitor"],
+                patience=early["patience"],
+                min_delta=early.get("min_delta", 0.0),
+                restore_best_weights=early["restore_best_weights"],
+            )
+        ]
 
 
 def suggest(trial: optuna.Trial, name: str, param: dict[str, Any]) -> Any:
@@ -122,8 +157,9 @@ class PruningCallback(keras.callbacks.Callback):
             raise optuna.TrialPruned("time budget")
 
 
-def search(data: TrainingData, space: dict[str, Any], seed: int, budget: float) -> dict[str, Any]:
+def search(data: TrainingData, training: Training, seed: int, budget: float) -> dict[str, Any]:
     keras.utils.set_random_seed(seed)
+    space = training.space
     best: dict[str, Any] = {"value": -math.inf}
     deadline = time.monotonic() + budget
 
@@ -134,14 +170,9 @@ def search(data: TrainingData, space: dict[str, Any], seed: int, budget: float) 
             data.x_train,
             data.y_train,
             batch_size=suggest(trial, "batch_size", space["batch_size"]),
-            epochs=EPOCHS,
+            epochs=training.epochs,
             validation_data=(data.x_val, data.y_val),
-            callbacks=[
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=PATIENCE, restore_best_weights=True
-                ),
-                PruningCallback(trial, "val_accuracy", deadline),
-            ],
+            callbacks=[*training.callbacks(), PruningCallback(trial, OBJECTIVE, deadline)],
             verbose=0,
         )
         value = float(
@@ -155,7 +186,9 @@ def search(data: TrainingData, space: dict[str, Any], seed: int, budget: float) 
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=EPOCHS, reduction_factor=REDUCTION_FACTOR
+            min_resource=min(training.min_epochs, training.epochs),
+            max_resource=training.epochs,
+            reduction_factor=REDUCTION_FACTOR,
         ),
     )
     started = time.monotonic()
@@ -165,7 +198,9 @@ def search(data: TrainingData, space: dict[str, Any], seed: int, budget: float) 
     stopped = sum(bool(t.user_attrs.get("time_budget")) for t in study.trials)
     result: dict[str, Any] = {
         "seed": seed,
+        "budget_s": budget,
         "search_s": searched_s,
+        "epochs": training.epochs,
         "trials_completed": states.count(optuna.trial.TrialState.COMPLETE),
         "trials_pruned": states.count(optuna.trial.TrialState.PRUNED) - stopped,
         "trials_stopped": stopped,
@@ -185,14 +220,39 @@ def search(data: TrainingData, space: dict[str, Any], seed: int, budget: float) 
     }
 
 
+def resolve_here(table: Path, target: str, test_split: float, seed: int) -> dict[str, Any]:
+    """The job the API would resolve for `table` given only its dataset, test fraction and
+    seed (the spec and the effective space), for a run without `--job`."""
+    settings = Settings()
+    limit = 8 * (settings.max_upload_mb << 20)  # as the search runner reads a table
+    raw = read_table(table, "csv", max_unpacked_bytes=limit)
+    profile = profile_frame(raw, target, None)
+    spec, space, _ = resolve_spec(
+        JobCreate(dataset_id="local", training={"test_split": test_split}, tuner={"seed": seed}),
+        task=profile.task,
+        features=profile.features,
+        limits=SpecLimits.from_settings(settings, rows=len(raw)),
+        rows=len(raw),
+        smallest_class=lambda: smallest_class_rows(table, "csv", target, max_unpacked_bytes=limit),
+        workers=serve_layout(settings)[0],
+    )
+    return {"spec": spec.model_dump(mode="json"), "search_space": space}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optuna_script", description=__doc__)
     parser.add_argument("table", type=Path, help="a CSV with a `target` column")
     parser.add_argument("--target", default="target")
     parser.add_argument("--seeds", default="1", help="comma-separated, one search each")
-    parser.add_argument("--budget", type=float, default=40.0, help="seconds per search")
-    parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--test-split", type=float, default=0.2)
+    parser.add_argument(
+        "--job", type=Path, help="the service's job (JSON): its resolved spec and space"
+    )
+    parser.add_argument(
+        "--budget", type=float, help="seconds per search (default: the spec's max_runtime_s)"
+    )
+    parser.add_argument(
+        "--test-split", type=float, default=0.2, help="without --job: the held-out fraction"
+    )
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     limit = 8 * (Settings().max_upload_mb << 20)  # as the search runner reads a table
@@ -201,8 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if profile.task != "classification":
         raise SystemExit("the benchmark's tables are classification tables")
-    space = effective_search_space(None, features=profile.features)
+    job = json.loads(args.job.read_text()) if args.job else None
     for seed in (int(s) for s in args.seeds.split(",")):
+        training = Training(job or resolve_here(args.table, args.target, args.test_split, seed))
+        budget = args.budget if args.budget is not None else training.max_runtime_s
+        if budget is None:
+            raise SystemExit("no budget: give --budget, or a job with max_runtime_s")
         data = prepare(
             path=args.table,
             fmt="csv",
@@ -210,12 +274,12 @@ def main(argv: list[str] | None = None) -> int:
             task=profile.task,
             classes=profile.classes,
             columns=profile.columns,
-            validation_split=args.validation_split,
+            validation_split=training.validation_split,
             seed=seed,
             max_unpacked_bytes=limit,
-            test_split=args.test_split,
+            test_split=training.test_split,
         )
-        result = search(data, space, seed, args.budget)
+        result = search(data, training, seed, budget)
         print("RESULT " + json.dumps(result), flush=True)
     return 0
 

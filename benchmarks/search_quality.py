@@ -1,38 +1,48 @@
-"""`make bench-search`: is the service's model any good? Held-out scores against Optuna
-and two scikit-learn baselines, on four tables, over several seeds.
+"""`make bench-search`: is the model a user gets from the service any good? Held-out
+scores of the default job against Optuna and two scikit-learn baselines, on four tables,
+over five seeds.
 
-For each table (benchmarks/search_tables.py) and seed, on the same held-out rows:
+For each table (benchmarks/search_tables.py) and seed, on the same held-out rows, one
+after another with nothing else running:
 
-- the service's default job, through the real service (`tuner-service api` and as many
-  `tuner-service worker`s as `make run` starts, one per core unless `--workers`, each
-  search process with `make run`'s TensorFlow threads; real HTTP, SQLite): the table
-  uploaded, a job submitted with only `dataset_id`, `training.test_split`, `tuner.seed`
-  and `max_runtime_s` (the budget), so `parallel_trials: "auto"` lets every idle worker
-  run its trials; with a time budget and no algorithm the service picks TPE
-  (app.search.spec's resolve_algorithm); its figure is the job's own `best.test_score`;
-- the same job with `tuner.algorithm: "hyperband"`, for information: the default of a
-  job without a time budget (and of every job before the budget chose TPE);
-- a plain Optuna search (benchmarks/optuna_script.py: TPE + Hyperband pruning, the same
-  networks, space and rows, `timeout=budget`), in its own process at the search
-  processes' niceness, its best model scored on the held-out rows;
+- the service's default job as a user gets it, through the real service (`tuner-service
+  api` and as many `tuner-service worker`s as `make run` starts, one per core unless
+  `--workers`, each search process with `make run`'s TensorFlow threads; real HTTP,
+  SQLite): the table uploaded, a job submitted with only `dataset_id`, `tuner.seed` and
+  `training.test_split` (the held-out rows the scores need), so it runs with its own
+  time budget (max_runtime_s derived from the table, app/search/training_length.py;
+  `spec.derivation.budget_source == "auto"`) and every other default: TPE under that
+  budget, `parallel_trials: "auto"`, folds, derived epochs, the ensemble. Its figure is
+  its model's held-out score: the ensemble's `ensemble.test_score` where `ensemble.used`,
+  else `best.test_score`; the best single trial's `best.test_score` is reported beside it;
+- a plain Optuna search (benchmarks/optuna_script.py: TPE + Hyperband pruning, the
+  job's resolved space and training, the same rows), right after the job, in its own
+  process at the search processes' niceness, with the job's wall time (its started_at
+  to finished_at: what the user waited) as its timeout; its best model scored on the
+  held-out rows;
 - the two baselines of tuner_jobs/search/baselines.py (logistic regression, gradient
-  boosting), fitted on the service's training rows and scored on the held-out rows.
+  boosting), fitted on the service's training rows and scored on the held-out rows;
+- with `--sides ...,hyperband`, for information, the same job with `tuner.algorithm:
+  "hyperband"`.
+
+`--budget N` gives every job `max_runtime_s: N` (quick runs); Optuna still gets the
+job's wall time, about N. `--budget auto` (the default) leaves the budget to the job.
 
 The held-out rows are the service's: `split_dataset` with the job's seed and test
 fraction, as the search runner's `prepare` calls it. The run checks that they are: the
 job's `best.test_metrics.rows`, the digest of the Optuna side's test rows, and the job's
-own baselines' test scores against the ones computed here.
+own baselines' test scores against the ones computed here; and that the job ran the
+default (its space as the API resolves it for the table, its budget's source).
 
-The service's workers are idle and warm before each search starts (their spare search
-processes have imported TensorFlow, as in a running service), and nothing else runs
-while a search does. Time: with the default 40 s budget, 4 tables x 3 seeds x 3 searches is
-24 minutes of searching, plus the waits for the worker's next spare process to import
-TensorFlow (5-10 s after each job), the Optuna process's imports (once per table) and
-the scoring, about 7 s per service job in all: about 28 minutes on two idle cores
-(measured with a 15 s budget); `--budget 35` brings it to about 25.
+Time: each table's default job takes up to its budget (two workers on two cores: 88 s
+for wine, 140 s for breast cancer, 222 s for digits, 273 s for the generated table) and
+Optuna as long again, plus the waits for the worker's next spare process, the Optuna
+process's imports and the scoring: `estimate_s` below, about 2 hours 10 minutes for 4
+tables x 5 seeds on two idle cores (`--budget 40`: about 35 minutes; one worker's
+budgets are longer: about 3 hours). A loaded machine takes longer.
 
-    python -m benchmarks.search_quality [--tables wine,digits] [--seeds 3] [--budget 40]
-        [--workers 1]
+    python -m benchmarks.search_quality [--tables wine,digits] [--seeds 5]
+        [--budget auto|N] [--workers 1] [--sides default,optuna,baselines]
 """
 
 from __future__ import annotations
@@ -52,20 +62,28 @@ import httpx
 import numpy as np
 
 from app.search.datasets import class_label, load_training_frame, profile_frame
-from app.search.folds import resolve_folds
-from app.search.search_space import effective_search_space
+from app.search.folds import resolve_folds, training_rows
+from app.search.spec import JobCreate, resolve_spec
 from app.search.table_readers import read_table
+from app.search.training_length import auto_budget
 from app.settings import Settings, serve_layout
 from benchmarks.harness import FINISHED, ROOT, Service, service, upload_csv, wait_warm
 from benchmarks.search_quality_report import SERVICE_JOBS, report
-from benchmarks.search_tables import TABLES, TARGET, rows_digest, write_table
+from benchmarks.search_tables import TABLES, TARGET, rows_digest, table_rows, write_table
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.split import Split, split_dataset
 
-SIDES = (*SERVICE_JOBS, "optuna", "baselines")
+SIDES = ("default", "optuna", "baselines", "hyperband")
+DEFAULT_SIDES = ("default", "optuna", "baselines")
 VALIDATION_SPLIT = 0.2  # the service's default training.validation_split
 OBJECTIVE = "val_accuracy"  # the service's default objective for classification
 MAX_UNPACKED = 8 * (Settings().max_upload_mb << 20)  # as the search runner reads a table
+# Measured overheads (estimate_s): a job beyond its budget (its wall time's overrun, the
+# wait for the worker's next spare process to import TensorFlow, the teardown); an
+# Optuna search beyond its timeout (its process's imports, the scoring, the wait before
+# it for the worker's spare); a table's upload and profile.
+# The start: the API, and the workers' spare processes importing TensorFlow.
+JOB_EXTRA_S, OPTUNA_EXTRA_S, TABLE_EXTRA_S, STARTUP_S = 7.0, 12.0, 3.0, 30.0
 
 
 STARTED = time.monotonic()
@@ -87,22 +105,37 @@ class Table:
         # The class indices of tuner_jobs.search.data.class_indices (without its Keras).
         index = {label: i for i, label in enumerate(self.profile.classes or [])}
         self.labels = np.array([index[class_label(v)] for v in y.tolist()], dtype="int64")
-        self.space = effective_search_space(None, features=self.profile.features)
         if dataset["features"] != self.profile.features or dataset["classes"] != (
             self.profile.classes
         ):
             raise RuntimeError(f"{name}: the service profiled the table differently")
 
+    def smallest_class(self) -> int:
+        counts = np.bincount(self.labels)
+        return int(counts[counts > 0].min())
+
     def folds(self, test_split: float) -> int | None:
         """The folds the service's default job resolves for this table ("auto")."""
-        counts = np.bincount(self.labels)
         return resolve_folds(
             "auto",
             test_split=test_split,
             classification=self.profile.task == "classification",
             rows=len(self.frame),
-            smallest_class=lambda: int(counts[counts > 0].min()),
+            smallest_class=self.smallest_class,
         )
+
+    def default_space(self, test_split: float) -> dict[str, Any]:
+        """The search space the API resolves for a job that gives only its dataset, seed
+        and test fraction (app.search.spec.resolve_spec, the code the API runs)."""
+        spec = JobCreate(dataset_id=self.dataset["id"], training={"test_split": test_split})
+        _, space, _ = resolve_spec(
+            spec,
+            task=self.profile.task,
+            features=self.profile.features,
+            rows=len(self.frame),
+            smallest_class=self.smallest_class,
+        )
+        return space
 
     def split(self, seed: int, test_split: float, folds: int | None = None) -> Split:
         """The rows the service's search of this seed trains, validates and is tested on;
@@ -150,6 +183,66 @@ def predict_accuracy(client: httpx.Client, job_id: str, table: Table, rows: np.n
     return sum(a == b for a, b in zip(labels, truth, strict=True)) / len(truth)
 
 
+def job_spec(
+    table: Table, seed: int, algorithm: str | None, args: argparse.Namespace
+) -> dict[str, Any]:
+    """What a user submits for the default job (and what the held-out scores need)."""
+    spec: dict[str, Any] = {
+        "dataset_id": table.dataset["id"],
+        "training": {"test_split": args.test_split},
+        "tuner": {"seed": seed} | ({"algorithm": algorithm} if algorithm else {}),
+    }
+    if args.budget is not None:
+        spec["max_runtime_s"] = args.budget
+    return spec
+
+
+def _ensemble(job: dict[str, Any]) -> dict[str, Any] | None:
+    ensemble = job.get("ensemble")
+    if not isinstance(ensemble, dict):
+        return None
+    return {
+        "used": bool(ensemble.get("used")),
+        "members": len(ensemble.get("members") or []),
+        "score": ensemble.get("score"),
+        "trial_score": ensemble.get("trial_score"),
+        "test_score": ensemble.get("test_score"),
+    }
+
+
+def job_result(job: dict[str, Any], table: Table, args: argparse.Namespace) -> dict[str, Any]:
+    """A finished job's figures: its model's held-out score (the ensemble's where used),
+    its best single trial's, its budget and wall time, and what the checks read."""
+    best = job.get("best") or {}
+    metrics = best.get("test_metrics") or {}
+    ensemble = _ensemble(job)
+    used = ensemble is not None and ensemble["used"]
+    spec = job["spec"]
+    return {
+        "job_id": job["id"],
+        "status": job["status"],
+        "stop_reason": job.get("stop_reason"),
+        "error": job.get("error"),
+        "score": best.get("score"),
+        "test_score": ensemble["test_score"] if used else best.get("test_score"),
+        "trial_test_score": best.get("test_score"),
+        "ensemble": ensemble,
+        "test_rows": metrics.get("rows"),
+        "trials_completed": job["progress"]["trials_completed"],
+        "budget_s": spec.get("max_runtime_s"),
+        "budget_source": (spec.get("derivation") or {}).get("budget_source"),
+        "epochs": spec["training"].get("epochs"),
+        "wall_s": _seconds(job),
+        "cross_validation": spec["training"].get("cross_validation"),
+        "space_is_default": job["search_space"] == table.default_space(args.test_split),
+        "baselines": {
+            name: (value or {}).get("test_score")
+            for name, value in (job.get("baselines") or {}).items()
+            if isinstance(value, dict)
+        },
+    }
+
+
 def run_job(
     client: httpx.Client,
     table: Table,
@@ -157,56 +250,57 @@ def run_job(
     seed: int,
     algorithm: str | None,
     args: argparse.Namespace,
-) -> dict[str, Any]:
-    """One job through the API, default but for the algorithm; its held-out score."""
-    spec: dict[str, Any] = {
-        "dataset_id": table.dataset["id"],
-        "training": {"test_split": args.test_split},
-        "tuner": {"seed": seed} | ({"algorithm": algorithm} if algorithm else {}),
-        "max_runtime_s": args.budget,
-    }
-    response = client.post("/api/v1/jobs", json=spec)
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One job through the API, as a user submits it but for the algorithm: its figures,
+    and the job as GET /jobs/{id} returns it (None if it was refused)."""
+    response = client.post("/api/v1/jobs", json=job_spec(table, seed, algorithm, args))
     if response.status_code == 422 and algorithm and "algorithm" in response.text:
-        return {"unavailable": f"not available: {response.json().get('detail', '')}"}
+        return {"unavailable": f"not available: {response.json().get('detail', '')}"}, None
     response.raise_for_status()
-    job_id = response.json()["id"]
-    deadline = time.monotonic() + args.budget + 600
-    while (job := client.get(f"/api/v1/jobs/{job_id}").json())["status"] not in FINISHED:
+    job = response.json()
+    limit = (job["spec"].get("max_runtime_s") or 3600) + 600
+    deadline = time.monotonic() + limit
+    while (job := client.get(f"/api/v1/jobs/{job['id']}").json())["status"] not in FINISHED:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {job['status']} after {args.budget + 600} s")
+            raise TimeoutError(f"job {job['id']} still {job['status']} after {limit:.0f} s")
         time.sleep(0.5)
-    best = job.get("best") or {}
-    metrics = best.get("test_metrics") or {}
-    result = {
-        "job_id": job_id,
-        "status": job["status"],
-        "stop_reason": job.get("stop_reason"),
-        "error": job.get("error"),
-        "score": best.get("score"),
-        "test_score": best.get("test_score"),
-        "test_rows": metrics.get("rows"),
-        "trials_completed": job["progress"]["trials_completed"],
-        "wall_s": _seconds(job),
-        "cross_validation": job["spec"].get("training", {}).get("cross_validation"),
-        "space_is_default": job["search_space"] == table.space,
-        "baselines": {
-            name: (value or {}).get("test_score")
-            for name, value in (job.get("baselines") or {}).items()
-            if isinstance(value, dict)
-        },
-    }
+    result = job_result(job, table, args)
     if job["status"] != "succeeded":
-        log(f"  job {job_id} {job['status']}: {job.get('error')}")
+        log(f"  job {job['id']} {job['status']}: {job.get('error')}")
     elif result["test_score"] is None:
-        # The job should carry it (training.test_split); where it does not, its model is
-        # scored on the same rows through /predict, and the checks say so.
-        result["test_score"] = predict_accuracy(client, job_id, table, split.test)
+        # The job should carry it (training.test_split); where it does not, its model (the
+        # ensemble where used) is scored on the same rows through /predict, and the checks
+        # say so.
+        result["test_score"] = predict_accuracy(client, job["id"], table, split.test)
         result["test_score_via_predict"] = True
-    return result
+    return result, job
 
 
-def run_optuna(table: Table, seeds: list[int], args: argparse.Namespace) -> dict[int, Any]:
-    """benchmarks/optuna_script.py for every seed in one process (one TensorFlow import)."""
+def preview(client: httpx.Client, table: Table, seed: int, args: argparse.Namespace) -> Any:
+    """The default job as the API would resolve it, nothing queued (for an Optuna side
+    run without the default job)."""
+    response = client.post("/api/v1/jobs/preview", json=job_spec(table, seed, None, args))
+    response.raise_for_status()
+    return response.json()
+
+
+def optuna_timeout(job: dict[str, Any]) -> tuple[float, str]:
+    """The Optuna side's time: the job's wall time, else (the job did not run, or has no
+    times) its budget."""
+    wall = _seconds(job)
+    if wall is not None:
+        return wall, "the job's wall time"
+    budget = job["spec"].get("max_runtime_s") or job.get("max_runtime_s")
+    if budget is None:
+        raise RuntimeError("the job has neither a wall time nor a budget")
+    return float(budget), "the job's budget"
+
+
+def run_optuna(table: Table, seed: int, job: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """benchmarks/optuna_script.py for one seed, given the job's spec, space and time."""
+    timeout, source = optuna_timeout(job)
+    job_file = workdir / f"{table.name}-{seed}-job.json"
+    job_file.write_text(json.dumps({k: job[k] for k in ("spec", "search_space")}))
     command = [
         sys.executable,
         "-m",
@@ -215,13 +309,11 @@ def run_optuna(table: Table, seeds: list[int], args: argparse.Namespace) -> dict
         "--target",
         TARGET,
         "--seeds",
-        ",".join(map(str, seeds)),
+        str(seed),
+        "--job",
+        str(job_file),
         "--budget",
-        str(args.budget),
-        "--validation-split",
-        str(VALIDATION_SPLIT),
-        "--test-split",
-        str(args.test_split),
+        f"{timeout:.1f}",
     ]
     nice = Settings().worker_nice  # the niceness of the service's search processes
     try:
@@ -232,22 +324,22 @@ def run_optuna(table: Table, seeds: list[int], args: argparse.Namespace) -> dict
             capture_output=True,
             text=True,
             preexec_fn=lambda: os.nice(nice),
-            timeout=len(seeds) * (args.budget + 300) + 120,
+            timeout=timeout + 420,
             check=False,
         )
     except subprocess.TimeoutExpired:  # one hung side must not cost the other figures
         log("  the Optuna script ran past its time limit")
-        return {seed: {"error": "the Optuna script ran past its time limit"} for seed in seeds}
-    results = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line.removeprefix("RESULT "))
-            results[result["seed"]] = result
+        return {"error": "the Optuna script ran past its time limit", "time_source": source}
+    results = [
+        json.loads(line.removeprefix("RESULT "))
+        for line in out.stdout.splitlines()
+        if line.startswith("RESULT ")
+    ]
     if out.returncode != 0:
         log(f"  the Optuna script exited {out.returncode}: {out.stderr.strip()[-2000:]}")
-    for seed in seeds:
-        results.setdefault(seed, {"error": f"the Optuna script exited {out.returncode}"})
-    return results
+    if not results:
+        return {"error": f"the Optuna script exited {out.returncode}", "time_source": source}
+    return {**results[0], "time_source": source}
 
 
 def checks(
@@ -256,10 +348,12 @@ def checks(
     runs: dict[str, Any],
     scores: dict[str, float],
     folds: int | None,
+    args: argparse.Namespace,
 ) -> list[str]:
-    """Whether every side was scored on the same held-out rows and the baselines on the
-    jobs' protocol; each problem found."""
+    """Whether every side was scored on the same held-out rows, the baselines on the
+    jobs' protocol, and the jobs ran the default; each problem found."""
     problems = []
+    source = "auto" if args.budget is None else "user"
     for side in SERVICE_JOBS:
         job = runs.get(side) or {}
         ran = "job_id" in job
@@ -280,15 +374,55 @@ def checks(
             problems.append(f"{side}: the job's own baselines scored {theirs}, here {scores}")
         if job.get("test_score_via_predict"):
             problems.append(
-                f"{side}: the job ({job.get('stop_reason')}) recorded no best.test_score; "
-                "scored through /predict on the same rows"
+                f"{side}: the job ({job.get('stop_reason')}) recorded no held-out score; "
+                "its model scored through /predict on the same rows"
             )
         if job.get("space_is_default") is False:
-            problems.append(f"{side}: the job's search space is not the default for its width")
+            problems.append(f"{side}: the job's search space is not the default for its table")
+        if ran and job.get("budget_source") != source:
+            problems.append(f"{side}: its budget's source is {job.get('budget_source')}")
     digest = (runs.get("optuna") or {}).get("test_rows_digest")
     if digest is not None and digest != rows_digest(split.test):
         problems.append("optuna: its held-out rows are not the service's")
     return problems
+
+
+def run_seed(
+    svc: Service,
+    client: httpx.Client,
+    table: Table,
+    seed: int,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    # The Optuna script's rows: one validation split, as a plain script has. The
+    # baselines': the service's protocol for this table, as each job scores its own (with
+    # folds: refit on every row but the test rows). The test rows are the same either way.
+    folds = table.folds(args.test_split)
+    split = table.split(seed, args.test_split)
+    protocol = table.split(seed, args.test_split, folds)
+    scores = baselines(table, protocol, seed) if "baselines" in args.sides else {}
+    runs: dict[str, Any] = {}
+    default_job = None
+    if "default" in args.sides:
+        wait_warm(svc)
+        log(f"{table.name}: service default, seed {seed}")
+        runs["default"], default_job = run_job(client, table, split, seed, None, args)
+    if "optuna" in args.sides:
+        job = default_job or preview(client, table, seed, args)
+        time.sleep(1)  # the last search process may still be tearing down
+        wait_warm(svc)  # the worker's next spare process must not import meanwhile
+        log(f"{table.name}: Optuna, seed {seed}")
+        runs["optuna"] = run_optuna(table, seed, job, workdir)
+    if "hyperband" in args.sides:
+        wait_warm(svc)
+        log(f"{table.name}: service hyperband, seed {seed}")
+        runs["hyperband"], _ = run_job(client, table, split, seed, "hyperband", args)
+    runs.update(scores)
+    runs["checks"] = checks(table, split, runs, scores, folds, args)
+    for problem in runs["checks"]:
+        log(f"  CHECK {table.name} seed {seed}: {problem}")
+    return runs
 
 
 def run_table(
@@ -296,39 +430,14 @@ def run_table(
 ) -> dict[str, Any]:
     path = write_table(name, workdir)
     table = Table(name, path, upload_csv(client, path, TARGET))
-    seeds = list(range(1, args.seeds + 1))
-    optuna: dict[int, Any] = {}
-    if "optuna" in args.sides:
-        wait_warm(svc)  # the worker's spare search process must not import meanwhile
-        log(f"{name}: Optuna, seeds {seeds}")
-        optuna = run_optuna(table, seeds, args)
-    per_seed: dict[int, Any] = {}
-    folds = table.folds(args.test_split)
-    for seed in seeds:
-        # The Optuna script's rows: one validation split, as a plain script has.
-        split = table.split(seed, args.test_split)
-        # The baselines' rows: the service's protocol for this table, as each job scores
-        # its own (with folds: refit on every row but the test rows). The test rows are
-        # the same either way.
-        protocol = table.split(seed, args.test_split, folds)
-        runs: dict[str, Any] = {"optuna": optuna.get(seed)}
-        scores = baselines(table, protocol, seed) if "baselines" in args.sides else {}
-        for side, algorithm in SERVICE_JOBS.items():
-            if side in args.sides:
-                time.sleep(1)  # the last search process may still be tearing down
-                wait_warm(svc)
-                log(f"{name}: service {side}, seed {seed}")
-                runs[side] = run_job(client, table, split, seed, algorithm, args)
-        runs.update(scores)
-        runs["checks"] = checks(table, split, runs, scores, folds)
-        for problem in runs["checks"]:
-            log(f"  CHECK {name} seed {seed}: {problem}")
-        per_seed[seed] = runs
+    seeds = range(1, args.seeds + 1)
+    per_seed = {seed: run_seed(svc, client, table, seed, workdir, args) for seed in seeds}
+    split = table.split(1, args.test_split)
     rows = {
         "train": len(split.train),
         "validation": len(split.validation),
         "test": len(split.test),
-        "folds": folds,
+        "folds": table.folds(args.test_split),
     }
     return {
         "table": name,
@@ -338,13 +447,33 @@ def run_table(
     }
 
 
+def table_budget_s(name: str, args: argparse.Namespace) -> float:
+    """A table's job budget: --budget, or the one the API derives (training_length)."""
+    if args.budget is not None:
+        return float(args.budget)
+    return auto_budget(training_rows(table_rows(name), args.test_split), args.workers)
+
+
 def estimate_s(args: argparse.Namespace) -> float:
-    """Measured overheads: 7 s per service job (the spare's import, the job's ending),
-    1 s per Optuna seed and 8 s per Optuna process (its imports)."""
-    jobs = sum(side in args.sides for side in SERVICE_JOBS)
-    optuna = "optuna" in args.sides
-    per_seed = jobs * (args.budget + 7) + optuna * (args.budget + 1)
-    return len(args.tables) * (args.seeds * per_seed + 8 * optuna) + 10
+    """Each default job its budget, each Optuna side about as long (the job's wall time),
+    each hyperband job its budget, and the measured overheads around them."""
+    sides = set(args.sides)
+    jobs = len(sides & set(SERVICE_JOBS))
+    total = STARTUP_S
+    for name in args.tables:
+        budget = table_budget_s(name, args)
+        per_seed = jobs * (budget + JOB_EXTRA_S) + ("optuna" in sides) * (budget + OPTUNA_EXTRA_S)
+        total += TABLE_EXTRA_S + args.seeds * per_seed
+    return total
+
+
+def parse_budget(text: str) -> float | None:
+    if text == "auto":
+        return None
+    seconds = float(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("a number of seconds above 0, or auto")
+    return seconds
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -356,15 +485,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tables", default=",".join(TABLES), help=f"comma-separated, of {', '.join(TABLES)}"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per table (1..N)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per table (1..N)")
     parser.add_argument(
-        "--budget", type=float, default=40.0, help="seconds per search (max_runtime_s, timeout)"
+        "--budget",
+        type=parse_budget,
+        default=None,
+        help="each job's max_runtime_s in seconds, or auto (the default): the job's own",
     )
     parser.add_argument(
         "--test-split", type=float, default=0.2, help="held-out fraction (training.test_split)"
     )
     parser.add_argument(
-        "--sides", default=",".join(SIDES), help=f"what to run, of {', '.join(SIDES)}"
+        "--sides",
+        default=",".join(DEFAULT_SIDES),
+        help=f"what to run, of {', '.join(SIDES)}",
     )
     parser.add_argument(
         "--workers",
@@ -391,13 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     started = time.monotonic()
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    log(
-        f"about {estimate_s(args) / 60:.0f} min: {args.tables}, {args.seeds} seed(s), "
-        f"{args.budget:.0f} s per search"
-    )
+    budget = "each job's own budget" if args.budget is None else f"{args.budget:g} s per job"
+    log(f"about {estimate_s(args) / 60:.0f} min: {args.tables}, {args.seeds} seed(s), {budget}")
     results = []
     with tempfile.TemporaryDirectory(prefix="tuner-bench-search-") as tmp:
-        with service() as (svc, client):
+        # TUNER_WORKERS: the API derives each job's budget for the workers it assumes.
+        with service(workers=args.workers) as (svc, client):
             for _ in range(args.workers):
                 svc.start_worker(child_threads=args.threads)
             for name in args.tables:

@@ -77,3 +77,7 @@ def write_table(name: str, directory: Path) -> Path:
 def rows_digest(rows: np.ndarray) -> str:
     """A short digest of a set of row indices: two sides held out the same rows if equal."""
     return hashlib.sha256(np.sort(rows).astype("int64").tobytes()).hexdigest()[:16]
+
+
+def table_rows(name: str) -> int:
+    return len(TABLES[name]())
