@@ -25,7 +25,6 @@ from app.search.csv_header import refuse_wide_encoding
 from app.search.dataset_error import DatasetError
 from app.search.table_readers import NPZ_TARGET, read_table
 
-FORMATS = ("csv", "parquet", "npz")
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 MISSING_TOKEN = "[missing]"
 MAX_CATEGORIES = 256  # rarer categories fall into the out-of-vocabulary bucket

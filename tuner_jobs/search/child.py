@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -20,6 +20,8 @@ from app.store.models import Dataset, Job
 from app.store.queue import Claim, SlotClaim
 from app.store.uploads import dataset_path
 from tuner_jobs.search.cpu import lower_priority, prepare_search_process
+
+logger = logging.getLogger(__name__)
 
 
 class Role(enum.StrEnum):
@@ -158,7 +160,8 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         except LeaseLost as exc:
             conn.send(ChildReport(Outcome.LEASE_LOST, str(exc)))
     except Exception as exc:
-        traceback.print_exc()
+        # The job's error says what failed; the worker's log keeps where.
+        logger.exception("search process failed", extra={"job_id": claim.job_id})
         conn.send(ChildReport(Outcome.FAILED, f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
