@@ -58,8 +58,8 @@ def _serve_restarts() -> int | None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Everything imported and built so far lives as long as the process. Frozen, out of
     # the collector's sight, a full collection no longer walks it: those pauses held up
-    # every request waiting behind them (benchmarks/ item 3, 32 clients back to back:
-    # p99 145-150 ms without, 76-84 ms with).
+    # every request waiting behind them (make bench, item 3: the p99 latency with and
+    # without is on docs/benchmarks.md).
     gc.freeze()
     yield
     app.state.predictor.close()

@@ -306,7 +306,7 @@ class _BestKeeper:
             best = best_completed_trial(oracle)
             front = front_trial_ids(oracle)  # a multi-objective job's Pareto front
             prune_checkpoints(tuner)  # keeps the best trial's checkpoint, and the front's
-        # The export (about 0.35 s) reads only that checkpoint and the trial's
+        # The export reads only that checkpoint and the trial's
         # hyperparameters, so it runs without the oracle's lock: the other tuners' calls
         # (ending a trial, asking for the next) need not wait for it. Only this thread
         # prunes, so the checkpoint stays until the export is done.

@@ -57,9 +57,9 @@ def freeze_imports() -> None:
 
     KerasTuner runs a full `gc.collect()` twice per trial (clear_session and _try_build).
     After TensorFlow's import the heap holds some 350,000 objects that live as long as
-    the process, and each collection walks them all: about 0.3 s per call, 0.6 s per
-    trial. gc.freeze() moves them to a permanent generation that collections skip;
-    objects made later (models, graphs, data) are collected as before.
+    the process, and each collection walks them all, twice a trial (docs/benchmarks.md
+    has the measured cost). gc.freeze() moves them to a permanent generation that
+    collections skip; objects made later (models, graphs, data) are collected as before.
     """
     import keras  # noqa: F401
     import keras_tuner  # noqa: F401
