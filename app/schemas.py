@@ -233,8 +233,6 @@ class EnsembleMember(BaseModel):
 
 
 class EnsembleRead(BaseModel):
-    model_config = {"extra": "allow"}
-
     members: list[EnsembleMember]
     score: float | None = Field(
         description="the ensemble's objective on the trials' out-of-fold predictions (the "
@@ -250,6 +248,12 @@ class EnsembleRead(BaseModel):
     used: bool = Field(
         description="whether it is the job's model (/model, /predict, the model card): it "
         "scores strictly better than the best trial; ?source=trial gives that trial's"
+    )
+    metric: str | None = Field(default=None, description="the objective it was selected on")
+    members_are: str | None = Field(
+        default=None,
+        description="`refit`: each member is its trial refit on every training row "
+        "(cross-validation); `trial_models`: its trial's network (one validation split)",
     )
 
 

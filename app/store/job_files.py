@@ -4,6 +4,8 @@ jobs/<job id>/keras_tuner/   KerasTuner's project directory (what resume reloads
 jobs/<job id>/best_model.keras
 jobs/<job id>/best_model.saved_model.tar.gz, best_model.onnx   the same model, other formats
 jobs/<job id>/model_card.json, model_card.md   what the model is, from what, how good
+jobs/<job id>/best_trial/   the best trial's model files and card, when the job's model
+                            (best_model.*) is its ensemble (GET /jobs/{id}/model?source=trial)
 jobs/<job id>/tensorboard/   one subdirectory per trial, when TensorBoard is on
 jobs/<job id>/trial_models/<trial id>.keras   each Pareto-front trial's model (multi-objective)
 """
@@ -26,6 +28,7 @@ MODEL_CARD_FILE = "model_card.json"
 MODEL_CARD_MARKDOWN = "model_card.md"
 TENSORBOARD_DIR = "tensorboard"
 TRIAL_MODELS_DIR = "trial_models"
+BEST_TRIAL_DIR = "best_trial"
 KERAS_TUNER_PROJECT = "keras_tuner"
 
 
@@ -41,6 +44,14 @@ def best_model_path(settings: Settings, job_id: str) -> Path:
 
 def model_file_path(settings: Settings, job_id: str, model_format: str) -> Path:
     return job_dir(settings, job_id) / MODEL_FILES[model_format]
+
+
+def best_trial_file(settings: Settings, job_id: str, name: str = BEST_MODEL_FILE) -> Path:
+    """File `name` (a model format's, or the card) of the best single trial: in best_trial/
+    when the job's model is its ensemble, else the job's own (the best trial's)."""
+    kept = job_dir(settings, job_id) / BEST_TRIAL_DIR
+    directory = kept if (kept / BEST_MODEL_FILE).is_file() else job_dir(settings, job_id)
+    return directory / name
 
 
 def trial_model_path(settings: Settings, job_id: str, trial_id: str) -> Path:

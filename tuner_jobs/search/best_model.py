@@ -3,7 +3,10 @@
 KerasTuner keeps a weights checkpoint per trial (users report gigabytes per
 search). A job keeps only what resume and the best model need: the best trial's
 checkpoint and, for Hyperband, those of trials its open brackets may still
-promote (a promoted trial starts from its parent's weights).
+promote (a promoted trial starts from its parent's weights); and, with an ensemble of a
+one-split job, those of the trials it may pick (tuner_jobs.search.ensemble.pool_size of
+the best: its members are those networks; a cross-validated job's are refit). Only those
+candidates keep their predictions.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import keras
 
 from tuner_jobs.search.cross_validation import fold_checkpoints
+from tuner_jobs.search.ensemble import PREDICTIONS_FILE, ensemble_members, pool_size
 from tuner_jobs.search.keras_tuner_compat import checkpoint_path, hyperband_brackets
 from tuner_jobs.search.model_export import export_model_files
 from tuner_jobs.search.optuna_oracle import front_trial_ids
@@ -32,15 +36,35 @@ def best_completed_trial(oracle: Any) -> Any | None:
     KerasTuner's order: its sort is stable over `oracle.trials`, which a reloaded oracle
     fills in the file system's order, so a recycled process could name another of the
     tied trials best, export it, and prune the checkpoint the last process kept."""
-    best = [
-        t
-        for t in oracle.get_best_trials(len(oracle.trials))
-        if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
-    ]
+    best = ranked_trials(oracle)
     if not best:
         return None
     tied = [t for t in best if _same_rank(oracle, t, best[0])]
     return min(tied, key=lambda t: t.trial_id)  # the database's order: text
+
+
+def ranked_trials(oracle: Any) -> list[Any]:
+    """The completed trials with a finite score, in KerasTuner's ranking."""
+    return [
+        t
+        for t in oracle.get_best_trials(len(oracle.trials))
+        if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
+    ]
+
+
+def ensemble_candidates(oracle: Any, pool: int) -> list[Any]:
+    """The `pool` best completed trials, best_completed_trial first: the trials an ensemble
+    may pick (a trial leaves them only as others pass it)."""
+    best = best_completed_trial(oracle)
+    if best is None:
+        return []
+    # Ties by trial id, as best_completed_trial's: every process keeps the same trials.
+    sign = -1.0 if oracle.objective.direction == "max" else 1.0
+    others = sorted(
+        (t for t in ranked_trials(oracle) if t.trial_id != best.trial_id),
+        key=lambda t: (sign * t.score, t.trial_id),
+    )
+    return [best, *others][:pool]
 
 
 def _same_rank(oracle: Any, trial: Any, first: Any) -> bool:
@@ -84,7 +108,8 @@ def _needed_by_hyperband(oracle: Any) -> set[str]:
 
 
 def prune_checkpoints(tuner: Any) -> None:
-    """Delete trial checkpoints that neither the best model nor a resume will read."""
+    """Delete trial checkpoints (and predictions) that neither the best model, the ensemble
+    nor a resume will read."""
     oracle = tuner.oracle
     best = best_completed_trial(oracle)
     keep = ({best.trial_id} if best else set()) | _needed_by_hyperband(oracle)
@@ -99,7 +124,17 @@ def prune_checkpoints(tuner: Any) -> None:
         if (parent := trial.hyperparameters.values.get("tuner/trial_id")) is not None
     }
     keep |= front_trial_ids(oracle)  # a multi-objective job keeps its Pareto front's models
+    candidates: set[str] = set()
+    if (members := ensemble_members(tuner)) is not None:
+        candidates = {t.trial_id for t in ensemble_candidates(oracle, pool_size(members))}
+        if getattr(tuner, "folds", None) is None:
+            keep |= candidates  # a one-split member is its trial's network (refit otherwise)
+    running = {trial.trial_id for trial in ongoing}
     for trial_id in oracle.trials:
+        if trial_id not in candidates and trial_id not in running:
+            # Out of the ensemble's candidates, an ended trial never comes back in. (A running
+            # one, on another slot, may have written its predictions but not yet ended.)
+            (Path(tuner.get_trial_dir(trial_id)) / PREDICTIONS_FILE).unlink(missing_ok=True)
         if trial_id in keep:
             continue
         base = checkpoint_path(tuner, trial_id)

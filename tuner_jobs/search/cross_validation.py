@@ -14,12 +14,18 @@ What each fold adds to the trial:
 - its own weights checkpoint (fold 0 in KerasTuner's file, fold k beside it), so a
   Hyperband promotion continues each fold from the same fold of its parent: a fold's
   validation rows never reach its model through the parent's weights.
+- its best epoch's predictions of its validation rows, which, over all folds, make one
+  out-of-fold prediction per training row: the trial's `predictions.npy`, from which the
+  search's ensemble is selected (tuner_jobs.search.ensemble). A one-split trial keeps its
+  validation rows' predictions the same way.
 Median pruning judges the first fold (its curve against the completed trials' mean
-curves); a trial pruned there runs no other fold and scores that fold's best.
+curves); a trial pruned there runs no other fold, scores that fold's best, and keeps no
+predictions (they would cover one fold's rows).
 
 After the search, `refit` trains the best configuration on every training row (all
 but the test rows) for the mean of its folds' best epoch counts (scikit-learn's
-`refit=True`): that model is the job's best model.
+`refit=True`): that model is the job's best model. Each member of the job's ensemble is
+refit the same way (tuner_jobs.search.ensemble_model).
 """
 
 from __future__ import annotations
@@ -28,12 +34,15 @@ import json
 import logging
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+
+from tuner_jobs.search.ensemble import ensemble_members, save_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +96,29 @@ class CrossValidated:
         self._fold: int | None = None
         self._fold_epochs: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self._fold_scores: dict[str, list[float | None]] = {}
+        self._fitted: keras.Model | None = None
         super().__init__(*args, **kwargs)
 
+    def on_epoch_end(self, trial, model: keras.Model, epoch: int, logs=None) -> None:  # type: ignore[no-untyped-def]
+        self._fitted = model  # the fit's model, whose best epoch predicts once the fit ends
+        super().on_epoch_end(trial, model, epoch, logs)  # type: ignore[misc]
+
     def run_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        self._fitted = None
+        keep = ensemble_members(self) is not None
         if self.folds is None:
-            return super().run_trial(trial, *fit_args, **fit_kwargs)  # type: ignore[misc]
+            results = super().run_trial(trial, *fit_args, **fit_kwargs)  # type: ignore[misc]
+            validation = fit_kwargs.get("validation_data")
+            if keep and validation is not None:
+                predicted = self._best_epoch_predictions(trial, validation[0])
+                if predicted is not None:
+                    save_predictions(self._trial_dir(trial), predicted)
+            return results
         x, y = self.folds.x, self.folds.y
         trial_id = trial.trial_id
         self._fold_epochs[trial_id] = {}
         runs: list[list[Any]] = []
+        out_of_fold: list[np.ndarray | None] = []
         try:
             for fold, (fit, held) in enumerate(self.folds.parts):
                 self._fold = fold
@@ -103,11 +126,44 @@ class CrossValidated:
                 runs.append(list(super().run_trial(trial, x[fit], y[fit], **kwargs)))  # type: ignore[misc]
                 if getattr(self, "_pruned", {}).get(trial_id):
                     break  # pruned in its first fold (the one the pruner judges)
+                if keep:
+                    out_of_fold.append(self._best_epoch_predictions(trial, x[held]))
         finally:
             self._fold = None
             self._fold_epochs.pop(trial_id, None)
         self._record_folds(trial, runs)
+        if keep and len(out_of_fold) == len(self.folds.parts):
+            self._save_out_of_fold(trial, out_of_fold)
         return [history for run in runs for history in run]
+
+    def _trial_dir(self, trial: Any) -> Path:
+        return Path(self.get_trial_dir(trial.trial_id))  # type: ignore[attr-defined]
+
+    def _best_epoch_predictions(self, trial: Any, x: np.ndarray) -> np.ndarray | None:
+        """The fit just ended (this fold's, with folds) at its best epoch, as its checkpoint
+        holds it (what the best model and the fold's score are), predicting rows `x`;
+        None when it has no checkpoint (no epoch scored a number)."""
+        model, self._fitted = self._fitted, None
+        if model is None:
+            return None
+        try:
+            # The model is KerasTuner's throwaway, or the cache's, which restores its state
+            # before handing it out again (tuner_jobs.search.model_reuse).
+            model.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        except (OSError, ValueError):
+            return None
+        return predict_rows(model, x)
+
+    def _save_out_of_fold(self, trial: Any, parts: list[np.ndarray | None]) -> None:
+        if any(part is None for part in parts):
+            return
+        assert self.folds is not None
+        first = parts[0]
+        assert first is not None
+        predicted = np.zeros((len(self.folds.x), first.shape[-1]), dtype="float32")
+        for (_, held), part in zip(self.folds.parts, parts, strict=True):
+            predicted[held] = part
+        save_predictions(self._trial_dir(trial), predicted)
 
     def _record_folds(self, trial: Any, runs: list[list[Any]]) -> None:
         objective = self.oracle.objective  # type: ignore[attr-defined]
@@ -151,6 +207,18 @@ class CrossValidated:
         return fold_checkpoint(base, self._fold) if self._fold else base
 
 
+def predict_rows(model: keras.Model, x: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """`model`'s outputs for rows `x`, called directly (in inference mode) a batch at a
+    time: on a few thousand rows faster than `predict`, which traces a function first."""
+    if len(x) == 0:
+        return np.zeros((0, int(model.output.shape[-1])), dtype="float32")
+    parts = [
+        keras.ops.convert_to_numpy(model(x[start : start + batch], training=False))
+        for start in range(0, len(x), batch)
+    ]
+    return np.concatenate(parts).astype("float32")
+
+
 def fold_checkpoints(tuner: Any, trial_id: str, base: str) -> list[Path]:
     """Trial `trial_id`'s checkpoints of folds 1..k-1 (none without cross-validation)."""
     folds = getattr(tuner, "folds", None)
@@ -178,12 +246,15 @@ class Refit:
     trial_id: str
     epochs: int
     rows: int
+    seconds: float = 0.0
 
 
 def refit(tuner: Any, best: Any, seed: int) -> Refit | None:
-    """The best trial's configuration trained on every training row (tuner.folds' rows)
-    for `refit_epochs`; None when that training diverged (the best fold model stays)."""
+    """Trial `best`'s configuration (the best trial's, or an ensemble member's) trained on
+    every training row (tuner.folds' rows) for `refit_epochs`; None when that training
+    diverged (the best trial then keeps its best fold's model; an ensemble is not used)."""
     folds: Folds = tuner.folds
+    started = time.monotonic()
     epochs = refit_epochs(tuner, best)
     keras.utils.set_random_seed(seed)
     hp = best.hyperparameters
@@ -202,12 +273,16 @@ def refit(tuner: Any, best: Any, seed: int) -> Refit | None:
     )
     losses = history.history.get("loss") or [float("nan")]
     if len(losses) < epochs or not math.isfinite(float(losses[-1])):
-        logger.warning(
-            "the refit diverged; the best fold's model is kept", extra={"epochs": epochs}
-        )
+        logger.warning("the refit diverged", extra={"trial_id": best.trial_id, "epochs": epochs})
         return None
     logger.info(
-        "best configuration refit on every training row",
+        "configuration refit on every training row",
         extra={"trial_id": best.trial_id, "epochs": epochs, "rows": len(folds.x)},
     )
-    return Refit(model=model, trial_id=best.trial_id, epochs=epochs, rows=len(folds.x))
+    return Refit(
+        model=model,
+        trial_id=best.trial_id,
+        epochs=epochs,
+        rows=len(folds.x),
+        seconds=time.monotonic() - started,
+    )

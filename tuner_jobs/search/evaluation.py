@@ -1,4 +1,5 @@
-"""What a finished search adds to its job: the baselines and the best model's test score.
+"""What a finished search adds to its job: the baselines, the best model's test score, the
+ensemble of its best trials, and a verdict when a baseline beat the job's model.
 
 Run once, by the process that saw the search end (the single search process, or a
 parallel job's chief), after the best model is exported; written to the job's row in one
@@ -9,6 +10,7 @@ finds the oracle already done runs it again, with the same rows and the same res
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,14 @@ from sqlalchemy import update
 
 from app.search.spec import ResolvedSpec
 from app.store.db import write_session
-from app.store.job_files import BEST_MODEL_FILE
+from app.store.job_files import BEST_MODEL_FILE, BEST_TRIAL_DIR
 from app.store.models import Dataset, Job
 from app.store.slot_queue import holds
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.best_model import best_completed_trial, export_best_model
 from tuner_jobs.search.cross_validation import Refit, refit
 from tuner_jobs.search.data import TrainingData
+from tuner_jobs.search.ensemble_model import build_ensemble
 from tuner_jobs.search.holdout import holdout_metrics
 from tuner_jobs.search.model_export import finish_model_card
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
@@ -73,14 +76,73 @@ def baselines_of(data: TrainingData, spec: ResolvedSpec, dataset: Dataset) -> di
     }
 
 
+# How the verdict names each baseline, by task.
+BASELINE_NAMES = {
+    ("linear", "classification"): "a logistic regression",
+    ("linear", "regression"): "a ridge regression",
+    ("gradient_boosting", "classification"): "gradient boosting",
+    ("gradient_boosting", "regression"): "gradient boosting",
+}
+
+
+def _number(value: float, other: float) -> str:
+    """`value` with enough decimals (3 to 6) to differ from `other` when they do."""
+    for places in range(3, 7):
+        if f"{value:.{places}f}" != f"{other:.{places}f}":
+            break
+    return f"{value:.{places}f}"
+
+
+def verdict_of(
+    baselines: dict[str, Any],
+    model_score: float | None,
+    *,
+    objective: str,
+    maximize: bool,
+    task: str,
+    folds: bool,
+) -> str | None:
+    """One line when the better baseline scores strictly above the job's model (below, for
+    an objective to minimise) with the same objective on the same rows; None otherwise."""
+    if model_score is None or not math.isfinite(model_score):
+        return None
+    scored = [
+        (result["score"], name)
+        for name, result in baselines.items()
+        if isinstance(result, dict) and _finite(result.get("score")) is not None
+    ]
+    if not scored:
+        return None
+    score, name = (max if maximize else min)(scored)
+    if not (score > model_score if maximize else score < model_score):
+        return None
+    rows = "on the same folds" if folds else "on the same validation rows"
+    side = "above" if maximize else "below"
+    return (
+        f"{BASELINE_NAMES.get((name, task), name)} scores {_number(score, model_score)} "
+        f"({objective}) {rows}, {side} this search's {_number(model_score, score)}"
+    )
+
+
+def _model_score(tuner: Any, ensemble: dict[str, Any] | None) -> float | None:
+    """The job's model's score: its ensemble's when used, else the best trial's."""
+    if ensemble is not None and ensemble.get("used"):
+        return _finite(ensemble.get("score"))
+    best = best_completed_trial(tuner.oracle)
+    return None if best is None else _finite(best.score)
+
+
 def evaluate_and_record(
     tuner: Any, data: TrainingData, spec: ResolvedSpec, dataset: Dataset, recorder: TrialRecorder
 ) -> None:
     """Refit a cross-validated job's best configuration (and export it as the best model),
-    score the baselines and the best model's test rows, and write both to the job."""
+    score the baselines and the best model's test rows, select the ensemble (exported as
+    the job's model when it scores higher), and write them and the verdict to the job."""
     started = time.monotonic()
     refitted = _refit(tuner, data, spec)
+    refit_s = time.monotonic() - started
     baselines = baselines_of(data, spec, dataset)
+    baselines_s = time.monotonic() - started - refit_s
     metrics = holdout_metrics(
         tuner,
         data,
@@ -91,6 +153,22 @@ def evaluate_and_record(
     )
     if metrics is not None and refitted is not None:
         metrics["refit"] = {"epochs": refitted.epochs, "rows": refitted.rows}
+    before_ensemble = time.monotonic()
+    try:
+        ensemble = build_ensemble(tuner, data, spec, refitted)
+    except Exception:  # an ensemble that cannot be built never costs the job its best trial
+        logger.warning("the ensemble failed; the best trial stays the job's model", exc_info=True)
+        ensemble = None
+    ensemble_s = time.monotonic() - before_ensemble
+    objective = spec.primary_objective
+    verdict = verdict_of(
+        baselines,
+        _model_score(tuner, ensemble),
+        objective=objective.name,
+        maximize=objective.direction == "max",
+        task=dataset.task,
+        folds=bool(data.folds),
+    )
     claim = recorder.claim
     with write_session(recorder.engine) as session:
         if not holds(session=session, claim=claim):
@@ -98,12 +176,24 @@ def evaluate_and_record(
         session.execute(
             update(Job)
             .where(Job.id == claim.job_id)
-            .values(baselines=baselines, test_metrics=metrics)
+            .values(baselines=baselines, test_metrics=metrics, ensemble=ensemble, verdict=verdict)
         )
     # The model card on disk (written with the model) gains the test score and baselines:
-    # here, so both the one-process runner and the parallel chief do it.
-    finish_model_card(tuner, Path(tuner.directory) / BEST_MODEL_FILE)
+    # here, so both the one-process runner and the parallel chief do it. With an ensemble
+    # used, the best trial's card (in best_trial/) too.
+    directory = Path(tuner.directory)
+    finish_model_card(tuner, directory / BEST_MODEL_FILE)
+    if (directory / BEST_TRIAL_DIR / BEST_MODEL_FILE).is_file():
+        finish_model_card(tuner, directory / BEST_TRIAL_DIR / BEST_MODEL_FILE)
     logger.info(
-        "baselines and test score recorded",
-        extra={"job_id": claim.job_id, "seconds": round(time.monotonic() - started, 2)},
+        "end of search recorded: refit, baselines, test score, ensemble",
+        extra={
+            "job_id": claim.job_id,
+            "seconds": round(time.monotonic() - started, 2),
+            "refit_s": round(refit_s, 2),
+            "baselines_s": round(baselines_s, 2),
+            "ensemble_s": round(ensemble_s, 2),
+            "ensemble_used": bool(ensemble and ensemble["used"]),
+            "verdict": verdict,
+        },
     )

@@ -1,4 +1,8 @@
-"""The model card: what the best model is, what it learned from, how good it is.
+"""The model card: what the job's model is, what it learned from, how good it is.
+
+The model is the best trial's, or the job's ensemble of trials when that scored higher
+(tuner_jobs.search.ensemble_model): its card lists the members, their weights and their
+own scores, and `trial_id` is null.
 
 Written by the search process beside the model each time the best model changes (and once
 more when the search ends, with the test score and the baselines), as JSON and as
@@ -179,22 +183,81 @@ def _scores_and_training(context: CardContext, trial_id: str) -> dict[str, Any]:
     }
 
 
+def _ensemble_part(context: CardContext, ensemble: dict[str, Any]) -> dict[str, Any]:
+    """The card's scores and training for the ensemble, and its members with their own."""
+    ids = [member["trial_id"] for member in ensemble["members"]]
+    with Session(context.engine) as session:
+        job = session.get_one(Job, context.job.id)
+        rows = {
+            row.trial_id: row
+            for row in session.scalars(
+                select(Trial).where(Trial.job_id == job.id, Trial.trial_id.in_(ids))
+            )
+        }
+        completed = session.scalar(
+            select(func.count())
+            .select_from(Trial)
+            .where(Trial.job_id == job.id, Trial.status == TrialStatus.COMPLETED)
+        )
+        started, baselines = job.started_at, job.baselines
+    objective = context.spec.primary_objective
+    members = []
+    for member in ensemble["members"]:
+        row = rows.get(member["trial_id"])
+        members.append(
+            {
+                "trial_id": member["trial_id"],
+                "weight": member["weight"],
+                "score": row.score if row is not None else None,
+                "hyperparameters": row.hyperparameters if row is not None else None,
+            }
+        )
+    test = ensemble.get("test_score")
+    rows_held = len(context.data.split.test)
+    return {
+        "ensemble": {**ensemble, "members": members},
+        "hyperparameters": None,
+        "scores": {
+            "objective": {"name": objective.name, "direction": objective.direction},
+            "objectives": [{"name": objective.name, "direction": objective.direction}],
+            "validation": ensemble["score"],
+            "cross_validation": None,
+            "test": None
+            if test is None
+            else {"score": test, "metric": objective.name, "rows": rows_held},
+            "baselines": baselines,
+        },
+        "training": {
+            "members": len(members),
+            "members_are": ensemble.get("members_are"),
+            "trials_completed": completed,
+            "search_started_at": started.isoformat() if started else None,
+        },
+    }
+
+
 def build_card(
     context: CardContext,
-    trial_id: str,
+    trial_id: str | None,
     *,
     serving: dict[str, str],
     formats: dict[str, dict[str, Any]],
+    ensemble: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The card of trial `trial_id`'s model. `serving`: Keras input name -> the SavedModel
-    and ONNX input name; `formats`: what was exported (format -> file, and its details)."""
+    """The card of trial `trial_id`'s model, or of the job's `ensemble` (trial_id None).
+    `serving`: Keras input name -> the SavedModel and ONNX input name; `formats`: what was
+    exported (format -> file, and its details)."""
     job = context.job
-    found = _scores_and_training(context, trial_id)
-    return {
+    if ensemble is not None:
+        found = _ensemble_part(context, ensemble)
+    else:
+        found = _scores_and_training(context, trial_id)  # type: ignore[arg-type]
+    card = {
         "card_version": CARD_VERSION,
         "job_id": job.id,
         "job_name": job.name,
-        "trial_id": trial_id,
+        "model": "trial" if ensemble is None else "ensemble",
+        "trial_id": None if ensemble is not None else trial_id,
         "written_at": datetime.now(UTC).isoformat(),
         "task": context.dataset.task,
         "dataset": _dataset_part(context, serving),
@@ -206,6 +269,9 @@ def build_card(
         "formats": formats,
         "versions": _versions(),
     }
+    if ensemble is not None:
+        card["ensemble"] = found["ensemble"]
+    return card
 
 
 def card_json(card: dict[str, Any]) -> str:
@@ -225,8 +291,14 @@ def _md_cell(value: Any) -> str:
 def card_markdown(card: dict[str, Any]) -> str:
     """The card for people: the same numbers as the JSON, as Markdown tables."""
     dataset, scores, prep = card["dataset"], card["scores"], card["preprocessing"]
+    ensemble = card.get("ensemble")
+    what = (
+        f"ensemble of {len(ensemble['members'])} trials"
+        if ensemble
+        else f"trial {card['trial_id']}"
+    )
     lines = [
-        f"# Model card: job {card['job_name'] or card['job_id']}, trial {card['trial_id']}",
+        f"# Model card: job {card['job_name'] or card['job_id']}, {what}",
         "",
         f"Task: {card['task']}. Written {card['written_at']}.",
         "",
@@ -260,8 +332,11 @@ def card_markdown(card: dict[str, Any]) -> str:
             for c in prep["categorical"]
         ]
         lines.append("")
-    lines += ["## Hyperparameters", "", "| name | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_md_cell(v)} |" for k, v in (card["hyperparameters"] or {}).items()]
+    if ensemble:
+        lines += _ensemble_markdown(ensemble)
+    else:
+        lines += ["## Hyperparameters", "", "| name | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_md_cell(v)} |" for k, v in (card["hyperparameters"] or {}).items()]
     objective = scores["objective"]
     lines += [
         "",
@@ -292,3 +367,23 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Versions", ""]
     lines += [f"- {k}: {_fmt(v)}" for k, v in card["versions"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _ensemble_markdown(ensemble: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Ensemble",
+        "",
+        f"The weighted average of {len(ensemble['members'])} trials' models "
+        f"({ensemble.get('members_are', '').replace('_', ' ')}), chosen by greedy ensemble "
+        f"selection on their out-of-fold predictions: {ensemble.get('metric')} "
+        f"{_fmt(ensemble['score'])}, against {_fmt(ensemble.get('trial_score'))} for the best "
+        "trial alone.",
+        "",
+        "| trial | weight | trial score |",
+        "| --- | --- | --- |",
+    ]
+    lines += [
+        f"| {m['trial_id']} | {_fmt(m['weight'])} | {_fmt(m.get('score'))} |"
+        for m in ensemble["members"]
+    ]
+    return lines

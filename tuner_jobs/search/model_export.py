@@ -112,10 +112,16 @@ def _partial(path: Path) -> Path:
 
 
 def export_model_files(
-    full: keras.Model, keras_path: Path, trial_id: str, context: CardContext | None
+    full: keras.Model,
+    keras_path: Path,
+    trial_id: str | None,
+    context: CardContext | None,
+    *,
+    ensemble: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write `full` (raw rows in) as every format, and its card when `context` is given;
-    returns the formats written (format -> file and details)."""
+    returns the formats written (format -> file and details). `ensemble`: the job's
+    ensemble (tuner_jobs.search.ensemble_model), which `full` is, instead of a trial."""
     directory = keras_path.parent
     started = time.monotonic()
     serving, names = serving_model(full)
@@ -140,7 +146,7 @@ def export_model_files(
         "signature": SIGNATURE,
         "output": OUTPUT_NAME,
     }
-    card_files = _card_files(context, trial_id, names, formats)
+    card_files = _card_files(context, trial_id, names, formats, ensemble)
     try:
         _write_saved_model(serving, _partial(saved), card_files)
         ready[_partial(saved)] = saved
@@ -148,7 +154,7 @@ def export_model_files(
         formats.pop("saved_model")
         _partial(saved).unlink(missing_ok=True)
         logger.warning("SavedModel export failed", exc_info=True, extra={"trial_id": trial_id})
-        card_files = _card_files(context, trial_id, names, formats)
+        card_files = _card_files(context, trial_id, names, formats, ensemble)
     for name, text in card_files.items():
         _partial(directory / name).write_text(text, encoding="utf-8")
         ready[_partial(directory / name)] = directory / name
@@ -166,14 +172,15 @@ def export_model_files(
 
 def _card_files(
     context: CardContext | None,
-    trial_id: str,
+    trial_id: str | None,
     names: dict[str, str],
     formats: dict[str, dict[str, Any]],
+    ensemble: dict[str, Any] | None,
 ) -> dict[str, str]:
     if context is None:
         return {}
     try:
-        card = build_card(context, trial_id, serving=names, formats=formats)
+        card = build_card(context, trial_id, serving=names, formats=formats, ensemble=ensemble)
     except Exception:  # a card that cannot be written never costs the model
         logger.warning("model card failed", exc_info=True, extra={"trial_id": trial_id})
         return {}
@@ -194,8 +201,8 @@ def _install(ready: dict[Path, Path], directory: Path) -> None:
 
 def exported_trial(keras_path: Path) -> str | None:
     """The trial whose model is exported beside `keras_path`, as its card says (None without
-    one). The card is moved into place after every format, so it never names a trial
-    whose files are not all there."""
+    one, or when the model there is an ensemble). The card is moved into place after
+    every format, so it never names a trial whose files are not all there."""
     card_path = keras_path.parent / MODEL_CARD_FILE
     if not keras_path.is_file():
         return None
@@ -221,8 +228,15 @@ def finish_model_card(tuner: Any, keras_path: Path) -> None:
 
 def _refresh_card(directory: Path, previous: dict[str, Any], context: CardContext) -> None:
     names = {c["keras_input"]: c["serving_input"] for c in previous["dataset"]["columns"]}
-    # The card on disk is the exported model's: refresh that trial's, whatever ranks first.
-    card = build_card(context, previous["trial_id"], serving=names, formats=previous["formats"])
+    # The card on disk is the exported model's: refresh that trial's (or that ensemble's),
+    # whatever ranks first.
+    card = build_card(
+        context,
+        previous["trial_id"],
+        serving=names,
+        formats=previous["formats"],
+        ensemble=previous.get("ensemble"),
+    )
     files = {MODEL_CARD_FILE: card_json(card), MODEL_CARD_MARKDOWN: card_markdown(card)}
     ready: dict[Path, Path] = {}
     archive = directory / MODEL_FILES["saved_model"]

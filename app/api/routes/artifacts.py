@@ -1,4 +1,7 @@
-"""What a search leaves: the best model (each format), its card, predictions, TensorBoard logs."""
+"""What a search leaves: the job's model (each format), its card, predictions, TensorBoard logs.
+
+The job's model is its best trial's, or its ensemble of trials when that scored higher
+(job.ensemble.used); `?source=trial` asks for the best trial's either way."""
 
 from __future__ import annotations
 
@@ -14,19 +17,21 @@ from starlette.background import BackgroundTask
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep
-from app.api.predictor import Predictor
+from app.api.predictor import PREDICTIONS_BUSY, Predictor, prediction_response
 from app.api.problems import problem_responses
 from app.errors import ProblemError
-from app.search.prediction import PredictRequest, PredictResponse, shape_predictions, validate_rows
+from app.search.prediction import PredictRequest, PredictResponse
 from app.store.job_files import (
     MODEL_CARD_FILE,
     MODEL_CARD_MARKDOWN,
+    MODEL_FILES,
     best_model_path,
+    best_trial_file,
     job_dir,
     model_file_path,
     tensorboard_dir,
 )
-from app.store.models import JobStatus
+from app.store.models import Dataset, JobStatus
 from app.store.reads import get_dataset, get_job
 from app.store.trial_models import trial_model_file
 
@@ -35,6 +40,14 @@ router = APIRouter(prefix="/jobs", tags=["models"])
 
 ModelFormat = Literal["keras", "saved_model", "onnx"]
 CardFormat = Literal["json", "md"]
+ModelSource = Literal["job", "trial"]
+SourceQuery = Annotated[
+    ModelSource,
+    Query(
+        description="`job` (default): the job's model, its ensemble when job.ensemble.used; "
+        "`trial`: the best single trial's model"
+    ),
+]
 MODEL_DOWNLOADS: dict[str, tuple[str, str]] = {  # format -> (media type, file name suffix)
     "keras": ("application/octet-stream", "best.keras"),
     "saved_model": ("application/gzip", "saved_model.tar.gz"),
@@ -65,12 +78,16 @@ def download_model(
             "model for onnxruntime (the model card gives its opset). All take raw rows.",
         ),
     ] = "keras",
+    source: SourceQuery = "job",
 ) -> FileResponse:
-    """The best model, preprocessing inside, as a .keras file, a SavedModel or ONNX."""
+    """The job's model, preprocessing inside, as a .keras file, a SavedModel or ONNX."""
     job = get_job(session.connection(), job_id, owner)
     if not best_model_path(settings, job.id).is_file():
         raise ProblemError(404, f"job {job_id!r} has no model yet", title="No model")
-    path = model_file_path(settings, job.id, model_format)
+    if source == "trial":
+        path = best_trial_file(settings, job.id, MODEL_FILES[model_format])
+    else:
+        path = model_file_path(settings, job.id, model_format)
     if not path.is_file():
         raise ProblemError(
             404,
@@ -79,7 +96,9 @@ def download_model(
             title="No model in this format",
         )
     media_type, suffix = MODEL_DOWNLOADS[model_format]
-    return FileResponse(path, media_type=media_type, filename=f"{job.id}-{suffix}")
+    # The best trial's own file is named apart from the job's model (its ensemble, maybe).
+    name = f"{job.id}-{'trial-' if source == 'trial' else ''}{suffix}"
+    return FileResponse(path, media_type=media_type, filename=name)
 
 
 @router.get(
@@ -98,13 +117,18 @@ def model_card(
     card_format: Annotated[
         CardFormat, Query(alias="format", description="`json` (default) or `md` (Markdown)")
     ] = "json",
+    source: SourceQuery = "job",
 ) -> Any:
-    """The best model's card: dataset, preprocessing, hyperparameters, scores, versions."""
+    """The job's model's card: dataset, preprocessing, hyperparameters (or the ensemble's
+    members and weights), scores, versions."""
     job = get_job(session.connection(), job_id, owner)
-    directory = job_dir(settings, job.id)
     name = MODEL_CARD_FILE if card_format == "json" else MODEL_CARD_MARKDOWN
+    if source == "trial":
+        path = best_trial_file(settings, job.id, name)
+    else:
+        path = job_dir(settings, job.id) / name
     try:
-        text = (directory / name).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProblemError(
             404,
@@ -120,9 +144,9 @@ def model_card(
     "/{job_id}/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(400, 404, 409),
+    responses={**problem_responses(400, 404, 409), 429: PREDICTIONS_BUSY},
 )
-def predict(
+async def predict(
     session: SessionDep,
     settings: SettingsDep,
     owner: OwnerDep,
@@ -136,27 +160,32 @@ def predict(
             "trial of a multi-objective job (GET /jobs/{id}/pareto), or the best trial"
         ),
     ] = None,
-) -> PredictResponse:
-    """Predictions of the best model (or of `trial_id`'s) for raw rows (the job must have
-    succeeded)."""
-    job = get_job(session.connection(), job_id, owner)
-    if job.status != JobStatus.SUCCEEDED:
-        raise ProblemError(
-            409,
-            f"job {job_id!r} is {job.status}; predictions need a succeeded job",
-            title="Job not succeeded",
-        )
-    if trial_id is not None:
-        path = trial_model_file(session.connection(), settings, job, trial_id, owner)
-    else:
-        path = best_model_path(settings, job.id)
-    if not path.is_file():
-        raise ProblemError(404, f"job {job_id!r} has no model", title="No model")
-    dataset = get_dataset(session, job.dataset_id, owner)
-    rows = validate_rows(dataset, body.rows)
+    source: SourceQuery = "job",
+) -> Response:
+    """Predictions of the job's model (or of the best trial's, or of `trial_id`'s) for raw
+    rows (the job must have succeeded), with `warnings` for what the model cannot know (a
+    category never seen in training)."""
+
+    def model_and_dataset() -> tuple[Path, Dataset]:
+        job = get_job(session.connection(), job_id, owner)
+        if job.status != JobStatus.SUCCEEDED:
+            raise ProblemError(
+                409,
+                f"job {job_id!r} is {job.status}; predictions need a succeeded job",
+                title="Job not succeeded",
+            )
+        if trial_id is not None:
+            path = trial_model_file(session.connection(), settings, job, trial_id, owner)
+        elif source == "trial":
+            path = best_trial_file(settings, job.id)
+        else:
+            path = best_model_path(settings, job.id)
+        if not path.is_file():
+            raise ProblemError(404, f"job {job_id!r} has no model", title="No model")
+        return path, get_dataset(session, job.dataset_id, owner)
+
     predictor: Predictor = request.app.state.predictor
-    outputs = predictor.predict(path, dataset.columns, rows)
-    return shape_predictions(dataset, outputs)
+    return await prediction_response(predictor, owner, model_and_dataset, body.rows)
 
 
 @router.get(
