@@ -24,6 +24,7 @@ from tuner_jobs.search.hyperparameters import build_hyperparameters
 from tuner_jobs.search.keras_tuner_compat import checkpoint_path
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.model_reuse import ModelCache
+from tuner_jobs.search.padded import real_width_model
 from tuner_jobs.search.tuners import RecordingHyperband, SearchStopped
 
 FEATURES, SEED = 6, 3
@@ -89,7 +90,9 @@ def _data(rows: int = 120) -> tuple[np.ndarray, ...]:
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
 
-def _search(directory: Path, *, reuse: bool, stop: Any = None, max_epochs: int = 3) -> ModelsSeen:
+def _search(
+    directory: Path, *, reuse: bool, stop: Any = None, max_epochs: int = 3, pad: bool = True
+) -> ModelsSeen:
     keras.utils.set_random_seed(SEED)  # as runner.build_search does
     x, y, x_val, y_val = _data()
     tuner = ModelsSeen(
@@ -106,7 +109,7 @@ def _search(directory: Path, *, reuse: bool, stop: Any = None, max_epochs: int =
         overwrite=False,
         recorder=NoRecorder(),
         stop=stop or Never(),
-        model_cache=ModelCache() if reuse else None,
+        model_cache=ModelCache(may_pad=pad) if reuse else None,
         rng_seed=SEED,
     )
     tuner.search(x, y, validation_data=(x_val, y_val), epochs=max_epochs, verbose=0)
@@ -148,32 +151,52 @@ def test_same_seed_same_trials_and_scores_with_and_without_reuse(tmp_path: Path)
     assert [t.best_step for t in reused] == [t.best_step for t in built]
 
 
-def test_a_reused_model_starts_as_a_fresh_build_would(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pad", [False, True], ids=["real widths", "padded"])
+def test_a_reused_model_starts_as_a_fresh_build_would(tmp_path: Path, pad: bool) -> None:
     hypermodel = DenseHyperModel(input_width=FEATURES, head=HEAD, seed=SEED)
     hp = build_hyperparameters(effective_search_space(SPACE, features=FEATURES))
     hp.values.update({"num_layers": 2, "units_1": 8, "kernel_initializer": "glorot_uniform"})
-    tuner = _search(tmp_path, reuse=True)
+    if pad:
+        hp.values.update({"units_0": 16, "units_1": 16})
+    tuner = _search(tmp_path, reuse=True, pad=pad)
     cache = tuner.model_cache
     assert cache is not None
+    assert (cache.padding is not None) is pad
     trained = cache.model_for(tuner, hp)
     x, y, _, _ = _data()
     hypermodel.fit(hp, trained, x, y, epochs=2, verbose=0)  # weights, optimizer, lr moved
 
     other = hp.copy()
+    # With padding, another width too: the same model, given the other widths.
     other.values.update({"kernel_initializer": "he_normal", "learning_rate": 0.0042})
+    if pad:
+        other.values.update({"units_0": 8, "units_1": 8})
     random.seed(11)
     fresh = hypermodel.build(other)
     random.seed(11)
     reused = cache.model_for(tuner, other)
     assert reused is trained
-    for a, b in zip(fresh.get_weights(), reused.get_weights(), strict=True):
+    handed = real_width_model(hypermodel, reused, other) if pad else reused
+    for a, b in zip(fresh.get_weights(), handed.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(reused.optimizer.iterations.numpy()) == 0
     assert all(not np.any(keras.ops.convert_to_numpy(v)) for v in reused.optimizer.variables[2:])
     assert float(reused.optimizer.learning_rate.numpy()) == pytest.approx(0.0042)
     # The saved model's config names the trial's initializer, not the first build's.
-    hidden = [layer for layer in reused.layers if isinstance(layer, keras.layers.Dense)][0]
+    hidden = [layer for layer in handed.layers if isinstance(layer, keras.layers.Dense)][0]
     assert type(hidden.kernel_initializer).__name__ == "HeNormal"
+    if pad:  # the units past the trial's widths: zero weights in and out
+        first, second, output = (
+            keras.ops.convert_to_numpy(layer.kernel)
+            for layer in reused.layers
+            if isinstance(layer, keras.layers.Dense)
+        )
+        assert first.shape == (FEATURES, 16)
+        assert second.shape == (16, 16)
+        assert not first[:, 8:].any()
+        assert not second[8:].any()
+        assert not second[:, 8:].any()
+        assert not output[8:].any()
 
 
 def test_a_search_stopped_midway_resumes_with_an_empty_cache(tmp_path: Path) -> None:
@@ -223,12 +246,18 @@ def test_a_continued_trial_loads_once_its_parents_checkpoint_is_pruned(tmp_path:
     Path(checkpoint_path(searched, trial.hyperparameters.values["tuner/trial_id"])).unlink()
     hp = trial.hyperparameters.copy()
     hp.values.pop("tuner/trial_id")
-    fresh = DenseHyperModel(input_width=FEATURES, head=HEAD, seed=SEED).build(hp)
-    fresh.load_weights(checkpoint_path(searched, trial.trial_id))
+    hypermodel = DenseHyperModel(input_width=FEATURES, head=HEAD, seed=SEED)
+    cache = searched.model_cache
+    assert cache is not None
+    assert cache.padding is not None
+    padded = hypermodel.build_padded(hp, cache.padding)
+    padded.load_weights(checkpoint_path(searched, trial.trial_id))
+    fresh = real_width_model(hypermodel, padded, hp)
 
-    # With the cache, and with KerasTuner's own build (a process reloading the finished
-    # search: no trial left to train).
+    # With the cache, and with model reuse off (a process reloading the finished search:
+    # no trial left to train), which still builds the padded networks the checkpoints hold.
     for tuner in (searched, _search(tmp_path, reuse=False)):
         loaded = tuner.load_model(tuner.oracle.trials[trial.trial_id])
+        assert [layer.shape for layer in loaded.weights] == [w.shape for w in fresh.weights]
         for a, b in zip(loaded.get_weights(), fresh.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)

@@ -10,6 +10,15 @@ import tensorflow as tf
 from tuner_jobs.search.checkpoint import buffer_best_epoch
 from tuner_jobs.search.data import Head
 from tuner_jobs.search.hyperparameters import units_name
+from tuner_jobs.search.padded import (
+    PaddedUnits,
+    VariableL2,
+    assign_configuration,
+    is_padded,
+    padded_kernel,
+    python_random_kept,
+    real_widths,
+)
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -48,35 +57,77 @@ class DenseHyperModel(kt.HyperModel):
     # train one built, compiled and traced model (tuner_jobs.search.model_reuse).
     GRAPH_FREE = frozenset({"kernel_initializer", "learning_rate", "batch_size"})
 
+    # With padded networks (tuner_jobs.search.padded), these too: the widths, the dropout
+    # rate and the L2 factor are values of the padded network's variables.
+    PADDED_FREE = frozenset({"dropout", "l2"})
+    # What a network without hidden layers does not use.
+    NO_HIDDEN_FREE = frozenset({"activation", "batch_norm", "dropout", "l2"})
+
     def __init__(self, *, input_width: int, head: Head, seed: int | None) -> None:
         super().__init__(name="dense", tunable=True)
         self.input_width = input_width
         self.head = head
         self.seed = seed
 
+    def graph_free(self, hp: kt.HyperParameters, *, padded: bool) -> frozenset[str]:
+        """The hyperparameters trial `hp`'s network's graph does not depend on."""
+        layers = int(hp.get("num_layers"))
+        free = set(self.GRAPH_FREE)
+        if padded:
+            free |= self.PADDED_FREE | {units_name(layer) for layer in range(layers)}
+        if layers == 0:
+            free |= self.NO_HIDDEN_FREE
+        return frozenset(free)
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
+        return self._compiled(self._network(hp, None), hp)
+
+    def build_padded(self, hp: kt.HyperParameters, widths: tuple[int, ...]) -> keras.Model:
+        """What `build(hp)` gives, but with each hidden layer `widths[i]` wide and its
+        units past trial `hp`'s masked out (tuner_jobs.search.padded): the same outputs,
+        the same training, and a graph any trial of the same family can train."""
+        # Its layers are made with zeros, drawing no seed: the real blocks are then drawn
+        # by `reinitialize` from where Python's generator stands, as `build` draws them.
+        with python_random_kept():
+            model = self._compiled(self._network(hp, widths), hp)
+        self.reinitialize(model, hp)
+        return model
+
+    def _network(self, hp: kt.HyperParameters, widths: tuple[int, ...] | None) -> keras.Model:
         l2 = float(hp.get("l2"))
-        regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+        if widths is not None:
+            regularizer: keras.regularizers.Regularizer | None = VariableL2(l2)
+        else:
+            regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
         dropout = float(hp.get("dropout"))
+        initializer = hp.get("kernel_initializer") if widths is None else "zeros"
         inputs = keras.Input(shape=(self.input_width,), name="features")
         x = inputs
         for layer in range(int(hp.get("num_layers"))):
             x = keras.layers.Dense(
-                int(hp.get(units_name(layer))),
-                kernel_initializer=hp.get("kernel_initializer"),
+                int(hp.get(units_name(layer))) if widths is None else widths[layer],
+                kernel_initializer=initializer,
                 kernel_regularizer=regularizer,
             )(x)
             if hp.get("batch_norm"):
                 x = keras.layers.BatchNormalization()(x)
             x = keras.layers.Activation(hp.get("activation"))(x)
-            if dropout > 0:
+            if widths is not None:
+                x = PaddedUnits(widths[layer], seed=self.seed)(x)
+            elif dropout > 0:
                 x = keras.layers.Dropout(dropout, seed=self.seed)(x)
-        outputs = keras.layers.Dense(self.head.units, activation=self.head.activation)(x)
+        outputs = keras.layers.Dense(
+            self.head.units,
+            activation=self.head.activation,
+            kernel_initializer="glorot_uniform" if widths is None else "zeros",
+        )(x)
         if self.head.activation is None:
             outputs = keras.layers.Rescaling(
                 scale=self.head.target_std, offset=self.head.target_mean, name="target_scale"
             )(outputs)
-        model = keras.Model(inputs, outputs)
+        return keras.Model(inputs, outputs)
+
+    def _compiled(self, model: keras.Model, hp: kt.HyperParameters) -> keras.Model:
         optimizer = OPTIMIZERS[hp.get("optimizer")](learning_rate=float(hp.get("learning_rate")))
         # XLA doubles trial time on CPU for networks this small: keep it off.
         model.compile(
@@ -89,18 +140,29 @@ class DenseHyperModel(kt.HyperModel):
         return model
 
     def reinitialize(self, model: keras.Model, hp: kt.HyperParameters) -> None:
-        """Give `model`, built by `build` for a trial of the same architecture and already
-        restored to the state it was built with, what `build(hp)` would give it fresh: each
-        Dense kernel drawn by a new initializer, made in the order `build` makes them (each
-        takes its seed from Python's RNG when it is made, so the same seeds are drawn and the
-        weights are the same, bit for bit), and the trial's learning rate."""
+        """Give `model`, built by `build` (or `build_padded`) for a trial of the same
+        network (family) and already restored to the state it was built with, what
+        `build(hp)` would give it fresh: each Dense kernel drawn by a new initializer, made
+        in the order `build` makes them (each takes its seed from Python's RNG when it is
+        made, so the same seeds are drawn and the weights are the same, bit for bit), and
+        the trial's learning rate. A padded model's kernels are drawn with the real widths'
+        shapes into zero kernels, and its masks, dropout rate and L2 factor set."""
         dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-        for layer in dense:
+        padded = is_padded(model)
+        fan_in = [self.input_width, *real_widths(hp)]
+        fan_out = [*real_widths(hp), self.head.units]
+        for index, layer in enumerate(dense):
             # The output layer keeps Keras's default initializer, as in `build`.
             name = "glorot_uniform" if layer is dense[-1] else hp.get("kernel_initializer")
             initializer = keras.initializers.get(name)
             layer.kernel_initializer = initializer  # what the saved model's config says
-            layer.kernel.assign(initializer(layer.kernel.shape, layer.kernel.dtype))
+            if padded:
+                block = initializer((fan_in[index], fan_out[index]), layer.kernel.dtype)
+                layer.kernel.assign(padded_kernel(tuple(layer.kernel.shape), block))
+            else:
+                layer.kernel.assign(initializer(layer.kernel.shape, layer.kernel.dtype))
+        if padded:
+            assign_configuration(model, hp)
         model.optimizer.learning_rate.assign(float(hp.get("learning_rate")))
 
     def fit(self, hp, model, x, y, validation_data=None, **kwargs):  # type: ignore[no-untyped-def]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
@@ -16,9 +18,17 @@ from tuner_jobs.search.cross_validation import CrossValidated
 from tuner_jobs.search.hyperparameters import active_values
 from tuner_jobs.search.model_reuse import ModelCache
 from tuner_jobs.search.optuna_search import OptunaSearch
+from tuner_jobs.search.padded import (
+    PADDING_FILE,
+    PaddingChoice,
+    choose_padding,
+    hyperband_epochs_per_network,
+)
 from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder, finite
 from tuner_jobs.search.warm_start import warm_start_origin
+
+logger = logging.getLogger(__name__)
 
 # How long a tuner waits before asking again after the oracle answered IDLE.
 IDLE_WAIT_S = 0.5
@@ -69,6 +79,12 @@ class RecordingTuner(CrossValidated):
         self._stopped_early: dict[str, bool] = {}
         self._epoch_lr: dict[str, float] = {}
         self._asked_for_trial = False
+        self._padding_planned = False
+        # What the padding's cost is estimated from, the same in every process of a job (a
+        # parallel job's tuners hold a client of the chief's oracle, which keeps these).
+        given = kwargs.get("oracle")  # Optuna's tuners make their oracle themselves
+        self._space = kwargs.get("hyperparameters") or getattr(given, "hyperparameters", None)
+        self._schedule = (kwargs.get("max_epochs"), kwargs.get("factor", 3))
         # A tuner on a lent slot (parallel_trials "auto"): why to hand it back before the
         # next trial, or None (tuner_jobs.search.runner.run_search sets it).
         self.hand_back: Callable[[], str | None] | None = None
@@ -86,16 +102,100 @@ class RecordingTuner(CrossValidated):
 
     def load_model(self, trial: kt.engine.trial.Trial) -> keras.Model:
         """A trial's model at its best epoch (the best model's export, the held-out score,
-        the Pareto front's models). KerasTuner's own load_model builds a Hyperband trial
-        that continued another as its run began, with the parent's checkpoint loaded, then
-        loads the trial's own over it: the parent's file is read for nothing, and it may be
-        gone (best_model.prune_checkpoints keeps a parent only while its continuation
-        runs). Here the model is built as a fresh trial's, then given its own weights."""
+        the Pareto front's models, the ensemble's members). KerasTuner's own load_model
+        builds a Hyperband trial that continued another as its run began, with the parent's
+        checkpoint loaded, then loads the trial's own over it: the parent's file is read for
+        nothing, and it may be gone (best_model.prune_checkpoints keeps a parent only while
+        its continuation runs). Here the model is built as a fresh trial's, then given its
+        own weights; a padded network is handed out at its real widths."""
         hp = trial.hyperparameters.copy()
         hp.values.pop("tuner/trial_id", None)
+        self._plan_padding()
         model = self._try_build(hp)
         model.load_weights(self._get_checkpoint_fname(trial.trial_id))  # type: ignore[attr-defined]
-        return model
+        if self.model_cache is None:
+            return model
+        return self.model_cache.handed_out(self, model, hp)
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        self._plan_padding(fit_args, fit_kwargs)
+        super().search(*fit_args, **fit_kwargs)  # type: ignore[misc]
+
+    def _plan_padding(
+        self, fit_args: tuple[Any, ...] = (), fit_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Decide once per job whether its networks are padded (tuner_jobs.search.padded),
+        from the rows and epochs `search` is given; the choice is kept in the project
+        directory, so every process of the job (a resumed or recycled search, a parallel
+        job's tuners, an export) builds networks of the shape its checkpoints have."""
+        if self._padding_planned or self.max_model_size:  # type: ignore[attr-defined]
+            return
+        if not hasattr(self.hypermodel, "build_padded"):  # type: ignore[attr-defined]
+            return
+        path = Path(self.project_dir) / PADDING_FILE  # type: ignore[attr-defined]
+        choice = PaddingChoice.load(path)
+        if choice is None:
+            cache = self.model_cache
+            if fit_kwargs is None or cache is None or not cache.may_pad:
+                return  # KerasTuner's own build, or (not searching) unpadded checkpoints
+            choice = self._choose_padding(path, fit_args, fit_kwargs)
+            choice.save(path)
+        if choice.widths is not None and self.model_cache is None:
+            # The job's checkpoints are padded (model reuse was turned off since it began):
+            # its networks must have their shape.
+            self.model_cache = ModelCache()
+        self._padding_planned = True
+        if self.model_cache is not None:
+            self.model_cache.pad(choice.widths)
+        logger.info(
+            "networks %s: %s",
+            "padded to the space's widest" if choice.widths else "of their real widths",
+            choice.reason,
+            extra={
+                "padded_widths": list(choice.widths or []),
+                "extra_s": round(choice.extra_s, 3),
+                "saved_s": round(choice.saved_s, 3),
+            },
+        )
+
+    def _choose_padding(
+        self, path: Path, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any]
+    ) -> PaddingChoice:
+        if any(path.parent.glob("trial_*/checkpoint*")):
+            # A project a version without padding began: its checkpoints are unpadded.
+            return PaddingChoice(None, 0.0, 0.0, "the search's checkpoints are unpadded")
+        if getattr(self, "_measured", None):
+            # An objective measures the trained network itself (its parameters, its
+            # latency: tuner_jobs.search.optuna_search): it must be the real widths'.
+            return PaddingChoice(None, 0.0, 0.0, "an objective measures the network's size")
+        x = fit_args[0] if fit_args else fit_kwargs.get("x")
+        validation = fit_kwargs.get("validation_data")
+        if self.folds is None and not hasattr(x, "__len__"):
+            return PaddingChoice(None, 0.0, 0.0, "the rows are not counted (not an array)")
+        if self.folds is not None:
+            parts = self.folds.parts
+            train = sum(len(fit) for fit, _ in parts)
+            held = sum(len(rows) for _, rows in parts)
+        else:
+            train = len(x) * self.executions_per_trial  # type: ignore[arg-type,attr-defined]
+            held = len(validation[0]) * self.executions_per_trial if validation else 0  # type: ignore[attr-defined]
+        epochs = int(fit_kwargs.get("epochs") or self.epochs or 1)
+        max_epochs, factor = self._schedule
+        if max_epochs:  # Hyperband: most configurations train a few epochs
+            epochs_per_network = hyperband_epochs_per_network(int(max_epochs), int(factor))
+        else:
+            epochs_per_network = float(epochs)
+        if self._space is None:
+            return PaddingChoice(None, 0.0, 0.0, "the search space is not known here")
+        hypermodel = self.hypermodel  # type: ignore[attr-defined]
+        return choose_padding(
+            self._space,
+            input_width=hypermodel.input_width,
+            outputs=hypermodel.head.units,
+            training_rows=train,
+            validation_rows=held,
+            epochs=epochs_per_network,
+        )
 
     def pre_create_trial(self) -> None:
         """Before asking the oracle for a trial: stop if asked, and wait a little if the

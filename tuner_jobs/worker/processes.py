@@ -204,6 +204,9 @@ class Spawner:
         """A process with TensorFlow already imported, for the next job (TUNER_PREWARM)."""
         if not self.has_spare():
             self._spare = SearchProcess(self._context, self.settings, warm=True)
+            logger.info(
+                "spare search process started", extra={"spare_pid": self._spare.process.pid}
+            )
 
     def close(self) -> None:
         if self._spare is not None:

@@ -99,8 +99,8 @@ class Worker:
             if isinstance(claim, SlotClaim):
                 self.execute_slot(claim)  # helping another worker's parallel job
             else:
-                self.execute(claim)
                 done += 1
+                self.execute(claim, then_spare=max_jobs is None or done < max_jobs)
 
     def _wait_for_work(self) -> None:
         """Up to poll_s, looking every LOOK_S with a read that takes no lock; the claim
@@ -115,8 +115,9 @@ class Worker:
         return self.database.claim()
 
     def keep_spare(self) -> None:
-        """While idle, keep one search process with TensorFlow already imported, so the
-        next job starts training seconds sooner (TUNER_PREWARM)."""
+        """While idle, and as soon as a job's search ends, keep one search process with
+        TensorFlow already imported, so the next job starts training seconds sooner
+        (TUNER_PREWARM)."""
         if not self.settings.prewarm or self.spawner.has_spare():
             return
         if self._helped is not None and self.database.still_running(self._helped):
@@ -160,9 +161,9 @@ class Worker:
         except DBAPIError:
             return None
 
-    def execute(self, claim: Claim) -> JobStatus | None:
+    def execute(self, claim: Claim, *, then_spare: bool = True) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if requeued
-        or the lease was lost)."""
+        or the lease was lost). `then_spare`: another job may follow (a spare is kept)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         self._claimed("job claimed", claim, log)
         deadline, parallel = self._plan(claim)
@@ -173,6 +174,14 @@ class Worker:
             # fresh process, under the same lease.
             logger.info("search process recycled: %s", ended.message, extra=log)
             ended, reason = run(claim, deadline, log)
+        # The job's search is over and its process used up: the next job's starts importing
+        # TensorFlow now, while this one's outcome is written and the next is claimed, not
+        # after (a queue that is never empty would otherwise never see a spare).
+        if then_spare and not self.shutdown.is_set():
+            try:
+                self.keep_spare()
+            except DBAPIError:
+                pass  # the database is away: the idle loop keeps one once it is back
         completed = self._completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
         record = job_record(
             ended,
