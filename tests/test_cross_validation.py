@@ -254,7 +254,7 @@ def test_hyperband_with_folds_continues_each_fold_from_its_own_parent(
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "hyperband", "max_epochs": 3, "factor": 3, "seed": 5},
+        tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3, "seed": 5},
         training={"epochs": 3, "cross_validation": {"folds": 2}},
         search_space=SMALL_SPACE,
     )

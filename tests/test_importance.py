@@ -192,7 +192,7 @@ def test_a_real_search_reaches_the_endpoint(api: httpx.Client, start_worker) -> 
         api,
         dataset["id"],
         # Hyperband (6 trials at max_epochs 3): any algorithm's trials will do.
-        tuner={"algorithm": "hyperband", "max_epochs": 3, "factor": 3, "seed": 7},
+        tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3, "seed": 7},
         search_space={
             "num_layers": {"type": "int", "min": 1, "max": 2},
             "units": {"type": "pow2", "min": 4, "max": 8},

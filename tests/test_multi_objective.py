@@ -143,8 +143,10 @@ def test_a_list_objective_is_stored_resolved(api: httpx.Client, dataset_id: str)
         {"name": "val_loss", "direction": "min"},
         {"name": "predict_latency_ms", "direction": "min"},
     ]
-    assert job["spec"]["tuner"]["max_trials"] == 20
-    assert job["progress"]["trials_planned"] == 20
+    # No budget and no max_trials given: the derived budget, and as many trials as fit.
+    assert job["spec"]["derivation"]["budget_source"] == "auto"
+    assert job["spec"]["tuner"]["max_trials"] == 1000
+    assert job["progress"]["trials_planned"] == 1000
     front = api.get(f"/api/v1/jobs/{job['id']}/pareto")
     assert front.status_code == 200, front.text
     assert front.json() == {"items": [], "objectives": job["spec"]["objective"]}

@@ -81,12 +81,17 @@ def test_without_pruning_every_trial_runs_its_epochs(api: httpx.Client, start_wo
     assert all(t["epochs_run"] == EPOCHS for t in trials)
 
 
+# 240 rows, one validation split: 192 a fit, batches of up to 32, so 6 steps an epoch; the
+# pruner judges from the epoch that makes 60 steps (app.search.training_length).
+DERIVED = {"rule": "median", "min_epochs": 10}
+
+
 @pytest.mark.parametrize(
     ("algorithm", "expected"),
     [
-        ("random_search", {"rule": "median", "min_epochs": 3}),
-        ("bayesian", {"rule": "median", "min_epochs": 3}),
-        ("grid", {"rule": "median", "min_epochs": 3}),
+        ("random_search", DERIVED),
+        ("bayesian", DERIVED),
+        ("grid", DERIVED),
         ("hyperband", None),  # it prunes by its brackets
     ],
 )
@@ -96,6 +101,7 @@ def test_pruning_is_on_by_default_except_for_hyperband(
     dataset = upload_ok(api, regression_frame(), "target value")
     job = submit(api, dataset["id"], tuner={"algorithm": algorithm, "max_trials": 2})
     assert job["spec"]["pruning"] == expected
+    assert job["spec"]["derivation"]["steps_per_epoch"] == 6
 
 
 def test_pruning_can_be_asked_of_hyperband_and_turned_off_elsewhere(api: httpx.Client) -> None:

@@ -70,7 +70,8 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
         "hyperband": submit(
             api,
             classification["id"],
-            tuner={"algorithm": "hyperband", "max_epochs": 3, "factor": 3},
+            # KerasTuner's own smallest rung (1 epoch), not the one derived from the table.
+            tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3},
             search_space=FAST_SPACE,
         ),
         "bayesian": submit(
@@ -160,14 +161,18 @@ def test_progress_and_epochs_are_visible_while_the_search_runs(
 
 
 @sqlite_only  # the defaults are resolved in Python; the other tests here run on both
-def test_default_job_is_hyperband_with_early_stopping_and_seeded_units(
+def test_default_job_is_tpe_in_a_derived_budget_with_early_stopping_and_seeded_units(
     api: httpx.Client,
 ) -> None:
     dataset = upload_ok(api, customers_frame(), "churned")
     job = submit(api, dataset["id"])
     spec, space = job["spec"], job["search_space"]
     assert job["status"] == "queued"
-    assert spec["tuner"]["algorithm"] == "hyperband"
+    # Neither a budget nor max_trials: a budget derived from the table, TPE within it.
+    assert spec["derivation"]["budget_source"] == "auto"
+    assert spec["max_runtime_s"] > 0
+    assert spec["tuner"]["algorithm"] == "tpe"
+    assert spec["pruning"]["rule"] == "median"
     assert spec["objective"] == {"name": "val_accuracy", "direction": "max"}
     assert spec["callbacks"]["early_stopping"]["monitor"] == "val_loss"
     low, high = dataset["units_range"]

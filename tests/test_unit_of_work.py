@@ -61,7 +61,8 @@ def _writes(api: httpx.Client, engine: Engine) -> dict[str, tuple[Callable[[], A
     """Each writing route: the request, and what it leaves in the database."""
     frame = customers_frame(rows=60)
     dataset = upload_ok(api, frame, "churned")
-    spare = upload_ok(api, frame, "churned")
+    # Other rows each: the same file and target uploaded again is the same dataset.
+    spare = upload_ok(api, customers_frame(rows=60, seed=1), "churned")
     job = submit(api, dataset["id"], tuner={"algorithm": "random_search", "max_trials": 1})
 
     def jobs() -> int:
@@ -74,7 +75,7 @@ def _writes(api: httpx.Client, engine: Engine) -> dict[str, tuple[Callable[[], A
 
     return {
         "upload": (
-            lambda: upload(api, csv_bytes(frame), target="churned"),
+            lambda: upload(api, csv_bytes(customers_frame(rows=60, seed=2)), target="churned"),
             lambda: _datasets(engine),
         ),
         "delete dataset": (

@@ -21,10 +21,12 @@ from app.store.models import Job, JobStatus, Trial
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import (
     assert_problem,
+    csv_bytes,
     noisy_labels_frame,
     regression_frame,
     submit,
     trials_of,
+    upload,
     upload_ok,
     wait_for_job,
 )
@@ -42,7 +44,8 @@ BASE = {
     "kernel_initializer": "he_normal",
     "optimizer": "adam",
     "learning_rate": 0.005,
-    "batch_size": 64,
+    # Within the batch sizes the tables below get (their rows leave batches of 32 at most).
+    "batch_size": 32,
     "l2": 0.0,
     "batch_norm": False,
 }
@@ -128,7 +131,11 @@ def test_auto_takes_the_owners_succeeded_jobs_on_the_same_data(
     frame = noisy_labels_frame(rows=80)
     with keyed_api(keyed, KEY_A) as a, keyed_api(keyed, KEY_B) as b:
         data = upload_ok(a, frame, "label")
-        again = upload_ok(a, frame, "label")  # the same file, uploaded twice: the same data
+        # The same file uploaded twice is the same dataset (200, the first one's id).
+        repeated = upload(a, csv_bytes(frame), target="label")
+        assert repeated.status_code == 200, repeated.text
+        again = repeated.json()
+        assert again["id"] == data["id"]
         other = upload_ok(a, noisy_labels_frame(rows=80, seed=1), "label")
         theirs = upload_ok(b, frame, "label")
         no_cv = {"cross_validation": None}
@@ -146,7 +153,9 @@ def test_auto_takes_the_owners_succeeded_jobs_on_the_same_data(
         with write_session(engine) as session:
             session.execute(update(Job).where(Job.id == failed["id"]).values(status="failed"))
 
-        job = submit(a, data["id"], training=no_cv, warm_start="auto")
+        # Batches of 32 named: 80 rows would otherwise get only 16 (64 rows a fit).
+        batches = {"batch_size": {"type": "choice", "values": [16, 32]}}
+        job = submit(a, data["id"], training=no_cv, warm_start="auto", search_space=batches)
         warm = job["spec"]["warm_start"]
         assert warm["auto"] is True
         assert warm["jobs"] == [copy["id"], earlier["id"]]  # newest first
