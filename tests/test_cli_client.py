@@ -70,8 +70,10 @@ def test_submit_wait_then_every_command_on_the_finished_job(
     env = {"TUNER_URL": live.url}
     listed = cli("jobs", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
-    line = next(line for line in listed.stdout.splitlines() if job_id in line)
+    # The list shows each id by its shortest unique prefix (8 characters at least).
+    line = next(line for line in listed.stdout.splitlines() if job_id[:8] in line)
     assert "succeeded" in line
+    assert "data.csv" in line  # the dataset's name, not its id
     assert "random_search" in line
     assert f"{job['best']['score']:.4g}" in line
 
