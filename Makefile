@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 # from this file; `make lock` refreshes it.
 LOCK := requirements.lock
 
-.PHONY: run test test-fast lint docs format install lock migrate clean bench bench-workers \
-	bench-search bench-speed bench-floor
+.PHONY: run test test-fast test-cluster lint docs format install lock migrate clean bench \
+	bench-workers bench-search bench-speed bench-floor bench-cluster
 
 # Both distributions at once: the server (.) depends on the client (./client), which is
 # not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
@@ -52,6 +52,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python tests/run_suite.py -m 'not slow' $(ARGS)
 
+# Every fault of the cluster test (tests/test_cluster.py): network namespaces as hosts, so
+# root and `ip netns`; 2.5 to 5 minutes on two cores. `make test` runs three of its six.
+test-cluster: $(STAMP)
+	TUNER_TEST_CLUSTER=all $(BIN)/python -m pytest tests/test_cluster.py $(ARGS)
+
 # Performance figures (benchmarks/): one table, about eight minutes on two idle cores.
 # PostgreSQL rows need TUNER_TEST_POSTGRES_URL (an admin URL; a scratch database is made).
 bench: $(STAMP)
@@ -77,6 +82,11 @@ bench-speed: $(STAMP)
 # cost beyond their steps (bench-speed's fixed cost, without a search around it): 1 minute.
 bench-floor: $(STAMP)
 	$(BIN)/python -m benchmarks.fit_floor $(ARGS)
+
+# Trials handed out and recorded per second by one chief, with 4 to 32 tuner clients running
+# trivial trials, on a throwaway PostgreSQL: about two minutes. ARGS: e.g. ARGS='--clients 4 8'.
+bench-cluster: $(STAMP)
+	$(BIN)/python -m benchmarks.cluster $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python tests/run_suite.py --lint-only

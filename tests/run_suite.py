@@ -5,6 +5,9 @@ A test skips only when a binary is absent, and the run ends by saying which and 
   (/usr/lib/postgresql/*/bin), a throwaway cluster of its own (temporary directory, a free
   loopback port, trust on 127.0.0.1 only), removed at the end, Ctrl-C and failures included.
 - Chromium: /usr/bin/chromium present means the browser tests must run, not skip.
+- The cluster test (tests/test_cluster.py): network namespaces as hosts, so root and
+  `ip netns`; where they are missing, why is in the list of skips at the end. Its cases
+  share one cluster: in a full run they run last, in one process of their own.
 
     python tests/run_suite.py [--lint-only] [pytest arguments...]
 """
@@ -28,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")  # the browser the dashboard tests drive (tests/browser.py)
+CLUSTER_TEST = "tests/test_cluster.py"
+NO_TESTS_COLLECTED = 5  # pytest's exit code
 POSTGRES_USER = "tuner"
 LINT = [
     [BIN / "ruff", "check", "."],
@@ -141,9 +146,11 @@ def run_pytest(args: list[str], env: dict[str, str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def report_skips(junit: Path, absent: list[str]) -> None:
+def report_skips(junits: list[Path], absent: list[str]) -> None:
     reasons: Counter[str] = Counter()
-    if junit.exists():
+    for junit in junits:
+        if not junit.exists():
+            continue
         for case in ET.parse(junit).iter("testcase"):
             for skipped in case.iter("skipped"):
                 reasons[skipped.get("message", "").strip() or "(no reason given)"] += 1
@@ -183,9 +190,27 @@ def main(argv: list[str]) -> int:
             env["TUNER_TEST_REQUIRE_POSTGRES"] = "1"
         junit = Path(scratch) / "junit.xml"
         # The slowest tests listed at the end: where the suite's time goes.
-        code = run_pytest(["-n", "2", "--durations=30", f"--junitxml={junit}", *argv], env)
-        report_skips(junit, absent)
+        pytest_args = ["-n", "2", "--durations=30"]
+        if names_tests(argv):
+            code = run_pytest([*pytest_args, f"--junitxml={junit}", *argv], env)
+            report_skips([junit], absent)
+            return code
+        # The cluster test's cases share one cluster, which one process must hold (xdist
+        # 3.8's --dist loadgroup no longer groups under pytest 9): they run after the rest,
+        # in a process of their own, with the machine to themselves.
+        code = run_pytest([*pytest_args, f"--ignore={CLUSTER_TEST}", f"--junitxml={junit}",
+                           *argv], env)  # fmt: skip
+        cluster_junit = Path(scratch) / "junit-cluster.xml"
+        cluster_code = run_pytest([CLUSTER_TEST, f"--junitxml={cluster_junit}", *argv], env)
+        if cluster_code not in (0, NO_TESTS_COLLECTED):  # none left after -m 'not slow'
+            code = code or cluster_code
+        report_skips([junit, cluster_junit], absent)
     return code
+
+
+def names_tests(argv: list[str]) -> bool:
+    """Whether the pytest arguments name tests to run (a path, or path::test)."""
+    return any(not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists() for arg in argv)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,15 @@ def lease_holder(*, session: Session, job_id: str) -> tuple[str, str | None, int
     return None if row is None else (row.status, row.lease_owner, row.attempt)
 
 
+def lease_expiry(*, session: Session, claim: Claim) -> datetime | None:
+    """When the claim's lease runs out, as the job's row says now; None once the lease is
+    no longer the claim's (taken over, or the job ended). A parallel job's chief reads it to
+    stop serving its oracle on its own clock (tuner_jobs.search.chief)."""
+    return session.scalar(
+        select(Job.lease_expires_at).where(_fenced(claim.job_id, claim.worker_id, claim.attempt))
+    )
+
+
 def holds_lease(*, session: Session, claim: Claim) -> bool:
     return (
         session.execute(

@@ -30,18 +30,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.search.spec import ResolvedSpec
 from app.settings import Settings
 from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE
-from app.store.models import Dataset, Job, JobSlot, SlotStatus
-from app.store.queue import Claim
+from app.store.models import Dataset, Job, JobSlot, SlotStatus, utcnow
+from app.store.queue import Claim, lease_expiry
 from app.store.slot_queue import close_slots, job_slots, open_slots, slots_running
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
@@ -99,10 +101,12 @@ def release_leaked_lock(oracle: Any) -> None:
 
 class _LockSafeOracle:
     """The oracle as the gRPC servicer sees it: a call that raises gives the lock back,
-    so one tuner's failing call cannot freeze tuner0 and every other tuner."""
+    so one tuner's failing call cannot freeze tuner0 and every other tuner; and no call is
+    served once `serving()` says no (the chief's lease may be another's: _LeaseFence)."""
 
-    def __init__(self, oracle: Any) -> None:
+    def __init__(self, oracle: Any, serving: Callable[[], bool] = lambda: True) -> None:
         self._oracle = oracle
+        self._serving = serving
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._oracle, name)
@@ -110,6 +114,8 @@ class _LockSafeOracle:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if not self._serving():
+                raise LeaseLost("this chief's job lease ran out: it serves no tuner")
             try:
                 return value(*args, **kwargs)
             except BaseException:
@@ -122,12 +128,12 @@ class _LockSafeOracle:
 class OracleServer:
     """KerasTuner's OracleServicer on a gRPC server with a free port."""
 
-    def __init__(self, oracle: Any, bind: str) -> None:
+    def __init__(self, oracle: Any, bind: str, serving: Callable[[], bool] = lambda: True) -> None:
         import grpc
 
         from tuner_jobs.search.keras_tuner_compat import OracleServicer, protos
 
-        self.servicer = OracleServicer(_LockSafeOracle(oracle))
+        self.servicer = OracleServicer(_LockSafeOracle(oracle, serving))
         # Oracle calls serialize on the oracle's lock; threads only let slow clients overlap.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
@@ -142,10 +148,96 @@ class OracleServer:
     def __exit__(self, *exc: object) -> None:
         self.server.stop(grace=1).wait(5)
 
+    def close_now(self) -> None:
+        """Stop listening and cancel the calls in flight: to its tuners, a dead chief."""
+        self.server.stop(grace=None)
+
     @property
     def stop_triggered(self) -> bool:
         """The oracle has told some tuner that the search is over."""
         return bool(self.servicer.stop_triggered)
+
+
+class _LeaseFence:
+    """The chief's own reading of its job's lease: it serves the oracle, and writes to the
+    job's directory, only while that lease is surely still its own.
+
+    Its worker renews the lease, but a worker cut off from the database (or frozen) learns
+    only after a blocked call that the lease ran out, and meanwhile another worker may have
+    taken the job over and started a chief of its own: tuners must never be served by two
+    chiefs, nor the shared project directory written by one that lost the job. So the chief
+    reads the lease's end from the job's row every heartbeat, on a thread of its own, and
+    compares it with its own clock (the one its worker wrote the lease with) at each oracle
+    call, never waiting on the database. A reading at most two heartbeats old ends no later
+    than the lease does: the fence may close that much early, after a database outage of
+    nearly a lease (the job then resumes, as its worker would have given it up), never late.
+    """
+
+    def __init__(self, engine: Engine, claim: Claim, every_s: float) -> None:
+        self._engine = engine
+        self._claim = claim
+        self._every_s = every_s
+        self._lost = threading.Event()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._on_lost: list[Callable[[], None]] = []
+        self._expires_at: datetime | None = None
+        self._expires_at = self._read()
+        self._thread = threading.Thread(target=self._run, name="chief-lease", daemon=True)
+
+    def _read(self) -> datetime | None:
+        try:
+            with Session(self._engine) as session:
+                return lease_expiry(session=session, claim=self._claim)
+        except DBAPIError:
+            # The lease cannot be confirmed: from the last reading on (none at the start,
+            # when the chief ends at once and the job resumes once the lease runs out).
+            return self._expires_at
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every_s) and self.held():
+            self._expires_at = self._read()
+
+    def held(self) -> bool:
+        expires_at = self._expires_at
+        if not self._lost.is_set() and expires_at is not None and utcnow() < expires_at:
+            return True
+        with self._lock:
+            if not self._lost.is_set():
+                self._lost.set()
+                logger.warning(
+                    "chief fenced: its job lease ran out or is another's; it serves no tuner",
+                    extra={"job_id": self._claim.job_id, "attempt": self._claim.attempt},
+                )
+                for callback in self._on_lost:
+                    callback()
+        return False
+
+    def check(self) -> None:
+        if not self.held():
+            raise LeaseLost(f"job {self._claim.job_id}'s lease ran out under this chief")
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        self._on_lost.append(callback)
+
+    def __enter__(self) -> _LeaseFence:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+class _StopOrFenced:
+    """tuner0's stop signal: its worker asks it to stop, or the chief's lease ran out."""
+
+    def __init__(self, stop: StopSignal, fence: _LeaseFence) -> None:
+        self._stop = stop
+        self._fence = fence
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or not self._fence.held()
 
 
 def run_chief(
@@ -167,6 +259,39 @@ def run_chief(
     os.environ["KERASTUNER_TUNER_ID"] = CHIEF_TUNER_ID
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         os.environ.pop(name, None)
+    with _LeaseFence(engine, claim, settings.heartbeat_s) as fence:
+        try:
+            _serve_and_search(
+                settings=settings,
+                engine=engine,
+                claim=claim,
+                job=job,
+                spec=spec,
+                dataset=dataset,
+                recorder=recorder,
+                stop=_StopOrFenced(stop, fence),
+                searched=searched,
+                fence=fence,
+            )
+        except SearchStopped:
+            if not fence.held():  # it stopped because the lease ran out: not its job now
+                raise LeaseLost(f"job {claim.job_id}'s lease ran out under this chief") from None
+            raise
+
+
+def _serve_and_search(
+    *,
+    settings: Settings,
+    engine: Engine,
+    claim: Claim,
+    job: Job,
+    spec: ResolvedSpec,
+    dataset: Dataset,
+    recorder: TrialRecorder,
+    stop: StopSignal,
+    searched: Callable[[], None],
+    fence: _LeaseFence,
+) -> None:
     from tuner_jobs.search.evaluation import evaluate_and_record
     from tuner_jobs.search.runner import build_search, check_outcome, search
     from tuner_jobs.search.time_budget import finished_if_out_of_time
@@ -182,13 +307,15 @@ def run_chief(
     tuner.save()
 
     def finish() -> None:
+        fence.check()  # the best model and its card go to the shared directory
         keeper.keep(tuner)
         evaluate_and_record(tuner, data, spec, dataset, recorder)
 
     with (
         finished_if_out_of_time(engine, job.id, tuner, finish),
-        OracleServer(oracle, settings.oracle_bind) as server,
+        OracleServer(oracle, settings.oracle_bind, fence.held) as server,
     ):
+        fence.on_lost(server.close_now)
         address = f"{advertised_host(settings)}:{server.port}"
         with write_session(engine) as session:
             if not open_slots(
