@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.store.models import Job
+from app.store.models import Job, utcnow
 
 # The stored spec's fields the deadline is made of, as SQL expressions of the jobs row.
 BUDGET_S = Job.spec["max_runtime_s"].as_float()
@@ -32,3 +33,15 @@ def job_search_ends_at(*, session: Session, job_id: str) -> datetime | None:
         select(Job.started_at, BUDGET_S, END_PHASE_S).where(Job.id == job_id)
     ).one_or_none()
     return None if row is None else search_ends_at(*row)
+
+
+def search_budget_spent(engine: Engine, job_id: str, *, slack_s: float) -> bool:
+    """Whether the job's search must have stopped by now (within `slack_s`), as its row says:
+    the budget may have changed since the search process read its spec. False while the
+    database is away: such a job is requeued, not finished, by its process."""
+    try:
+        with Session(engine) as session:
+            ends_at = job_search_ends_at(session=session, job_id=job_id)
+    except DBAPIError:
+        return False
+    return ends_at is not None and utcnow() >= ends_at - timedelta(seconds=slack_s)

@@ -15,14 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-
-from app.store.budget import job_search_ends_at
-from app.store.models import utcnow
+from app.store.budget import search_budget_spent
 from tuner_jobs.search.tuners import SearchStopped
 
 logger = logging.getLogger(__name__)
@@ -32,17 +27,6 @@ logger = logging.getLogger(__name__)
 _SLACK_S = 1.0
 
 
-def budget_spent(engine: Engine, job_id: str) -> bool:
-    """The search's part of the budget is over (the rest is the end phase's), as the job's
-    row says now: the budget may have changed since this process read the spec."""
-    try:
-        with Session(engine) as session:
-            ends_at = job_search_ends_at(session=session, job_id=job_id)
-    except DBAPIError:
-        return False  # the database is away: the job is requeued, not finished, here
-    return ends_at is not None and utcnow() >= ends_at - timedelta(seconds=_SLACK_S)
-
-
 def has_completed_trial(tuner: object) -> bool:
     trials = tuner.oracle.trials.values()  # type: ignore[attr-defined]
     return any(t.status == "COMPLETED" for t in trials)
@@ -50,7 +34,7 @@ def has_completed_trial(tuner: object) -> bool:
 
 @contextmanager
 def finished_if_out_of_time(
-    engine: Engine, job_id: str, tuner: object, finish: Callable[[], None] | None
+    engine: Any, job_id: str, tuner: object, finish: Callable[[], None] | None
 ) -> Iterator[None]:
     """Run the block; when it stops (SearchStopped) because the budget ran out and a
     trial completed, call `finish` (None: this process does not finish the job, as a
@@ -58,7 +42,11 @@ def finished_if_out_of_time(
     try:
         yield
     except SearchStopped:
-        if finish is not None and has_completed_trial(tuner) and budget_spent(engine, job_id):
+        if (
+            finish is not None
+            and has_completed_trial(tuner)
+            and search_budget_spent(engine, job_id, slack_s=_SLACK_S)
+        ):
             logger.info("time budget spent: finishing the search", extra={"job_id": job_id})
             try:
                 finish()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep, reading
@@ -29,11 +29,11 @@ from app.search.spec import JobCreate, with_budget
 from app.settings import Settings
 from app.store.disk_usage import cached_directory_bytes
 from app.store.job_files import job_dir
-from app.store.models import Job, JobStatus, new_id, utcnow
+from app.store.job_writes import delete_finished_job, insert_job, set_job_fields
+from app.store.models import JobStatus
 from app.store.queue import request_cancel
 from app.store.quotas import check_job_quota
 from app.store.reads import (
-    JOBS,
     JobRow,
     TrialOrder,
     best_trial,
@@ -87,22 +87,15 @@ def submit_job(
         db = session.connection()
         dataset, (spec, space, planned) = resolve_for_dataset(db, settings, owner, body)
         check_job_quota(session=session, owner=owner, max_jobs=settings.max_jobs_per_key)
-        row = {
-            "id": new_id(),
-            "owner": owner,
-            "name": body.name,
-            "dataset_id": dataset.id,
-            "status": JobStatus.QUEUED,
-            "spec": spec.model_dump(mode="json"),
-            "search_space": space,
-            "trials_planned": planned,
-            "attempt": 0,
-            "cancel_requested": False,
-            "created_at": utcnow(),
-        }
-        # A plain INSERT, not the ORM's unit of work: its flush was the largest part of
-        # a submission's CPU after the framework's (benchmarks/, item 5).
-        job = db.execute(insert(JOBS).returning(*JOBS.c), [row]).one()
+        job = insert_job(
+            db=db,
+            owner=owner,
+            name=body.name,
+            dataset_id=dataset.id,
+            spec=spec.model_dump(mode="json"),
+            search_space=space,
+            trials_planned=planned,
+        )
         # No query: a job no worker has claimed has nothing else to read.
         read = _read(db, settings, job)
         read.dataset_name = dataset.name
@@ -195,9 +188,6 @@ def read_best(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
     return model_response(trial_detail(db, trial))
 
 
-FINISHED = [status for status in JobStatus if status.is_finished()]
-
-
 @router.patch("/{job_id}", response_model=JobRead, responses=problem_responses(404))
 def update_job(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_id: str, body: JobUpdate
@@ -217,8 +207,7 @@ def update_job(
                     title="Job finished",
                 )
             values["spec"] = with_budget(job.spec, body.max_runtime_s)
-        if values:
-            session.execute(update(Job).where(Job.id == job_id).values(**values))
+        set_job_fields(session=session, job_id=job_id, values=values)
     db = uow.session.connection()
     (read,) = [_read(db, settings, get_job(db, job_id, owner))]
     return model_response(read)
@@ -232,8 +221,7 @@ def delete_job(uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_i
     itself, so a job a worker claims meanwhile is never deleted under it."""
     with uow as session:
         job = get_job(session.connection(), job_id, owner)
-        gone = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(FINISHED)))
-        if gone.rowcount == 0:
+        if not delete_finished_job(session=session, job_id=job_id):
             raise ProblemError(
                 409,
                 f"job {job_id!r} is {job.status}: cancel it, then delete it once it has stopped",
