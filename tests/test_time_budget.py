@@ -103,11 +103,14 @@ def test_the_end_phase_runs_inside_the_budget(api: httpx.Client, start_worker) -
     assert done["status"] == "succeeded", done
     assert done["stop_reason"] == "time_budget"
     assert done["baselines"]["linear"]["score"] > 0
-    # The derived epoch cap leaves room to reach the plateau: early stopping ends the
-    # winning trial, not the cap.
+    # The derived epoch cap leaves room to reach the plateau: the winner's best epoch (the
+    # mean of its folds') comes more than a patience before it, so early stopping, not the
+    # cap, is what ends its folds. (Which trial wins under a budget depends on the machine's
+    # speed, and one slow fold of it may still reach the cap: its best epoch is the check.)
     best = api.get(f"/api/v1/jobs/{job['id']}/best").json()
-    assert best["stopped_early"], {k: best[k] for k in ("epochs_run", "best_epoch", "pruned")}
-    assert best["epochs_run"] < job["spec"]["training"]["epochs"]
+    cap = job["spec"]["training"]["epochs"]
+    patience = job["spec"]["callbacks"]["early_stopping"]["patience"]
+    assert best["best_epoch"] + patience < cap, (best["best_epoch"], patience, cap)
     took = (
         datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])
     ).total_seconds()
