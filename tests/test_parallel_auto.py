@@ -80,13 +80,11 @@ def test_one_auto_job_takes_both_workers_and_hands_one_to_a_second_job(
     second = _job(api, dataset["id"], trials=3, epochs=2)
     done_second = wait_for_job(api, second["id"], timeout=300)
     assert done_second["status"] == "succeeded", done_second
-    running_first = api.get(f"/api/v1/jobs/{first['id']}").json()
     done_first = wait_for_job(api, first["id"], timeout=300)
     assert done_first["status"] == "succeeded", done_first
-    # No job starved: the second one ran to its end while the first was still running.
-    assert running_first["status"] == "running" or _at(done_second["finished_at"]) < _at(
-        done_first["finished_at"]
-    )
+    # No job starved: the second one started while the first was still running (without
+    # the hand-back it would wait for the first's end). Which of the two ends first is the
+    # machine's speed, not the feature: under load they ended 0.2 s apart either way.
     assert _at(done_second["started_at"]) < _at(done_first["finished_at"])
     # The worker that ran it is the one the first job had been lent.
     assert _workers_of(api, second["id"]) <= _workers_of(api, first["id"])
