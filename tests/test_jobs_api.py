@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import text
 
 from app.store.db import make_engine
-from tests.factories import assert_problem, customers_frame, submit, upload_ok
+from tests.factories import assert_problem, csv_bytes, customers_frame, submit, upload, upload_ok
 
 
 def test_jobs_list_filters_by_status_and_pages(api: httpx.Client) -> None:
@@ -45,3 +45,20 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_url: str) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
     engine.dispose()
+
+
+def test_every_job_response_names_its_own_dataset(api: httpx.Client) -> None:
+    names = ("alpha.csv", "beta.csv")
+    datasets = [
+        upload(api, csv_bytes(customers_frame(seed=i)), filename=n, target="churned").json()
+        for i, n in enumerate(names)
+    ]
+    ids = [submit(api, d["id"])["id"] for d in datasets]
+
+    listed = {j["id"]: j["dataset_name"] for j in api.get("/api/v1/jobs").json()["items"]}
+    assert listed == dict(zip(ids, names, strict=True))
+    for job_id, name in zip(ids, names, strict=True):
+        assert api.get(f"/api/v1/jobs/{job_id}").json()["dataset_name"] == name
+    renamed = api.patch(f"/api/v1/jobs/{ids[0]}", json={"name": "first"}).json()
+    assert renamed["dataset_name"] == "alpha.csv"
+    assert api.post(f"/api/v1/jobs/{ids[1]}/cancel").json()["dataset_name"] == "beta.csv"

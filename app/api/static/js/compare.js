@@ -60,7 +60,7 @@ function objectiveText(spec) {
   return `${text}, first of ${spec.objective.length}: ${spec.objective.slice(1).map((o) => o.name).join(", ")} not plotted`;
 }
 
-function summaryRow(run, datasetNames, showNames) {
+function summaryRow(run, showNames) {
   const { job, trials, color } = run;
   return el(
     "tr",
@@ -70,7 +70,7 @@ function summaryRow(run, datasetNames, showNames) {
     showNames ? el("td", { class: "job-name" }, jobName(job) || "") : null,
     el("td", {}, statusBadge(job.status)),
     el("td", {}, job.spec.tuner.algorithm),
-    el("td", {}, datasetLabel(job, datasetNames)),
+    el("td", {}, datasetLabel(job)),
     el("td", { class: "compare-objective" }, objectiveText(job.spec)),
     el("td", { class: "num compare-best" }, job.best ? fmtScore(job.best.score) : "—"),
     el("td", { class: "num" }, String(trials.length)),
@@ -80,7 +80,6 @@ function summaryRow(run, datasetNames, showNames) {
 
 export function renderCompare(view, jobIds) {
   let runs = [];
-  let names = new Map();
   let drawnKey = null;
   const mode = el(
     "select",
@@ -117,7 +116,7 @@ export function renderCompare(view, jobIds) {
     const showNames = runs.some((run) => jobName(run.job));
     const heads = ["", "Job", ...(showNames ? ["Name"] : []), "Status", "Algorithm", "Dataset", "Objective", "Best", "Trials", "Duration"];
     head.replaceChildren(el("tr", {}, heads.map((h) => el("th", {}, h))));
-    body.replaceChildren(...runs.map((run) => summaryRow(run, names, showNames)));
+    body.replaceChildren(...runs.map((run) => summaryRow(run, showNames)));
     const objectives = new Set(runs.map((r) => `${scoreObjective(r.job.spec).name} (${scoreObjective(r.job.spec).direction})`));
     warning.hidden = objectives.size < 2;
     warning.textContent = `These jobs optimize different objectives (${[...objectives].join(", ")}): their scores do not share a scale.`;
@@ -139,13 +138,6 @@ export function renderCompare(view, jobIds) {
       }),
     );
     runs = loaded.map((run, i) => ({ ...run, color: PALETTE[i % PALETTE.length] }));
-    // A dataset's name, read once, for a job the API does not give it on.
-    for (const { job } of runs) {
-      if (!job.dataset_name && !names.has(job.dataset_id)) {
-        const dataset = await get(apiPath`/datasets/${job.dataset_id}`).catch(() => null);
-        names.set(job.dataset_id, dataset ? dataset.name : shortId(job.dataset_id));
-      }
-    }
     draw();
     return runs.some((run) => !FINISHED.has(run.job.status));
   }, REFRESH_MS);

@@ -17,7 +17,7 @@ import { paretoPanel } from "./pareto.js";
 import { brushFilter } from "./parcoords.js";
 import { predictPanel } from "./predict.js";
 import { setupPanel } from "./setup.js";
-import { FINISHED, el, poll, shortId, toast } from "./util.js";
+import { FINISHED, datasetLabel, el, poll, toast } from "./util.js";
 
 const REFRESH_MS = 2000;
 
@@ -123,7 +123,7 @@ export function renderJob(view, jobId) {
 
   const stopPolling = poll(async () => {
     const job = await get(apiPath`/jobs/${jobId}`);
-    // Read once: the predict form needs its columns; the name, when the job does not carry it.
+    // Read once: the predict form needs its columns, the head its rows.
     if (!state.dataset) state.dataset = await get(apiPath`/datasets/${job.dataset_id}`).catch(() => null);
     state.job = job;
     state.trials = await getAll(apiPath`/jobs/${jobId}/trials`, 1000);
@@ -131,7 +131,7 @@ export function renderJob(view, jobId) {
       state.selectedId = job.best ? job.best.trial_id : (job.progress.current_trial?.trial_id ?? null);
     }
     const rows = state.dataset?.rows ?? null;
-    head.show(job, job.dataset_name || state.dataset?.name || shortId(job.dataset_id), rows);
+    head.show(job, datasetLabel(job), rows);
     best.show(job);
     setup.show(job, rows);
     drawTrials();

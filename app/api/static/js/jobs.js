@@ -23,7 +23,7 @@ const REFRESH_MS = 2000;
 const PAGE_SIZE = 50;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
-function jobRow(job, names, { picked, onPick }) {
+function jobRow(job, { picked, onPick }) {
   const objective = scoreObjective(job.spec);
   const best = job.best
     ? el("span", { title: objective.name }, fmtScore(job.best.score))
@@ -45,7 +45,7 @@ function jobRow(job, names, { picked, onPick }) {
     el("td", { class: "job-name" }, jobName(job) || ""),
     el("td", { class: "job-status" }, statusBadge(job.status)),
     el("td", {}, job.spec.tuner.algorithm),
-    el("td", { class: "job-dataset" }, datasetLabel(job, names)),
+    el("td", { class: "job-dataset" }, datasetLabel(job)),
     el("td", { class: "job-progress" }, jobProgress(job, { compact: true })),
     el("td", { class: "num job-best" }, best, el("span", { class: "muted small" }, ` ${objective.name || ""}`)),
     el("td", { class: "muted", title: job.created_at }, fmtAge(job.created_at)),
@@ -75,10 +75,10 @@ function writeFilters(filters) {
   history.replaceState(null, "", query ? `#/?${query}` : "#/");
 }
 
-function matches(job, q, names) {
+function matches(job, q) {
   if (!q) return true;
   const text = q.toLowerCase();
-  return [jobName(job) || "", job.id, datasetLabel(job, names)].some((s) => s.toLowerCase().includes(text));
+  return [jobName(job) || "", job.id, datasetLabel(job)].some((s) => s.toLowerCase().includes(text));
 }
 
 export function renderJobs(view) {
@@ -86,7 +86,6 @@ export function renderJobs(view) {
   const filters = readFilters();
   let lastKey = null;
   let latest = { jobs: [], total: 0, all: 0 };
-  let names = new Map(); // dataset id -> name, read once for the filter (never polled)
 
   const head = el("thead");
   const body = el("tbody");
@@ -149,7 +148,7 @@ export function renderJobs(view) {
     const headers = ["", "Job", "Name", "Status", "Algorithm", "Dataset", "Progress", "Best score", "Age"];
     head.replaceChildren(el("tr", {}, headers.map((h) => el("th", {}, h))));
     const options = { picked, onPick };
-    body.replaceChildren(...latest.jobs.map((job) => jobRow(job, names, options)));
+    body.replaceChildren(...latest.jobs.map((job) => jobRow(job, options)));
     const first = filters.page * PAGE_SIZE;
     range.textContent = latest.total ? `${first + 1}–${first + latest.jobs.length} of ${latest.total}` : "";
     prev.disabled = filters.page === 0;
@@ -175,7 +174,7 @@ export function renderJobs(view) {
       return { jobs: page.items, total: page.total };
     }
     const all = await getAll(`/jobs${statusQuery ? `?${statusQuery}` : ""}`);
-    const kept = all.filter((j) => (!filters.dataset || j.dataset_id === filters.dataset) && matches(j, filters.q, names));
+    const kept = all.filter((j) => (!filters.dataset || j.dataset_id === filters.dataset) && matches(j, filters.q));
     return { jobs: kept.slice(first, first + PAGE_SIZE), total: kept.length };
   }
 
@@ -194,7 +193,7 @@ export function renderJobs(view) {
     latest = result;
     // Rows are redrawn only when something changed, so a tick box is never replaced
     // under the pointer; the ages move on at the next change.
-    const key = JSON.stringify([latest, filters, [...names]]);
+    const key = JSON.stringify([latest, filters]);
     if (key !== lastKey) {
       lastKey = key;
       draw();
@@ -235,18 +234,16 @@ export function renderJobs(view) {
     refresh();
   });
 
-  // The datasets, once, for the filter's choices (and the names of jobs from a service that
-  // does not name the dataset on the job).
+  // The datasets, once, for the filter's choices only: each job names its own dataset
+  // (`dataset_name`), so the polled list reads no dataset.
   getAll("/datasets")
     .then((items) => {
-      names = new Map(items.map((d) => [d.id, d.name]));
       dataset.append(...items.map((d) => el("option", { value: d.id, title: d.id }, `${d.name} · ${shortId(d.id)}`)));
       // A filter from a link (the datasets page) for a dataset that is gone still shows.
-      if (filters.dataset && !names.has(filters.dataset)) {
+      if (filters.dataset && !items.some((d) => d.id === filters.dataset)) {
         dataset.append(el("option", { value: filters.dataset }, shortId(filters.dataset)));
       }
       dataset.value = filters.dataset;
-      lastKey = null;
     })
     .catch((e) => toast(e.message));
 

@@ -136,10 +136,10 @@ export function jobLabel(job) {
   return jobName(job) || shortId(job.id);
 }
 
-// The job's dataset by name: the job's own `dataset_name` when the API gives it, else a name
-// the view looked up, else the dataset's short id.
-export function datasetLabel(job, names) {
-  return job.dataset_name || (names && names.get(job.dataset_id)) || shortId(job.dataset_id);
+// The job's dataset by name: the API reads it with the job (`dataset_name`), so no view
+// looks datasets up to name them; the short id only if a name is ever missing.
+export function datasetLabel(job) {
+  return job.dataset_name || shortId(job.dataset_id);
 }
 
 // How a trial id is shown. KerasTuner pads its ids to the width of max_trials ("0003" under
