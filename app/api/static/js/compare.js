@@ -1,10 +1,12 @@
 // Two or more jobs side by side: each one's best score so far, over the trials it finished or
-// over the time since it started, on one chart, and a table of their settings and results.
+// over the time since it started, on one chart, a table of their settings and results, and
+// the distribution of their scores (edf.js).
 // Each line follows its own job's direction; a multi-objective job's line is its first
 // objective (its score), and the table says so. Refreshed while any of them runs.
 
 import { apiPath, get, getAll } from "./api.js";
 import { compareChart } from "./charts.js";
+import { compareEdfPanel } from "./edf.js";
 import {
   FINISHED,
   PALETTE,
@@ -91,6 +93,7 @@ export function renderCompare(view, jobIds) {
   const chart = el("div", { id: "compare-chart" });
   const head = el("thead");
   const body = el("tbody");
+  const edf = compareEdfPanel();
   view.append(
     el(
       "section",
@@ -106,6 +109,7 @@ export function renderCompare(view, jobIds) {
       warning,
       chart,
     ),
+    edf.element,
   );
 
   function draw() {
@@ -126,6 +130,7 @@ export function renderCompare(view, jobIds) {
       runs.map((run) => ({ label: jobLabel(run.job), color: run.color, points: bestPoints(run.job, run.trials, mode.value) })),
       { xLabel: mode.value === "time" ? "seconds since the job started" : "trials finished", yLabel },
     );
+    edf.show(runs.map((run) => ({ ...run, label: jobLabel(run.job) })));
   }
 
   mode.addEventListener("change", draw);

@@ -1,14 +1,16 @@
 // One job, as a column of panels: its head (jobhead.js), the best trial (best.js), the score
 // over trials, the Pareto front, a predict form once it has succeeded, the model card, its
 // set-up (what the server derived from the table, setup.js), the hyperparameters against
-// the score (brushing filters the trial table), their importance, the learning curves of
-// the selected and ticked trials, and the trial table. This module
-// only holds the page's state (which trial is selected, ticked, brushed) and refreshes the
-// panels while the job runs.
+// the score (brushing filters the trial table), their importance, the slice and contour
+// plots and the distribution of scores, the learning curves of the selected and ticked
+// trials, and the trial table. This module only holds the page's state (which trial is
+// selected, ticked, brushed) and refreshes the panels while the job runs.
 
 import { apiPath, download, get, getAll } from "./api.js";
 import { bestPanel } from "./best.js";
+import { contourPanel } from "./contour.js";
 import { curvesPanel } from "./curves.js";
+import { edfPanel } from "./edf.js";
 import { importancePanel } from "./importance.js";
 import { jobHeader } from "./jobhead.js";
 import { modelCardPanel } from "./modelcard.js";
@@ -17,6 +19,7 @@ import { paretoPanel } from "./pareto.js";
 import { brushFilter } from "./parcoords.js";
 import { predictPanel } from "./predict.js";
 import { setupPanel } from "./setup.js";
+import { slicePanel } from "./slice.js";
 import { FINISHED, datasetLabel, el, poll, toast } from "./util.js";
 
 const REFRESH_MS = 2000;
@@ -46,6 +49,10 @@ export function renderJob(view, jobId) {
   const importance = importancePanel(jobId);
   const pareto = paretoPanel(jobId, { onSelect: (id) => select(id, true) });
   const parcoords = parcoordsPanel({ onSelect: (id) => select(id, true), onBrush: brush });
+  // Slice, contour and score distribution (slice.js, contour.js, edf.js), as optuna-dashboard's.
+  const slice = slicePanel({ onSelect: (id) => select(id, true) });
+  const contour = contourPanel({ onSelect: (id) => select(id, true) });
+  const edf = edfPanel();
   const table = trialsPanel({ onSelect: (id) => select(id, true), onCheck: check, onDownload: downloadTrial });
 
   view.append(
@@ -57,6 +64,9 @@ export function renderJob(view, jobId) {
     setup.element,
     parcoords.element,
     importance.element,
+    slice.element,
+    contour.element,
+    edf.element,
     curves.element,
     table.element,
   );
@@ -96,6 +106,7 @@ export function renderJob(view, jobId) {
     table.show({ ...rows, fixed, checkedIds: state.checkedIds, modelIds });
     scores.show(job, trials);
     parcoords.show({ ...rows, brushes: state.brushes });
+    for (const plot of [slice, contour, edf]) plot.show(job, trials);
     // A front read anew may add trials whose model can be downloaded: the table follows.
     pareto
       .show(job, trials, selectedId)
@@ -114,7 +125,7 @@ export function renderJob(view, jobId) {
       const width = document.documentElement.clientWidth;
       if (!state.job || width === drawnWidth) return;
       drawnWidth = width;
-      for (const chart of [scores, parcoords, curves, pareto]) chart.invalidate();
+      for (const chart of [scores, parcoords, curves, pareto, slice, contour, edf]) chart.invalidate();
       drawTrials();
       refreshCurves().catch((e) => toast(e.message));
     }, 200);
