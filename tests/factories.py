@@ -13,10 +13,22 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from app.store.db import write_session
 from app.store.models import Dataset, Job, utcnow
+from app.store.unit_of_work import write_session
 
 FINISHED = {"succeeded", "failed", "cancelled"}
+# A search space of a few small networks, for tests whose subject is not the space: a
+# trial trains in a fraction of a second on the tables below.
+SMALL_SPACE: dict[str, Any] = {
+    "num_layers": {"type": "int", "min": 1, "max": 2},
+    "units": {"type": "pow2", "min": 8, "max": 16},
+    "batch_size": {"type": "fixed", "value": 32},
+}
+# The same networks at one depth.
+ONE_LAYER_SPACE: dict[str, Any] = {**SMALL_SPACE, "num_layers": {"type": "fixed", "value": 1}}
+# How often the wait helpers below ask for a job: a GET costs the API milliseconds, and a
+# test waits half an interval on average past the moment its job got there.
+POLL_S = 0.1
 
 
 def customers_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -109,7 +121,7 @@ def wait_for_job(
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
-        time.sleep(0.25)
+        time.sleep(POLL_S)
 
 
 def assert_problem(response: httpx.Response, status: int, *needles: str) -> dict[str, Any]:
@@ -231,5 +243,5 @@ def wait_mid_trial(
         )
         if job["progress"]["trials_completed"] >= completed and mid and not stale:
             return job
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     raise AssertionError(f"job {job_id} never reached a trial in progress")

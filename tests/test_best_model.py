@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from app.settings import Settings
 from tests.conftest import ROOT, sqlite_only
 from tests.factories import (
+    SMALL_SPACE,
     assert_problem,
     customers_frame,
     regression_frame,
@@ -26,11 +27,6 @@ from tests.factories import (
 
 pytestmark = [pytest.mark.slow, sqlite_only]
 
-SMALL_SPACE = {
-    "num_layers": {"type": "int", "min": 1, "max": 2},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
 ROWS = [
     {"age (years)": 30, "income/yr": 61000.5, "home city": "Porto", "plan": "pro"},
     {"age (years)": None, "income/yr": 30000, "home city": None, "plan": "basic"},
@@ -66,8 +62,9 @@ def test_best_model_downloads_loads_in_plain_python_and_matches_predict(
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "random_search", "max_trials": 3},
-        training={"epochs": 4},
+        # Two trials: the other one's checkpoint is the one that must go (checked below).
+        tuner={"algorithm": "random_search", "max_trials": 2},
+        training={"epochs": 2},
         search_space=SMALL_SPACE,
     )
     assert_problem(api.get(f"/api/v1/jobs/{job['id']}/model"), 404, "no model")

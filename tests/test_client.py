@@ -16,7 +16,7 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import ROOT, LiveServer, make_settings, sqlite_only
-from tests.factories import customers_frame
+from tests.factories import SMALL_SPACE, customers_frame
 from tuner_client import (
     Client,
     Conflict,
@@ -28,12 +28,7 @@ from tuner_client import (
     Unauthorized,
 )
 
-# Tiny: three trials of two epochs on 240 rows, batch size fixed.
-SMALL_SPACE = {
-    "num_layers": {"type": "int", "min": 1, "max": 2},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
+# Tiny: three trials of two epochs on 240 rows in SMALL_SPACE.
 ROWS = [
     {"age (years)": 30, "income/yr": 61000.5, "home city": "Porto", "plan": "pro"},
     {"age (years)": None, "income/yr": 30000, "home city": None, "plan": "basic"},

@@ -20,6 +20,7 @@ from app.settings import Settings
 from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, job_dir
 from tests.conftest import sqlite_only
 from tests.factories import (
+    ONE_LAYER_SPACE,
     assert_problem,
     csv_bytes,
     customers_frame,
@@ -30,12 +31,6 @@ from tests.factories import (
     wait_for_job,
 )
 from tuner_jobs.search.split import fold_indices, split_dataset
-
-SMALL_SPACE = {
-    "num_layers": {"type": "fixed", "value": 1},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
 
 
 def as_uploaded(frame: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +180,7 @@ def test_a_cross_validated_job_scores_folds_and_serves_its_refit_model(
         training={"epochs": 4, "test_split": 0.2, "cross_validation": {"folds": 3}},
         callbacks={"early_stopping": {"patience": 1}},
         pruning=None,
-        search_space=SMALL_SPACE,
+        search_space=ONE_LAYER_SPACE,
     )
     assert job["spec"]["training"]["cross_validation"] == {"folds": 3}
     start_worker()
@@ -256,7 +251,7 @@ def test_hyperband_with_folds_continues_each_fold_from_its_own_parent(
         dataset["id"],
         tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3, "seed": 5},
         training={"epochs": 3, "cross_validation": {"folds": 2}},
-        search_space=SMALL_SPACE,
+        search_space=ONE_LAYER_SPACE,
     )
     start_worker()
     job = wait_for_job(api, job["id"])
@@ -288,7 +283,7 @@ def test_a_parallel_job_cross_validates_and_its_chief_refits(
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 3, "seed": 9},
         training={"epochs": 2, "test_split": 0.2, "cross_validation": {"folds": 2}},
-        search_space=SMALL_SPACE,
+        search_space=ONE_LAYER_SPACE,
         parallel_trials=2,
     )
     for _ in range(2):

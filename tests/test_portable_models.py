@@ -17,15 +17,17 @@ import pytest
 from app.settings import Settings
 from tests.browser import dashboard
 from tests.conftest import sqlite_only
-from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
+from tests.factories import (
+    SMALL_SPACE,
+    assert_problem,
+    customers_frame,
+    submit,
+    upload_ok,
+    wait_for_job,
+)
 
 pytestmark = [pytest.mark.slow, sqlite_only]
 
-SMALL_SPACE = {
-    "num_layers": {"type": "int", "min": 1, "max": 2},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
 # Missing numbers and categories, a city the model never saw, columns with ' ' and '/'.
 ROWS = [
     {"age (years)": 30, "income/yr": 61000.5, "home city": "Porto", "plan": "pro"},

@@ -63,8 +63,8 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
         "random_search": submit(
             api,
             classification["id"],
-            tuner={"algorithm": "random_search", "max_trials": 3},
-            training={"epochs": 3},
+            tuner={"algorithm": "random_search", "max_trials": 2},
+            training={"epochs": 2},
             search_space=FAST_SPACE,
         ),
         "hyperband": submit(
@@ -77,8 +77,8 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
         "bayesian": submit(
             api,
             regression["id"],
-            tuner={"algorithm": "bayesian", "max_trials": 3},
-            training={"epochs": 3},
+            tuner={"algorithm": "bayesian", "max_trials": 2},
+            training={"epochs": 2},
             search_space=FAST_SPACE,
         ),
         "grid": submit(
@@ -130,7 +130,8 @@ def test_progress_and_epochs_are_visible_while_the_search_runs(
     job = submit(
         api,
         dataset["id"],
-        tuner={"algorithm": "random_search", "max_trials": 2},
+        # One trial: its epochs are what is watched while it trains.
+        tuner={"algorithm": "random_search", "max_trials": 1},
         training={"epochs": 15},
         callbacks={"early_stopping": False},
         search_space={**FAST_SPACE, "batch_size": {"type": "fixed", "value": 8}},
@@ -153,7 +154,7 @@ def test_progress_and_epochs_are_visible_while_the_search_runs(
     assert live["status"] == "RUNNING"
     assert 2 <= len(live["metrics"]) < 15
     assert [m["epoch"] for m in live["metrics"]] == list(range(len(live["metrics"])))
-    assert seen["progress"]["trials_planned"] == 2
+    assert seen["progress"]["trials_planned"] == 1
 
     done = wait_for_job(api, job["id"], timeout=300)
     assert done["status"] == "succeeded"

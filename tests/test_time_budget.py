@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import sqlite_only
 from tests.factories import (
+    POLL_S,
     assert_problem,
     customers_frame,
     submit,
@@ -35,7 +36,7 @@ def wait_for_completed_trial(api: httpx.Client, job_id: str, timeout: float = 24
     deadline = time.monotonic() + timeout
     while api.get(f"/api/v1/jobs/{job_id}").json()["progress"]["trials_completed"] < 1:
         assert time.monotonic() < deadline, f"no trial of {job_id} completed in {timeout}s"
-        time.sleep(0.25)
+        time.sleep(POLL_S)
 
 
 def test_a_time_budget_ends_the_job_succeeded_and_it_predicts(
