@@ -11,31 +11,29 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Connection, text
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
 
 from app.api import openapi
-from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner
-from app.api.deps import reading
+from app.api.auth import API_PREFIX, RejectUnauthenticated, get_owner, require_metrics_access
 from app.api.disk_health import degraded_reasons, install_disk_fault_handlers
 from app.api.limits import JsonBodyLimit, PerKeyConcurrency, UploadLimit
-from app.api.metrics_auth import require_metrics_access
 from app.api.predictor import Predictor
 from app.api.problems import install_error_handlers, problem_responses
 from app.api.routes import (
     api_docs,
     artifacts,
     dashboard,
-    dataset_space,
     datasets,
     exports,
     insights,
     jobs,
-    pareto,
 )
 from app.errors import ProblemError
 from app.keys import Keyring
 from app.schemas import Health
 from app.settings import Settings, get_settings
+from app.store.backend import Backend
 from app.store.db import for_reading, for_writing, make_engine
 from app.store.metrics import metrics_registry
 from app.store.worker_files import alive_workers
@@ -59,7 +57,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Everything imported and built so far lives as long as the process. Frozen, out of
     # the collector's sight, a full collection no longer walks it: those pauses held up
     # every request waiting behind them (make bench, item 3: the p99 latency with and
-    # without is on docs/benchmarks.md).
+    # without is on docs/benchmarks.md, "Figures that explain design choices").
     gc.freeze()
     yield
     app.state.predictor.close()
@@ -120,12 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=problem_responses(400, 401, 413, 422, 503, 507),
     )
     api.include_router(datasets.router)
-    api.include_router(dataset_space.router)
     api.include_router(jobs.router)
     api.include_router(artifacts.router)
     api.include_router(exports.router, responses=problem_responses(404))  # all are per job
     api.include_router(insights.router)
-    api.include_router(pareto.router)
     app.include_router(api)
     api_docs.install(app)
     dashboard.install(app)  # `/` and `/static`: open like /docs; the page asks for a key
@@ -148,14 +144,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness, database reachability, and whether any worker is alive: `degraded`
         (200) when none is, 503 when the database is unreachable or writes would fail."""
 
-        def check(connection: Connection) -> int:
-            connection.execute(text("SELECT 1"))
+        engine: Engine = request.app.state.read_engine
+
+        def check() -> int:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
             return len(alive_workers(settings))
 
-        # Async, and on the event loop where the database is in-process: a burst of slow
-        # requests filling the thread pool must not make the health check wait behind it.
+        # Not a read of the service's data but a probe, so not a sync route: async, and on
+        # the event loop where the database is in-process, so that a burst of slow requests
+        # filling the thread pool cannot make the health check wait behind it.
         try:
-            workers = await reading(request, check)
+            if Backend.of(engine).in_process:
+                workers = check()
+            else:
+                workers = await run_in_threadpool(check)
         except Exception as exc:
             logger.warning("database unreachable", extra={"error": str(exc)})
             raise ProblemError(503, "the database is unreachable", title="Unavailable") from exc

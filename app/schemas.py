@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.search.search_space import recommended_units, units_range
+from app.search.spec import MAX_NOTES
 from app.store.models import Dataset, JobStatus, TrialStatus
 
 T = TypeVar("T")
@@ -284,6 +285,9 @@ class JobRead(BaseModel):
         description="one line when a baseline scores above the job's model (its ensemble "
         "when used, else its best trial) on the same folds; null otherwise",
     )
+    notes: str | None = Field(
+        default=None, description="the user's free text on the job (PATCH changes it)"
+    )
     error: str | None
     stop_reason: str | None = Field(
         default=None,
@@ -336,6 +340,12 @@ class JobUpdate(BaseModel):
 
     name: str | None = Field(
         default=None, max_length=200, description="a label for the job; null clears it"
+    )
+    notes: str | None = Field(
+        default=None,
+        max_length=MAX_NOTES,
+        description="free text on the job, at any point of its life (a finished job's "
+        "too); null clears it",
     )
     max_runtime_s: float | None = Field(
         default=None,

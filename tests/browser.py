@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 
 from app.search.search_space import effective_search_space
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.job_files import (
     MODEL_CARD_FILE,
     MODEL_CARD_MARKDOWN,
@@ -32,6 +31,7 @@ from app.store.job_files import (
     trial_model_path,
 )
 from app.store.models import Job, Trial, TrialEpoch, utcnow
+from app.store.unit_of_work import write_session
 from tests.factories import dataset_row
 
 CHROMIUM = Path("/usr/bin/chromium")

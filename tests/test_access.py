@@ -16,9 +16,9 @@ from sqlalchemy import Engine, select, update
 
 from app.keys import ApiKeyError, Keyring, bind_host
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.job_files import best_model_path
 from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer
 from tests.factories import assert_problem, customers_frame, submit, upload, upload_ok
 

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import Engine, update
 
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job, Trial, utcnow
+from app.store.unit_of_work import write_session
 from tests.cli_support import CLIENT_COMMAND, cli
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import customers_frame

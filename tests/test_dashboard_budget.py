@@ -21,9 +21,9 @@ import httpx
 from sqlalchemy import Engine, update
 
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE, BEST_TRIAL_DIR, MODEL_CARD_FILE, job_dir
 from app.store.models import Job, Trial, utcnow
+from app.store.unit_of_work import write_session
 from tests.browser import MODEL_CARD, TrialRows, dashboard, insert_job, write_stand_ins
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import customers_frame, upload_ok

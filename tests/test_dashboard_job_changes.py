@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import Engine, update
 
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job
+from app.store.unit_of_work import write_session
 from tests.browser import TrialRows, dashboard, insert_job
 from tests.conftest import LiveServer, sqlite_only
 

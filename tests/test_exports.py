@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 
 from app.search.keras_tuner_config import keras_tuner_config
 from app.search.search_space import effective_search_space
-from app.store.db import write_session
 from app.store.models import Job, Trial, TrialEpoch
+from app.store.unit_of_work import write_session
 from tests.conftest import sqlite_only
 from tests.factories import (
     assert_problem,

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from app.store.db import write_session
 from app.store.models import Job, JobStatus, utcnow
 from app.store.queue import claim_job, finish_job
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer, make_settings
 from tests.factories import assert_problem, customers_frame, dataset_row, upload_ok
 

@@ -25,9 +25,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 import app.api.routes.datasets as dataset_routes
+import app.store.dataset_writes as dataset_writes
 from app.search.table_readers import read_table
 from app.settings import Settings
-from app.store.db import write_session
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer
 from tests.factories import (
     assert_problem,
@@ -146,7 +147,7 @@ def test_a_failed_commit_takes_its_file_away(
     api: httpx.Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever fails after the file was moved into place, the file does not stay."""
-    real_store_file = dataset_routes.store_file
+    real_store_file = dataset_writes.store_file
     armed: dict[str, bool] = {}
 
     def store_then_fail_the_commit(session: Session, *args: Any) -> bool:
@@ -158,7 +159,7 @@ def test_a_failed_commit_takes_its_file_away(
         if armed.pop("commit", False):
             raise RuntimeError("the commit failed")
 
-    monkeypatch.setattr(dataset_routes, "store_file", store_then_fail_the_commit)
+    monkeypatch.setattr(dataset_writes, "store_file", store_then_fail_the_commit)
     event.listen(Session, "before_commit", fail_commit)
     try:
         response = upload(api, csv_bytes(customers_frame(rows=60)), target="churned")

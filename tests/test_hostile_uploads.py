@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from app.errors import ProblemError
-from app.search.datasets import read_table
 from app.search.profiler import ClientGone, ProfileLimits, ProfileRequest, profile_upload
+from app.search.table_readers import read_table
 from app.settings import Settings
 from app.store.uploads import dataset_path
 from tests.conftest import LiveServer

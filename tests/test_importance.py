@@ -20,8 +20,8 @@ from app.errors import ProblemError
 from app.search.importance import ScoredTrial, hyperparameter_importance
 from app.search.search_space import effective_search_space
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job, Trial, utcnow
+from app.store.unit_of_work import write_session
 from tests.browser import TrialRows, insert_job
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job

@@ -6,9 +6,9 @@ import httpx
 from sqlalchemy import Engine, func, select
 
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.job_files import job_dir
 from app.store.models import Job, Trial, TrialEpoch, TrialStatus
+from app.store.unit_of_work import write_session
 from tests.factories import assert_problem, customers_frame, submit, upload_ok
 
 

@@ -8,9 +8,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, update
 
-from app.store.db import write_session
 from app.store.metrics import worker_label
 from app.store.models import Job, Trial, TrialEpoch, utcnow
+from app.store.unit_of_work import write_session
 from tests.factories import customers_frame, submit, upload_ok
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.store.db import make_engine, write_session
+from app.store.db import make_engine
 from app.store.models import Job, JobStatus, utcnow
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer, make_settings
 from tests.factories import assert_problem, dataset_row
 

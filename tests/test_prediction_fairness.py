@@ -20,10 +20,11 @@ import pytest
 from sqlalchemy import update
 
 from app.settings import Settings
-from app.store.db import make_engine, write_session
+from app.store.db import make_engine
 from app.store.job_files import best_model_path
 from app.store.migrate import upgrade
 from app.store.models import Job, JobStatus
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer, WorkerProcess, make_settings
 from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
 

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 
 from app.cli import remove_partial_uploads
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job, JobStatus
+from app.store.unit_of_work import write_session
 from tests.conftest import ROOT, make_settings, settings_env, sqlite_only
 from tests.factories import dataset_row
 

@@ -8,7 +8,6 @@ import threading
 from sqlalchemy import Engine, select, update
 
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job, JobStatus
 from app.store.queue import (
     Claim,
@@ -20,6 +19,7 @@ from app.store.queue import (
     request_cancel,
     requeue_job,
 )
+from app.store.unit_of_work import write_session
 from tests.factories import insert_jobs
 from tuner_jobs.worker.supervisor import Worker
 

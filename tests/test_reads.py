@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.store.db import write_session
 from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch, TrialStatus
 from app.store.reads import (
     best_trial,
@@ -27,6 +26,7 @@ from app.store.reads import (
     trial_page,
 )
 from app.store.results import job_reads, trial_detail
+from app.store.unit_of_work import write_session
 from tests.factories import dataset_row
 
 A, B = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"

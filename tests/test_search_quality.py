@@ -20,12 +20,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.search.datasets import MISSING_TOKEN
+from app.search.table_profiles import MISSING_TOKEN
 from app.settings import Settings
 from app.store.models import Dataset
 from app.store.uploads import dataset_path
 from tests.conftest import sqlite_only
 from tests.factories import (
+    ONE_LAYER_SPACE,
     assert_problem,
     csv_bytes,
     customers_frame,
@@ -36,13 +37,6 @@ from tests.factories import (
     wait_for_job,
 )
 from tuner_jobs.search.split import split_dataset, split_rows
-
-SMALL_SPACE = {
-    "num_layers": {"type": "fixed", "value": 1},
-    "units": {"type": "pow2", "min": 8, "max": 16},
-    "batch_size": {"type": "fixed", "value": 32},
-}
-
 
 # --- The split ------------------------------------------------------------------------------
 
@@ -199,7 +193,7 @@ def test_test_rows_never_choose_the_model_but_show_in_its_test_score(
         "tuner": {"algorithm": "random_search", "max_trials": 2, "seed": seed},
         "training": {"epochs": 3, "validation_split": 0.25, "test_split": 0.25},
         "callbacks": {"early_stopping": None},
-        "search_space": SMALL_SPACE,
+        "search_space": ONE_LAYER_SPACE,
     }
     ids = [
         submit(api, upload_ok(api, f, target)["id"], **spec)["id"] for f in (clean, contradicting)
@@ -253,7 +247,7 @@ def test_a_classification_job_has_baselines_and_a_confusion_matrix(
         dataset["id"],
         tuner={"algorithm": "random_search", "max_trials": 2},
         training={"epochs": 2, "test_split": 0.2},
-        search_space=SMALL_SPACE,
+        search_space=ONE_LAYER_SPACE,
     )
     start_worker()
     job = wait_for_job(api, job["id"])
@@ -300,7 +294,7 @@ def test_jobs_without_a_seed_explore_different_first_trials(
     spec = {
         "tuner": {"algorithm": "random_search", "max_trials": 1},
         "training": {"epochs": 1},
-        "search_space": {**SMALL_SPACE, "units": {"type": "pow2", "min": 8, "max": 64}},
+        "search_space": {**ONE_LAYER_SPACE, "units": {"type": "pow2", "min": 8, "max": 64}},
     }
     first, second = (submit(api, dataset["id"], **spec)["id"] for _ in range(2))
     start_worker()

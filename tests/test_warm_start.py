@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine, update
 
 from app.search.search_space import effective_search_space
-from app.search.warm_start import WarmStartConfiguration, fit_to_space
+from app.search.warm_start_resolution import WarmStartConfiguration, fit_to_space
 from app.settings import Settings
-from app.store.db import write_session
 from app.store.models import Job, JobStatus, Trial
+from app.store.unit_of_work import write_session
 from tests.conftest import LiveServer, sqlite_only
 from tests.factories import (
     assert_problem,

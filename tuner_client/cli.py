@@ -1,5 +1,5 @@
 """The client commands, shared by `tuner` and `tuner-service`: submit, jobs, status (show),
-budget, trials, download, model-card, pareto, importance, cancel, delete, predict, datasets,
+budget, note, trials, download, model-card, pareto, importance, cancel, delete, predict, datasets,
 delete-dataset.
 
 They talk to a running service over HTTP through `tuner_client`. Each command's module
@@ -153,6 +153,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     submit.add_argument("--target", help="the column to predict (NPZ: y); with a file only")
     submit.add_argument("--task", choices=("classification", "regression"), help="with a file only")
     submit.add_argument("--name", help="a label for the job")
+    submit.add_argument("--notes", help="free text on the job (`note` changes it later)")
     submit.add_argument(
         "--algorithm", choices=ALGORITHMS, help="default: hyperband, or tpe with --max-runtime"
     )
@@ -194,6 +195,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
     jobs = command("jobs", "commands_jobs:cmd_jobs", "list jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES)
+    jobs.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only jobs whose name, id, notes or dataset's name contain TEXT (any case)",
+    )
+    jobs.add_argument("--dataset", help="only jobs on this dataset (its id, or a unique start)")
 
     status = command(
         "status", "commands_jobs:cmd_status", "a job's status, progress, best", aliases=("show",)
@@ -213,6 +220,17 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="SECONDS|none",
         help="the new budget in seconds, or none: no budget (the planned trials all run)",
     )
+
+    note = command(
+        "note",
+        "commands_jobs:cmd_note",
+        "a job's notes: print them, replace them with TEXT, or --clear them (any job, a "
+        "finished one too)",
+    )
+    note.add_argument("job", help=JOB_HELP)
+    note_text = note.add_mutually_exclusive_group()
+    note_text.add_argument("text", nargs="?", help="the new notes (quote them); - reads stdin")
+    note_text.add_argument("--clear", action="store_true", help="remove the job's notes")
 
     trials = command("trials", "commands_jobs:cmd_trials", "a job's trials, a column each HP")
     trials.add_argument("job", help=JOB_HELP)

@@ -196,7 +196,8 @@ class Client:
         """Queue a search on `dataset`; returns the job (status `queued`).
 
         `spec` takes the job spec's sections as keyword arguments (`tuner=`, `search_space=`,
-        `training=`, `callbacks=`, `max_runtime_s=`...). The shortcuts `algorithm`,
+        `training=`, `callbacks=`, `max_runtime_s=`...), and the job's own `name=` and
+        `notes=` (free text, up to 10,000 characters). The shortcuts `algorithm`,
         `max_trials`, `epochs` (training.epochs) and `objective` (a metric name or a dict)
         are merged into those sections and win over the same key there. `max_runtime_s`
         left out (with no `max_trials`) is a budget derived from the table; `None` is none.
@@ -227,6 +228,11 @@ class Client:
         heartbeat. Conflict once the job has finished."""
         return self._json("PATCH", f"/jobs/{_id(job)}", json={"max_runtime_s": seconds})
 
+    def set_notes(self, job: Ref, notes: str | None) -> dict[str, Any]:
+        """Replace the job's notes (`None` clears them), at any point of its life, a
+        finished job's too; returns the job. Up to 10,000 characters (longer: InvalidRequest)."""
+        return self._json("PATCH", f"/jobs/{_id(job)}", json={"notes": notes})
+
     def summary(self, job: Ref) -> str:
         """The job now, in the lines `tuner status` prints: status, progress (its time under
         a budget), best trial, ensemble and the verdict (when a baseline beat the search)."""
@@ -243,10 +249,14 @@ class Client:
         """The job now: status, progress, best so far, effective search space, error."""
         return self._json("GET", f"/jobs/{_id(job)}")
 
-    def jobs(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Every job (newest first), optionally only those with this status."""
-        params = {"status": status} if status else {}
-        return list(self._pages("/jobs", **params))
+    def jobs(
+        self, status: str | None = None, *, search: str | None = None, dataset: Ref | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job (newest first), optionally only those with this status, on this dataset,
+        and whose name, id, notes or dataset's name contain `search` (case-insensitive; the
+        server filters)."""
+        given = {"status": status, "q": search, "dataset_id": _id(dataset) if dataset else None}
+        return list(self._pages("/jobs", **{k: v for k, v in given.items() if v}))
 
     def resolve_job(self, ref: str) -> str:
         """The full id of the job whose id starts with `ref` (the short id the dashboard and

@@ -1,5 +1,5 @@
 """The job commands: submit (or its estimate, --dry-run), jobs, status (show), budget,
-trials, cancel, delete."""
+note, trials, cancel, delete."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _dataset_for_submit(client: Client, args: argparse.Namespace) -> dict[str, A
 def _spec_arguments(args: argparse.Namespace, space: dict[str, Any] | None) -> dict[str, Any]:
     """The spec's sections the command line sets, as Client.submit's keywords."""
     spec: dict[str, Any] = {"search_space": space} if space is not None else {}
-    optional = {"parallel_trials": args.parallel_trials, "name": args.name}
+    optional = {"parallel_trials": args.parallel_trials, "name": args.name, "notes": args.notes}
     spec.update({key: value for key, value in optional.items() if value is not None})
     if args.max_runtime is not None:  # "none" is a null budget; left out, the server's
         spec["max_runtime_s"] = None if args.max_runtime == "none" else args.max_runtime
@@ -108,9 +108,11 @@ def _trials_cell(job: dict[str, Any]) -> str:
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    jobs = client.jobs(status=args.status)
+    dataset = client.resolve_dataset(args.dataset) if args.dataset else None
+    jobs = client.jobs(status=args.status, search=args.search, dataset=dataset)
     if not jobs:
-        err("no jobs")
+        filtered = args.status or args.search or dataset
+        err("no jobs match" if filtered else "no jobs")
         return 0
     # The shortest unique start of each id, as the dashboard shows it: every command takes it.
     ids = short_ids([j["id"] for j in jobs])
@@ -165,6 +167,21 @@ def cmd_budget(client: Client, args: argparse.Namespace) -> int:
             else time_text(job)
         )
         out(f"job {job['id']}: time budget {clock(spec['max_runtime_s'])} (yours); {when}")
+    return 0
+
+
+def cmd_note(client: Client, args: argparse.Namespace) -> int:
+    job_id = client.resolve_job(args.job)
+    if args.text is None and not args.clear:
+        notes = client.job(job_id).get("notes")
+        if notes:
+            out(notes)
+        else:
+            err(f"job {job_id} has no notes")
+        return 0
+    text = sys.stdin.read() if args.text == "-" else args.text
+    job = client.set_notes(job_id, None if args.clear or not text.strip() else text)
+    out(f"job {job['id']}: " + ("notes saved" if job.get("notes") else "no notes"))
     return 0
 
 

@@ -76,6 +76,10 @@ def summary(
         lines.append(f"verdict   {job['verdict']}")
     if job.get("error"):
         lines.append(f"error     {job['error']}")
+    if job.get("notes"):
+        # The user's own text, its lines kept, under the same indent as the rest.
+        first, *rest = job["notes"].strip().splitlines() or [""]
+        lines += [f"notes     {first}", *(f"          {line}" for line in rest)]
     for key in ("created_at", "started_at", "finished_at"):
         if job.get(key):
             lines.append(f"{key.removesuffix('_at'):<9} {job[key]}")

@@ -1,9 +1,10 @@
-"""The API's side of the keys: who is calling. The keys themselves (TUNER_API_KEYS, owner
-ids) are app.keys'; what a caller may read is decided by app.store.reads.readable, with
-its owner id in the WHERE clause."""
+"""The API's side of the keys: who is calling, and who may scrape GET /metrics. The keys
+themselves (TUNER_API_KEYS, owner ids) are app.keys'; what a caller may read is decided by
+app.store.reads.readable, with its owner id in the WHERE clause."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Annotated, Any
 
@@ -77,3 +78,20 @@ class RejectUnauthenticated:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def require_metrics_access(request: Request) -> None:
+    """Who may scrape GET /metrics: anyone without keys; with TUNER_METRICS_TOKEN, that bearer
+    token only (scrapers need no tenant's key, tenants cannot scrape); else any API key."""
+    token: str | None = request.app.state.settings.metrics_token
+    keyring: Keyring | None = request.app.state.keyring
+    if token is None and keyring is None:
+        return
+    scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and key:
+        if token is not None:
+            if hmac.compare_digest(key.encode(), token.encode()):
+                return
+        elif keyring is not None and keyring.owner_of(key) is not None:
+            return
+    raise Unauthorized()

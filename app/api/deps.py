@@ -1,28 +1,38 @@
 """FastAPI dependencies: settings, a reading session, and a writing route's unit of work.
 
-They are `async def` on purpose. FastAPI runs a plain `def` dependency in its thread
-pool, and each hop there costs about as much CPU as a small route's own work (the
-POST /jobs and GET /jobs/{id} benchmarks, items 3 and 5). None of these wait on
-anything when they start: a Session opens its connection at its first query, which
-runs in the route's own thread.
+One way for a route to read and one to write:
+
+- A route that reads is a plain `def` that takes `SessionDep`, a Session on the read
+  engine (one snapshot for the whole request), and hands it, or its `.connection()`, to
+  the app.store read functions. Sync, as TensorFlow and the rest of the service are:
+  FastAPI runs the route in its thread pool, so a slow query, a file sent or a tarball
+  built never holds the event loop, whatever the backend. The store's polled reads keep
+  their Core statements built once (app.store.reads); what they give up is running on the
+  event loop on SQLite, which an async twin of each polled route bought at the cost of
+  a second way to reach the database (docs/benchmarks.md, "Figures that explain design
+  choices").
+- A route that writes takes `UnitOfWorkDep` and enters it, `with uow as session:`, around
+  the app.store write functions it calls, which take the session and never commit.
+
+The dependencies themselves are `async def` on purpose: FastAPI runs a plain `def`
+dependency in its thread pool, a hop that costs about as much CPU as a small route's own
+work, and none of these waits on anything when it starts: a Session opens its connection
+at its first query, which runs in the route's own thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, TypeVar
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.settings import Settings
 from app.store.backend import Backend
 from app.store.unit_of_work import UnitOfWork
-
-T = TypeVar("T")
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -35,8 +45,8 @@ async def _session(engine: Engine) -> AsyncIterator[Session]:
         yield session
     finally:
         if Backend.of(engine).in_process:
-            # Handing the connection back rolls it back: an in-process call that
-            # takes microseconds, cheaper than the hop to a thread.
+            # Handing the connection back rolls it back: an in-process call, cheaper than
+            # the hop to a thread.
             session.close()
         else:
             # A round trip to the server: not on the event loop.
@@ -57,34 +67,6 @@ async def get_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     was sent (FastAPI runs a dependency's exit after the response)."""
     async for session in _session(request.app.state.write_engine):
         yield UnitOfWork(session)
-
-
-async def reading(request: Request, work: Callable[[Connection], T]) -> T:
-    """A polled read route's database work (its queries and the answer built from
-    them), on a connection of its own in one read transaction.
-
-    On SQLite, on the event loop: a few index lookups in an in-process library, a
-    millisecond or so. The thread pool would add a hop costing about as much, and with
-    32 clients polling, 32 threads taking turns at the GIL answer them all late together
-    instead of each in turn (benchmarks/, item 3). On PostgreSQL each query is a round
-    trip to a server, so the work waits in the thread pool as a sync route's does. No
-    Session either: these reads are Core statements built once (app.store.reads), and a
-    Session's dependency and bookkeeping cost more than the queries.
-    """
-    engine: Engine = request.app.state.read_engine
-
-    def run() -> T:
-        with engine.connect() as connection:
-            return work(connection)
-
-    if Backend.of(engine).in_process:
-        # One turn of the loop first, so that the requests that arrived meanwhile are
-        # read and queued: answers then go out in about the order the requests came.
-        # Without it, each batch the loop read at once ran to its end before the next
-        # read, and a request could wait through almost two batches (p99 twice p50).
-        await asyncio.sleep(0)
-        return run()
-    return await run_in_threadpool(run)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

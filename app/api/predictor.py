@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # The program the child runs, named rather than imported: importing it here would load the
 # worker package into the API process, which must stay free of it (import-linter checks).
+# import-linter cannot see a name in a string: tests/test_prediction_program.py checks that
+# this module exists and serves a connection.
 PREDICTION_PROGRAM = "tuner_jobs.search.predict_child"
 
 PREDICT_TIMEOUT_S = 120.0
@@ -175,10 +177,14 @@ class Predictor:
         self._stop_child()
 
 
+# What a predict route's database work hands over: the model's file and its dataset's row.
+ModelAndDataset = tuple[Path, "Dataset"]
+
+
 async def prediction_response(
     predictor: Predictor,
     owner: str | None,
-    model_and_dataset: Callable[[], tuple[Path, Dataset]],
+    model_and_dataset: Callable[[], ModelAndDataset],
     rows: list[dict[str, Any]],
 ) -> Response:
     """A predict route's work: its database reads and checks (`model_and_dataset`), the

@@ -1,5 +1,6 @@
-"""Problems as the API answers them: app.errors' domain errors, validation and database
-failures rendered by one set of handlers as application/problem+json (RFC 9457)."""
+"""How the API answers: problems, app.errors' domain errors, validation and database
+failures rendered by one set of handlers as application/problem+json (RFC 9457); and a
+route's pydantic body serialized once (`model_response`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,6 +84,17 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def model_response(body: BaseModel, *, status_code: int = 200) -> Response:
+    """`body` as JSON, serialized once, by pydantic. A route that returns the model itself
+    has FastAPI validate it again against its response_model (for a sync route, in one
+    more thread-pool hop) and encode the result with json.dumps: for the job routes, polled
+    and submitted to most, that second pass was a large share of their CPU
+    (docs/benchmarks.md, "Figures that explain design choices"). The route's
+    `response_model` still documents the body in OpenAPI, and the bytes are the same
+    (compact JSON, UTF-8, no alias in these schemas)."""
+    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def _jsonable_errors(errors: list[Any]) -> list[dict[str, Any]]:

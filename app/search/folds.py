@@ -16,7 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from app.errors import ProblemError
-from app.search.datasets import class_label, load_training_frame
+from app.search.table_profiles import class_label, load_training_frame
 
 AUTO_BELOW = 1_000
 AUTO_FOLDS = 5

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import ProblemError
-from app.search.datasets import MISSING_TOKEN
+from app.search.table_profiles import MISSING_TOKEN
 
 if TYPE_CHECKING:
     from app.store.models import Dataset

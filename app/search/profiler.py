@@ -40,7 +40,7 @@ import pandas as pd
 from app.errors import ProblemError
 from app.search.column_checks import check_width
 from app.search.dataset_error import DatasetError
-from app.search.datasets import (
+from app.search.table_profiles import (
     Profile,
     input_names,
     profile_frame,

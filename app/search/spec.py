@@ -53,7 +53,7 @@ from app.search.training_length import (
     steps_per_epoch,
     trial_estimate_s,
 )
-from app.search.warm_start import (
+from app.search.warm_start_resolution import (
     ResolvedWarmStart,
     WarmStartSource,
     WarmStartSpec,
@@ -62,6 +62,9 @@ from app.search.warm_start import (
 
 # parallel_trials "auto": its chief opens this many tuner slots at most (the cap's bound).
 AUTO_MAX_TUNERS = 64
+
+# A job's notes (JobCreate, and PATCH /jobs/{id}'s JobUpdate): a page of text, not a file.
+MAX_NOTES = 10_000
 
 # What each task's model is compiled with (see tuner_jobs.search.model_builder).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -76,6 +79,12 @@ class JobCreate(SpecModel):
     # Kept in the job's own `name` column (editable), not in the stored spec.
     name: str | None = Field(
         default=None, max_length=200, exclude=True, description="a label for the job"
+    )
+    notes: str | None = Field(
+        default=None,
+        max_length=MAX_NOTES,
+        exclude=True,
+        description="free text on the job (what was tried, why); PATCH /jobs/{id} changes it",
     )
     tuner: TunerSpec = Field(default_factory=TunerSpec)
     objective: ObjectiveSpec | list[ObjectiveSpec] = Field(
@@ -176,7 +185,7 @@ class ResolvedSpec(JobCreate):
     max_runtime_s: float | None = None  # type: ignore[assignment]
     # What the derived values came from; None in specs stored before they were derived.
     derivation: Derivation | None = None
-    # Resolved at submission (app.search.warm_start): the configurations themselves.
+    # Resolved at submission (app.search.warm_start_resolution): the configurations themselves.
     warm_start: ResolvedWarmStart | None = None  # type: ignore[assignment]
 
     @field_validator("warm_start", mode="wrap")

@@ -8,7 +8,7 @@ the file claimed.
 Every reader answers the same kinds of columns, for the profile at upload and for the
 search that reads the file back: numbers, booleans and text. A decimal or a duration is a
 number (a duration in seconds), not one category per distinct value; dates and times stay
-as they are read, for app.search.datasets to refuse with a hint.
+as they are read, for app.search.table_profiles to refuse with a hint.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class SQLiteBackend(Backend):
 
     # SQLite writes one transaction at a time. Threads that find the write lock taken wait
     # in SQLite's busy handler, which sleeps in growing steps of up to 100 ms and polls
-    # again: under a burst of 16 concurrent submissions the slowest waited over a second
-    # while the database sat idle between the sleeps. Threads of one process that queue
+    # again, so a burst of concurrent submissions waited long while the database sat idle
+    # between the sleeps (docs/benchmarks.md). Threads of one process that queue
     # on a mutex instead take the database the moment it is free. Writers in other
     # processes (the workers, the API) still meet at SQLite's own lock.
     _writer = threading.Lock()

@@ -21,6 +21,7 @@ def insert_job(
     db: Connection,
     owner: str | None,
     name: str | None,
+    notes: str | None,
     dataset_id: str,
     spec: dict[str, Any],
     search_space: dict[str, Any],
@@ -31,6 +32,7 @@ def insert_job(
         "id": new_id(),
         "owner": owner,
         "name": name,
+        "notes": notes,
         "dataset_id": dataset_id,
         "status": JobStatus.QUEUED,
         "spec": spec,
@@ -46,7 +48,7 @@ def insert_job(
 
 
 def set_job_fields(*, session: Session, job_id: str, values: dict[str, Any]) -> None:
-    """Set the job's `name` and/or `spec` (the caller checked what may change)."""
+    """Set the job's `name`, `notes` and/or `spec` (the caller checked what may change)."""
     if values:
         session.execute(update(Job).where(Job.id == job_id).values(**values))
 

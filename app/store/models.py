@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.store.backend import JSON_TYPE
+
+# The columns' defaults; workers and store modules import them from here as well.
+from app.store.statuses import JobStatus, SlotStatus, TrialStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,31 +64,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSON_TYPE, list[Any]: JSON_TYPE, datetime: UTCDateTime}
-
-
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    def is_finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class TrialStatus(enum.StrEnum):
-    """KerasTuner's own trial states."""
-
-    RUNNING = "RUNNING"
-    IDLE = "IDLE"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    INVALID = "INVALID"
-    STOPPED = "STOPPED"
-
-    def is_finished(self) -> bool:
-        return self not in (TrialStatus.RUNNING, TrialStatus.IDLE)
 
 
 class Owned:
@@ -162,6 +139,8 @@ class Job(Owned, Base):
     ensemble: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     # One line when a baseline scored above the job's model on the same rows; else null.
     verdict: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Migration 0009. The user's free text on the job (PATCH changes it, finished or not).
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="jobs")
     trials: Mapped[list[Trial]] = relationship(
@@ -170,13 +149,6 @@ class Job(Owned, Base):
     slots: Mapped[list[JobSlot]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
     )
-
-
-class SlotStatus(enum.StrEnum):
-    OPEN = "open"  # waiting for a worker (or for one to replace a dead one)
-    RUNNING = "running"
-    DONE = "done"  # its tuner was told by the oracle that the search is over
-    FAILED = "failed"  # its tuner process died on every attempt
 
 
 class JobSlot(Base):

@@ -6,23 +6,37 @@ without keys: no clause, every row). Each lookup below starts from it, so a row 
 another key is never loaded and then compared: it is as good as absent, a 404 like an id
 nobody has. A trial is the caller's when its job is.
 
-The polled reads (GET /jobs/{id} and its trials page, benchmarks/ item 3) run statements
-built here once, from the same `readable`, with bound parameters, on a Connection: the
-ORM's per-query work (building the statement, its cache key, loading entities) was three
-quarters of such a request's CPU. Their rows answer attribute access like a Job or a Trial.
+The polled reads (GET /jobs/{id} and its trials page) run statements built here once, from
+the same `readable`, with bound parameters, on the session's Connection: the ORM's
+per-query work (building the statement, its cache key, loading entities) was most of such
+a request's CPU (docs/benchmarks.md, "Figures that explain design choices"). Their rows
+answer attribute access like a Job or a Trial.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Connection, Result, Row, Select, bindparam, func, select
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Result,
+    Row,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import NotFound, ProblemError
+from app.settings import Settings
 from app.store.db import storable
+from app.store.job_files import best_trial_file, trial_model_path
 from app.store.models import Dataset, Job, JobStatus, Trial, TrialEpoch, TrialStatus
 from app.store.pareto_reads import front_best, job_objectives
 
@@ -86,7 +100,7 @@ def get_dataset(session: Session, dataset_id: str, owner: str | None) -> Dataset
 
 # A list's columns: everything but the column profile, whose length the database counts.
 # Reading and decoding each profile (a vocabulary per categorical column) only to send it
-# made a page of wide datasets tens of megabytes.
+# made a page of wide datasets many times larger than its summaries (docs/benchmarks.md).
 _SUMMARY_COLUMNS = tuple(c for c in DATASETS.c if c.name != "columns")
 
 
@@ -129,8 +143,9 @@ def same_upload(
 
 def dataset_for_job(db: Connection, dataset_id: str, owner: str | None) -> Row[Any] | None:
     """The columns a submission needs, if the caller may use the dataset. Not the ORM
-    row: decoding its column profile (JSON) was a fifth of a submission's time. (Rows,
-    file and target: cross-validation's folds are decided from them, app.search.folds.)"""
+    row: decoding its column profile (JSON), which a submission never uses, was a
+    noticeable part of its time (docs/benchmarks.md). (Rows, file and target:
+    cross-validation's folds are decided from them, app.search.folds.)"""
     if not storable(dataset_id):
         return None
     columns = (
@@ -174,12 +189,45 @@ def get_job(db: Connection, job_id: str, owner: str | None) -> Row[Any]:
     return job
 
 
+def _job_filters(
+    status: JobStatus | None, dataset_id: str | None, search: str | None
+) -> list[Any] | None:
+    """The WHERE clauses of a job list; None when nothing can match. `search` is a
+    case-insensitive substring of the job's name, id, notes or dataset's name, its `%` and
+    `_` literal (autoescape), bound as a parameter. A scan of the caller's jobs: a substring
+    uses no index, and a job list is the size of one person's work."""
+    where: list[Any] = [Job.status == status] if status else []
+    if dataset_id:
+        if not storable(dataset_id):
+            return None
+        where.append(Job.dataset_id == dataset_id)
+    if search:
+        if not storable(search):
+            return None
+        columns = (JOBS.c.name, JOBS.c.id, JOBS.c.notes, DATASETS.c.name)
+        where.append(or_(*(column.icontains(search, autoescape=True) for column in columns)))
+    return where
+
+
 def job_page(
-    db: Connection, owner: str | None, *, status: JobStatus | None, limit: int, offset: int
+    db: Connection,
+    owner: str | None,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    offset: int,
+    dataset_id: str | None = None,
+    search: str | None = None,
 ) -> tuple[Sequence[Row[Any]], int]:
-    """A page of the caller's jobs, newest first, optionally of one status, and the total."""
-    where = [Job.status == status] if status else []
-    total = db.scalar(readable(Job, owner, func.count(Job.id)).where(*where)) or 0
+    """A page of the caller's jobs, newest first, optionally of one status, of one dataset
+    and matching a search (`_job_filters`), and how many match in all."""
+    where = _job_filters(status, dataset_id, search)
+    if where is None:
+        return [], 0
+    count = readable(Job, owner, func.count(JOBS.c.id))
+    if search:  # the dataset's name is searched too
+        count = count.join_from(JOBS, DATASETS, DATASETS.c.id == JOBS.c.dataset_id)
+    total = db.scalar(count.where(*where)) or 0
     rows = db.execute(
         _jobs(owner)
         .where(*where)
@@ -329,3 +377,30 @@ def best_trials(
 
 def best_trial(db: Connection, job: JobRow) -> Row[Any] | None:
     return best_trials(db, [job], whole=True).get(job.id)
+
+
+# --- A trial's model: GET .../trials/{trial_id}/model and POST .../predict?trial_id= ---------
+
+
+def trial_model_file(
+    db: Connection, settings: Settings, job: JobRow, trial_id: str, owner: str | None
+) -> Path:
+    """Trial `trial_id`'s model: its own file (a Pareto-front trial's, written by
+    tuner_jobs.search.front_models), or the best trial's model (the job's, unless that is
+    its ensemble) for the best trial. 404 for an unknown trial, and for one whose model was
+    not kept (the search prunes the others)."""
+    trial = get_trial(db, job, trial_id, owner)
+    path = trial_model_path(settings, job.id, trial.trial_id)
+    if path.is_file():
+        return path
+    best = best_trial(db, job)
+    if best is not None and best.trial_id == trial.trial_id:
+        path = best_trial_file(settings, job.id)
+        if path.is_file():
+            return path
+    raise ProblemError(
+        404,
+        f"trial {trial_id!r} of job {job.id!r} has no model: a job keeps its best trial's, "
+        "and a multi-objective job each Pareto-front trial's (GET /jobs/{id}/pareto)",
+        title="No model for this trial",
+    )

@@ -17,6 +17,9 @@ from app.schemas import (
     TrialDetail,
     TrialRead,
 )
+from app.settings import Settings
+from app.store.disk_usage import cached_directory_bytes
+from app.store.job_files import job_dir
 from app.store.models import JobStatus, TrialStatus, utcnow
 from app.store.reads import TRIALS, JobRow, TrialRow, best_trials, epochs_of
 
@@ -64,19 +67,32 @@ def _current_trials(db: Connection, jobs: list[JobRow]) -> dict[str, Row[Any]]:
     return latest
 
 
-def job_reads(db: Connection, jobs: Sequence[JobRow]) -> list[JobRead]:
+def job_reads(
+    db: Connection, jobs: Sequence[JobRow], *, settings: Settings | None = None
+) -> list[JobRead]:
     """JobRead for each of `jobs` (rows read through app.store.reads) with at most four
-    queries, however many jobs."""
+    queries, however many jobs; with `settings`, each claimed job's `disk_bytes` too."""
     # A job no worker ever claimed (attempt 0) has no trials: nothing to look up. That is
     # every job answered by POST /jobs, and the queued part of a list.
     ran = [job for job in jobs if not (job.status == JobStatus.QUEUED and job.attempt == 0)]
     progress = _progress(db, [job.id for job in ran]) if ran else {}
     running = _current_trials(db, ran)
     best = best_trials(db, ran)
-    return [
+    reads = [
         _job_read(job, progress.get(job.id, (0, 0)), running.get(job.id), best.get(job.id))
         for job in jobs
     ]
+    if settings is not None:
+        for read in reads:
+            # A job no worker has claimed yet has no directory to walk.
+            if read.attempt > 0:
+                read.disk_bytes = cached_directory_bytes(job_dir(settings, read.id), read.status)
+    return reads
+
+
+def job_read(db: Connection, job: JobRow, *, settings: Settings) -> JobRead:
+    """One job's answer, as in a list (`job_reads`)."""
+    return job_reads(db, [job], settings=settings)[0]
 
 
 def _job_read(
@@ -117,6 +133,7 @@ def _job_read(
         baselines=job.baselines,
         ensemble=job.ensemble,
         verdict=job.verdict,
+        notes=job.notes,
         error=job.error,
         stop_reason=job.stop_reason,
         attempt=job.attempt,

@@ -1,4 +1,4 @@
-"""The reads a warm start makes at submission (app.search.warm_start.WarmStartSource),
+"""The reads a warm start makes at submission (app.search.warm_start_resolution.WarmStartSource),
 each through `readable`: another key's job is never loaded, so it is as absent as an id
 nobody has."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from app.search.warm_start import SourceJob, SourceTrial
+from app.search.warm_start_resolution import SourceJob, SourceTrial
 from app.store.db import storable
 from app.store.models import Dataset, Job, JobStatus, TrialStatus
 from app.store.reads import JOBS, TRIALS, readable

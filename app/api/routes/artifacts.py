@@ -1,4 +1,5 @@
-"""What a search leaves: the job's model (each format), its card, predictions, TensorBoard logs.
+"""What a search leaves: the job's model (each format), its card, predictions, TensorBoard
+logs, and the model of any trial that kept one.
 
 The job's model is its best trial's, or its ensemble of trials when that scored higher
 (job.ensemble.used); `?source=trial` asks for the best trial's either way."""
@@ -17,7 +18,12 @@ from starlette.background import BackgroundTask
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep
-from app.api.predictor import PREDICTIONS_BUSY, Predictor, prediction_response
+from app.api.predictor import (
+    PREDICTIONS_BUSY,
+    ModelAndDataset,
+    Predictor,
+    prediction_response,
+)
 from app.api.problems import problem_responses
 from app.errors import ProblemError
 from app.search.prediction import PredictRequest, PredictResponse
@@ -31,9 +37,8 @@ from app.store.job_files import (
     model_file_path,
     tensorboard_dir,
 )
-from app.store.models import Dataset, JobStatus
-from app.store.reads import get_dataset, get_job
-from app.store.trial_models import trial_model_file
+from app.store.reads import get_dataset, get_job, trial_model_file
+from app.store.statuses import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["models"])
 
@@ -140,6 +145,24 @@ def model_card(
     return json.loads(text)
 
 
+@router.get(
+    "/{job_id}/trials/{trial_id}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404)},
+)
+def download_trial_model(
+    session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str, trial_id: str
+) -> FileResponse:
+    """One trial's model as a .keras file that takes raw rows: each Pareto-front trial of a
+    multi-objective job keeps one, and the best trial of any job."""
+    db = session.connection()
+    job = get_job(db, job_id, owner)
+    path = trial_model_file(db, settings, job, trial_id, owner)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{job.id}-trial-{trial_id}.keras"
+    )
+
+
 @router.post(
     "/{job_id}/predict",
     response_model=PredictResponse,
@@ -166,7 +189,7 @@ async def predict(
     rows (the job must have succeeded), with `warnings` for what the model cannot know (a
     category never seen in training)."""
 
-    def model_and_dataset() -> tuple[Path, Dataset]:
+    def model_and_dataset() -> ModelAndDataset:
         job = get_job(session.connection(), job_id, owner)
         if job.status != JobStatus.SUCCEEDED:
             raise ProblemError(

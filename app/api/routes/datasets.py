@@ -1,37 +1,31 @@
-"""Dataset upload, listing, reading and deletion."""
+"""Datasets: upload, list, read, delete; and the default search space a job on one would get."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from sqlalchemy import func, select
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep
 from app.api.problems import problem_responses
+from app.api.resolution import resolve_for_dataset
 from app.api.upload_gate import UploadRoute
-from app.errors import InvalidInput, ProblemError
+from app.errors import InvalidInput
 from app.schemas import MAX_OFFSET, DatasetRead, DatasetSummary, Page
-from app.search.datasets import NPZ_TARGET, DatasetError, detect_format
+from app.search.dataset_error import DatasetError
 from app.search.profiler import ProfileLimits, ProfileRequest, profile_upload
-from app.settings import Settings
-from app.store.dataset_files import (
-    discard_unclaimed,
-    lock_dataset_file,
-    put_back,
-    set_aside,
-    store_file,
-)
+from app.search.spec import JobCreate
+from app.search.table_profiles import detect_format
+from app.search.table_readers import NPZ_TARGET
+from app.store.dataset_writes import add_dataset, delete_unused_dataset
 from app.store.db import storable
-from app.store.models import Dataset, Job
-from app.store.reads import dataset_page, get_dataset, same_upload
-from app.store.unit_of_work import UnitOfWork
-from app.store.uploads import StoredUpload, dataset_path, stream_to_temp
+from app.store.reads import dataset_page, get_dataset
+from app.store.uploads import stream_to_temp
 
 logger = logging.getLogger(__name__)
 
@@ -105,67 +99,21 @@ def upload_dataset(
             upload.temp_path, fmt, target, None if task == "infer" else task, allow_many_classes
         )
         profile = profile_upload(asked, limits, cancelled=_disconnected(request))
-        dataset = Dataset(
+        dataset, created = add_dataset(
+            uow=uow,
+            datasets_dir=settings.datasets_dir,
+            upload=upload,
             owner=owner,
             name=name or _name_from(file.filename),
-            format=fmt,
-            sha256=upload.sha256,
-            size_bytes=upload.size,
-            rows=profile.rows,
-            rows_dropped=profile.rows_dropped,
+            file_format=fmt,
             target=target,
-            task=profile.task,
-            columns=profile.columns,
-            classes=profile.classes,
-            features=profile.features,
+            profile=profile,
         )
-        dataset = _store(uow, settings, upload, dataset, response)
+        if not created:
+            response.status_code = 200
     finally:
         upload.temp_path.unlink(missing_ok=True)
     return DatasetRead.of(dataset)
-
-
-def _store(
-    uow: UnitOfWork, settings: Settings, upload: StoredUpload, dataset: Dataset, response: Response
-) -> Dataset:
-    """The new dataset's row and file, or the caller's dataset of the same upload (200).
-
-    The file and the row that claims it land under one lock (app.store.dataset_files): a
-    concurrent delete of the same bytes cannot take the file from under this 201, and two
-    uploads of the same bytes find each other. The row is written before the file is moved
-    into place, and a file moved there by an upload that then failed is taken away again:
-    a failed upload keeps nothing on disk, whatever failed."""
-    final = dataset_path(settings.datasets_dir, upload.sha256, dataset.format)
-    placed = False
-    try:
-        with uow as session:
-            lock_dataset_file(session, upload.sha256)
-            existing = same_upload(
-                session,
-                dataset.owner,
-                sha256=upload.sha256,
-                target=dataset.target,
-                task=dataset.task,
-            )
-            if existing is not None and final.exists():
-                response.status_code = 200
-                return existing
-            session.add(dataset)
-            session.flush()
-            placed = store_file(session, upload, final)
-    except BaseException:
-        if placed:
-            _discard(uow, upload.sha256, final)
-        raise
-    return dataset
-
-
-def _discard(uow: UnitOfWork, sha256: str, final: Path) -> None:
-    try:
-        with uow as session:
-            discard_unclaimed(session, sha256, final)
-    except Exception:  # the upload's own error is the one to answer; this one is logged
-        logger.exception("a failed upload's file could not be removed", extra={"path": str(final)})
 
 
 def _disconnected(request: Request) -> Callable[[], bool]:
@@ -202,35 +150,25 @@ def delete_dataset(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, dataset_id: str
 ) -> Response:
     """Delete a dataset no job refers to (409 otherwise: its jobs' results would be orphaned)."""
-    aside: Path | None = None
-    final: Path | None = None
-    try:
-        with uow as session:
-            dataset = get_dataset(session, dataset_id, owner)
-            # Not filtered by owner: a job can only be submitted on its owner's dataset, and
-            # the foreign key would refuse the delete whoever's job it was.
-            jobs = (
-                session.scalar(select(func.count(Job.id)).where(Job.dataset_id == dataset_id)) or 0
-            )
-            if jobs:
-                raise ProblemError(
-                    409, f"dataset {dataset_id!r} is used by {jobs} job(s)", title="Dataset in use"
-                )
-            # Held to the commit: an upload of the same bytes waits, then finds no file.
-            lock_dataset_file(session, dataset.sha256)
-            session.delete(dataset)
-            session.flush()
-            # Every owner's datasets count here: identical uploads share one file on disk.
-            shared = session.scalar(
-                select(func.count(Dataset.id)).where(Dataset.sha256 == dataset.sha256)
-            )
-            if not shared:
-                final = dataset_path(settings.datasets_dir, dataset.sha256, dataset.format)
-                aside = set_aside(final)
-    except BaseException:
-        if final is not None:
-            put_back(aside, final)
-        raise
-    if aside is not None:
-        aside.unlink(missing_ok=True)
+    delete_unused_dataset(
+        uow=uow, datasets_dir=settings.datasets_dir, dataset_id=dataset_id, owner=owner
+    )
     return Response(status_code=204)
+
+
+@router.get(
+    "/{dataset_id}/search_space", response_model=dict[str, Any], responses=problem_responses(404)
+)
+def dataset_search_space(
+    session: SessionDep, settings: SettingsDep, owner: OwnerDep, dataset_id: str
+) -> dict[str, Any]:
+    """The effective search space of a job on this dataset with no overrides (seeded units).
+
+    Send it back, edited, as a job's `search_space`: entries override the defaults by name.
+    """
+    # The resolution a job submission runs (app.api.resolution), with no overrides: what the
+    # dashboard's editor starts from shows exactly the ranges a job would use.
+    get_dataset(session, dataset_id, owner)  # 404 unless the caller may read it
+    body = JobCreate(dataset_id=dataset_id)
+    _, resolution = resolve_for_dataset(session.connection(), settings, owner, body)
+    return resolution.search_space

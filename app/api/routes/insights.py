@@ -1,52 +1,21 @@
-"""Insights into a job's trials: which hyperparameters mattered (app.search.importance)."""
+"""Insights into a job's trials: which hyperparameters mattered (app.search.importance), and
+a multi-objective job's Pareto front."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlalchemy import Connection, bindparam, func, select
+from fastapi import APIRouter, Response
 
 from app.api.auth import OwnerDep
 from app.api.deps import SessionDep
-from app.api.problems import problem_responses
-from app.search.importance import (
-    MIN_TRIALS,
-    Importance,
-    ImportanceCache,
-    ScoredTrial,
-    hyperparameter_importance,
-    too_few,
-)
-from app.store.models import TrialStatus
-from app.store.reads import TRIALS, JobRow, get_job, maximize
+from app.api.problems import model_response, problem_responses
+from app.errors import ProblemError
+from app.schemas import ParetoFront, ParetoTrial
+from app.search.importance import Importance
+from app.store.insight_reads import job_importance
+from app.store.pareto_reads import job_objectives, pareto_front
+from app.store.reads import get_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-# One per process, shared by every app in it: it is keyed by job id, unique across databases.
-_cache = ImportanceCache()
-
-_SCORED = (
-    TRIALS.c.job_id == bindparam("job_id"),
-    TRIALS.c.status == TrialStatus.COMPLETED,
-    TRIALS.c.score.is_not(None),
-)
-# What changes when the job has new trials: the cache's version of them.
-_VERSION = select(func.count(TRIALS.c.id), func.max(TRIALS.c.finished_at)).where(*_SCORED)
-_POINTS = select(TRIALS.c.hyperparameters, TRIALS.c.score).where(*_SCORED)
-
-
-def _importance(db: Connection, job: JobRow) -> Importance:
-    count, latest = db.execute(_VERSION, {"job_id": job.id}).one()
-    if count < MIN_TRIALS:
-        raise too_few(count)  # before loading any trial
-    version = (count, latest)
-    cached = _cache.get(job.id, version)
-    if cached is not None:
-        return cached
-    rows = db.execute(_POINTS, {"job_id": job.id}).all()
-    trials = [ScoredTrial(hyperparameters=row.hyperparameters, score=row.score) for row in rows]
-    found = hyperparameter_importance(job.search_space, trials, maximize=maximize(job))
-    _cache.put(job.id, version, found)
-    return found
 
 
 @router.get(
@@ -57,4 +26,29 @@ def read_importance(session: SessionDep, owner: OwnerDep, job_id: str) -> Import
     completed trials), summing to 1; 409 below 5 completed trials. Cached until the job
     has new trials."""
     db = session.connection()
-    return _importance(db, get_job(db, job_id, owner))
+    return job_importance(db, get_job(db, job_id, owner))
+
+
+@router.get("/{job_id}/pareto", response_model=ParetoFront, responses=problem_responses(404, 409))
+def read_pareto(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
+    """The non-dominated completed trials of a job whose objective is a list (409 for a
+    single-objective job: its front is its best trial, GET /jobs/{id}/best)."""
+    db = session.connection()
+    job = get_job(db, job_id, owner)
+    objectives = job_objectives(job)
+    if objectives is None:
+        raise ProblemError(
+            409,
+            f"job {job_id!r} has a single objective, so no Pareto front: its best trial is "
+            "GET /jobs/{id}/best (submit objective as a list, with tpe or nsga2, for a front)",
+            title="Not a multi-objective job",
+        )
+    items = [
+        ParetoTrial(
+            trial_id=row.trial_id,
+            objectives=row.objectives,
+            hyperparameters=row.hyperparameters,
+        )
+        for row in pareto_front(db, job)
+    ]
+    return model_response(ParetoFront(items=items, objectives=objectives))

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Connection
+from fastapi import APIRouter, Query, Response
 
 from app.api.auth import OwnerDep
-from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep, reading
-from app.api.problems import problem_responses
+from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep
+from app.api.problems import model_response, problem_responses
 from app.api.resolution import resolve_for_dataset
-from app.api.responses import model_response
 from app.errors import ProblemError
 from app.schemas import (
     MAX_OFFSET,
@@ -26,15 +23,11 @@ from app.schemas import (
     TrialRead,
 )
 from app.search.spec import JobCreate, with_budget
-from app.settings import Settings
-from app.store.disk_usage import cached_directory_bytes
 from app.store.job_files import job_dir
 from app.store.job_writes import delete_finished_job, insert_job, set_job_fields
-from app.store.models import JobStatus
 from app.store.queue import request_cancel
 from app.store.quotas import check_job_quota
 from app.store.reads import (
-    JobRow,
     TrialOrder,
     best_trial,
     get_job,
@@ -42,25 +35,15 @@ from app.store.reads import (
     job_page,
     trial_page,
 )
-from app.store.results import job_reads, trial_detail, trial_reads
+from app.store.results import job_read, job_reads, trial_detail, trial_reads
+from app.store.statuses import JobStatus
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-
-def _reads(db: Connection, settings: Settings, jobs: Sequence[JobRow]) -> list[JobRead]:
-    # Progress and best trial for the whole page in a fixed number of queries (not per job).
-    reads = job_reads(db, jobs)
-    for read in reads:
-        # A job no worker has claimed yet has no directory to walk.
-        if read.attempt > 0:
-            read.disk_bytes = cached_directory_bytes(job_dir(settings, read.id), read.status)
-    return reads
-
-
-def _read(db: Connection, settings: Settings, job: JobRow) -> JobRead:
-    return _reads(db, settings, [job])[0]
+# GET /jobs?q=: a search box's text, not a document (each character is matched in every job).
+MAX_SEARCH = 200
 
 
 @router.post("/preview", response_model=JobPreview, responses=problem_responses(400))
@@ -91,13 +74,14 @@ def submit_job(
             db=db,
             owner=owner,
             name=body.name,
+            notes=body.notes,
             dataset_id=dataset.id,
             spec=spec.model_dump(mode="json"),
             search_space=space,
             trials_planned=planned,
         )
         # No query: a job no worker has claimed has nothing else to read.
-        read = _read(db, settings, job)
+        read = job_read(db, job, settings=settings)
         read.dataset_name = dataset.name
     return model_response(read, status_code=202)
 
@@ -108,25 +92,42 @@ def list_jobs(
     settings: SettingsDep,
     owner: OwnerDep,
     status: JobStatus | None = None,
+    dataset_id: Annotated[
+        str | None, Query(max_length=64, description="only the jobs on this dataset")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH,
+            description="only the jobs whose name, id, notes or dataset's name contain this "
+            "text (case-insensitive; `%` and `_` are plain characters)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
-    """List jobs, newest first, optionally by status."""
+    """List jobs, newest first, optionally by status, dataset and a search text; `total`
+    counts the jobs that match."""
     db = session.connection()
-    jobs, total = job_page(db, owner, status=status, limit=limit, offset=offset)
-    items = _reads(db, settings, jobs)
+    jobs, total = job_page(
+        db,
+        owner,
+        status=status,
+        dataset_id=dataset_id,
+        search=q.strip() if q else None,
+        limit=limit,
+        offset=offset,
+    )
+    # Progress and best trial for the whole page in a fixed number of queries (not per job).
+    items = job_reads(db, jobs, settings=settings)
     return model_response(Page[JobRead](items=items, total=total, limit=limit, offset=offset))
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=problem_responses(404))
-async def read_job(request: Request, owner: OwnerDep, job_id: str) -> Response:
+def read_job(session: SessionDep, settings: SettingsDep, owner: OwnerDep, job_id: str) -> Response:
     """Status, live progress, best so far and the effective search space."""
-    settings: Settings = request.app.state.settings
-
-    def work(db: Connection) -> Response:
-        return model_response(_read(db, settings, get_job(db, job_id, owner)))
-
-    return await reading(request, work)
+    db = session.connection()
+    return model_response(job_read(db, get_job(db, job_id, owner), settings=settings))
 
 
 @router.post(
@@ -145,12 +146,12 @@ def cancel_job(uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_i
             )
     db = uow.session.connection()  # a new transaction, after the cancel's commit
     job = get_job(db, job_id, owner)  # as the cancel left it
-    return model_response(_read(db, settings, job), status_code=202)
+    return model_response(job_read(db, job, settings=settings), status_code=202)
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialRead], responses=problem_responses(404))
-async def list_trials(
-    request: Request,
+def list_trials(
+    session: SessionDep,
     owner: OwnerDep,
     job_id: str,
     order: TrialOrder = "started",
@@ -158,14 +159,11 @@ async def list_trials(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Trials with hyperparameters, status, score, epochs and early stopping."""
-
-    def work(db: Connection) -> Response:
-        job = get_job(db, job_id, owner)
-        trials, total = trial_page(db, job, owner, order=order, limit=limit, offset=offset)
-        page = Page[TrialRead](items=trial_reads(trials), total=total, limit=limit, offset=offset)
-        return model_response(page)
-
-    return await reading(request, work)
+    db = session.connection()
+    job = get_job(db, job_id, owner)
+    trials, total = trial_page(db, job, owner, order=order, limit=limit, offset=offset)
+    page = Page[TrialRead](items=trial_reads(trials), total=total, limit=limit, offset=offset)
+    return model_response(page)
 
 
 @router.get(
@@ -192,12 +190,14 @@ def read_best(session: SessionDep, owner: OwnerDep, job_id: str) -> Response:
 def update_job(
     uow: UnitOfWorkDep, settings: SettingsDep, owner: OwnerDep, job_id: str, body: JobUpdate
 ) -> Response:
-    """Rename a job (its `name`; null clears it) at any point of its life; change a queued
-    or running job's time budget (`max_runtime_s`)."""
+    """Rename a job (its `name`; null clears it) or change its `notes` at any point of its
+    life; change a queued or running job's time budget (`max_runtime_s`)."""
     given = body.model_fields_set
     with uow as session:
         job = get_job(session.connection(), job_id, owner)  # 404 unless the caller may read it
-        values: dict[str, Any] = {"name": body.name} if "name" in given else {}
+        values: dict[str, Any] = {
+            key: getattr(body, key) for key in ("name", "notes") if key in given
+        }
         if "max_runtime_s" in given:
             if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 raise ProblemError(
@@ -209,8 +209,7 @@ def update_job(
             values["spec"] = with_budget(job.spec, body.max_runtime_s)
         set_job_fields(session=session, job_id=job_id, values=values)
     db = uow.session.connection()
-    (read,) = [_read(db, settings, get_job(db, job_id, owner))]
-    return model_response(read)
+    return model_response(job_read(db, get_job(db, job_id, owner), settings=settings))
 
 
 @router.delete("/{job_id}", status_code=204, responses=problem_responses(404, 409))

@@ -1,4 +1,5 @@
-// A job page's head: its name (renamed in place, PATCH /jobs/{id}), status, what it searches,
+// A job page's head: its name (renamed in place, PATCH /jobs/{id}), its notes (notes.js),
+// status, what it searches,
 // its progress (under a time budget: the time, elapsed and left, and the trials as a count),
 // where its budget came from (changed in place while it runs, budgetform.js), the server's
 // note on it, its error, and its actions: run again (the new-job form filled with this
@@ -8,6 +9,7 @@ import { apiPath, del, patch, post } from "./api.js";
 import { budgetSource, isBudgeted, jobProgress, trialsText } from "./budget.js";
 import { budgetForm } from "./budgetform.js";
 import { confirmAction } from "./dialog.js";
+import { notesBlock } from "./notes.js";
 import { objectiveList } from "./pareto.js";
 import {
   FINISHED,
@@ -79,6 +81,12 @@ export function jobHeader(jobId, { trialCount }) {
     },
   });
   const current = el("p", { class: "muted", id: "current-trial" });
+  const notes = notesBlock(jobId, {
+    onSaved: (next) => {
+      job = next;
+      draw();
+    },
+  });
   const error = el("pre", { class: "error-box", id: "job-error", hidden: true });
   const element = el(
     "section",
@@ -90,6 +98,7 @@ export function jobHeader(jobId, { trialCount }) {
       el("div", { class: "actions tight" }, again, cancel, remove),
     ),
     summary,
+    notes.element,
     progress,
     trials,
     budget,
@@ -111,6 +120,7 @@ export function jobHeader(jobId, { trialCount }) {
     cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel job";
     cancel.disabled = job.cancel_requested;
     summary.textContent = summaryText(job, datasetName);
+    notes.show(job);
     progress.replaceChildren(jobProgress(job));
     // Under a budget the planned trials are only a cap: the bar is the time, the trials a count.
     trials.hidden = !isBudgeted(job);

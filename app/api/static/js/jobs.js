@@ -1,7 +1,8 @@
 // The jobs list: status, algorithm, dataset, progress (its time, under a budget), best score
 // and age of every job, refreshed every two seconds so running searches move on screen;
-// searched by name, id or dataset, filtered by status and dataset, fifty to a page. Ticking
-// two or more jobs opens them side by side (compare.js). The filters live in the URL
+// searched by name, id, notes or dataset, filtered by status and dataset, fifty to a page;
+// the server filters and pages (GET /jobs?q=&status=&dataset_id=). Ticking two or more jobs
+// opens them side by side (compare.js). The filters live in the URL
 // (#/?q=&status=&dataset=&page=), so a reload or the back button keeps them.
 
 import { get, getAll } from "./api.js";
@@ -21,6 +22,8 @@ import {
 
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 50;
+// The server's limit on a search (GET /jobs?q=, app.api.routes.jobs.MAX_SEARCH).
+const MAX_SEARCH = 200;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 function jobRow(job, { picked, onPick }) {
@@ -75,12 +78,6 @@ function writeFilters(filters) {
   history.replaceState(null, "", query ? `#/?${query}` : "#/");
 }
 
-function matches(job, q) {
-  if (!q) return true;
-  const text = q.toLowerCase();
-  return [jobName(job) || "", job.id, datasetLabel(job)].some((s) => s.toLowerCase().includes(text));
-}
-
 export function renderJobs(view) {
   const picked = new Set();
   const filters = readFilters();
@@ -94,7 +91,8 @@ export function renderJobs(view) {
   const search = el("input", {
     type: "search",
     id: "job-search",
-    placeholder: "name, id or dataset",
+    placeholder: "name, id, notes or dataset",
+    maxlength: MAX_SEARCH,
     "aria-label": "search jobs",
     value: filters.q,
   });
@@ -163,19 +161,14 @@ export function renderJobs(view) {
     );
   }
 
-  // Without a search or a dataset filter the server pages the list (status is its own
-  // filter); with one, every job of that status is read and filtered here, since the API
-  // filters by status only.
+  // One page, filtered by the server: each poll reads fifty jobs, however many there are.
   async function load() {
-    const statusQuery = filters.status ? `status=${encodeURIComponent(filters.status)}` : "";
-    const first = filters.page * PAGE_SIZE;
-    if (!filters.q && !filters.dataset) {
-      const page = await get(`/jobs?limit=${PAGE_SIZE}&offset=${first}${statusQuery ? `&${statusQuery}` : ""}`);
-      return { jobs: page.items, total: page.total };
-    }
-    const all = await getAll(`/jobs${statusQuery ? `?${statusQuery}` : ""}`);
-    const kept = all.filter((j) => (!filters.dataset || j.dataset_id === filters.dataset) && matches(j, filters.q));
-    return { jobs: kept.slice(first, first + PAGE_SIZE), total: kept.length };
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(filters.page * PAGE_SIZE) });
+    if (filters.status) params.set("status", filters.status);
+    if (filters.dataset) params.set("dataset_id", filters.dataset);
+    if (filters.q) params.set("q", filters.q);
+    const page = await get(`/jobs?${params}`);
+    return { jobs: page.items, total: page.total };
   }
 
   // Each load is numbered: an answer to filters the user has since changed is dropped.
