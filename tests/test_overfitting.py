@@ -16,9 +16,10 @@ from app.search.overfitting import (
     overfitting_patience,
 )
 from app.search.spec_sections import EarlyStoppingSpec
-from app.store.db import write_session
+from app.store.claims import Claim
 from app.store.models import Job, Trial
-from app.store.queue import Claim, claim_job
+from app.store.queue import claim_job
+from app.store.unit_of_work import write_session
 from tests.conftest import sqlite_only
 from tests.factories import (
     dataset_row,
@@ -110,12 +111,12 @@ def _claimed_job(engine: Engine) -> Claim:
 
 
 def _record(engine: Engine, claim: Claim, patience: int | None) -> Trial:
+    from app.store.search_gateway import SearchDatabase
     from tuner_jobs.search.recorder import TrialRecorder
 
+    database = SearchDatabase(engine, claim)
     recorder = (
-        TrialRecorder(engine, claim)
-        if patience is None
-        else TrialRecorder(engine, claim, patience=patience)
+        TrialRecorder(database) if patience is None else TrialRecorder(database, patience=patience)
     )
     trial_id = f"p{patience}"
     recorder.trial_started(trial_id, {"units_0": 8})

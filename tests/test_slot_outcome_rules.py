@@ -7,8 +7,9 @@ import pickle
 
 import pytest
 
+from app.store.claims import Claim, SlotClaim
 from app.store.models import SlotStatus
-from app.store.queue import Claim, Heartbeat, SlotClaim
+from app.store.queue import Heartbeat
 from tests.outcome_cases import CANCELLED, HELD, LOST, died, reported
 from tuner_jobs.search.child import ChildJob, ChildReport, Outcome, Role
 from tuner_jobs.worker.outcomes import (

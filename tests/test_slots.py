@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from app.store.db import write_session
+from app.store.claims import Claim, SlotClaim
 from app.store.models import JobSlot, JobStatus, SlotStatus, Trial, TrialStatus, utcnow
-from app.store.queue import Claim, SlotClaim, claim_job, finish_job, requeue_job
+from app.store.queue import claim_job, finish_job, requeue_job
 from app.store.slot_queue import (
     claim_slot,
     close_slots,
@@ -20,6 +20,7 @@ from app.store.slot_queue import (
     release_slot,
     work_waiting,
 )
+from app.store.unit_of_work import write_session
 from tests.factories import insert_jobs
 
 
@@ -132,6 +133,7 @@ def _tuner1_mid_trial(engine: Engine, tmp_path) -> tuple[Any, SlotClaim, Any]:
     recorded as RUNNING by that tuner."""
     import keras_tuner as kt
 
+    from app.store.search_gateway import SearchDatabase
     from tuner_jobs.search.recorder import TrialRecorder
 
     hp = kt.HyperParameters()
@@ -144,7 +146,9 @@ def _tuner1_mid_trial(engine: Engine, tmp_path) -> tuple[Any, SlotClaim, Any]:
     assert tuner is not None
     assert tuner.tuner_id == "tuner1"
     trial = oracle.create_trial(tuner.tuner_id)
-    TrialRecorder(engine, tuner).trial_started(trial.trial_id, dict(trial.hyperparameters.values))
+    TrialRecorder(SearchDatabase(engine, tuner)).trial_started(
+        trial.trial_id, dict(trial.hyperparameters.values)
+    )
     return oracle, tuner, trial
 
 
@@ -154,6 +158,7 @@ def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
     """The chief's side (tuner_jobs.search.chief._tend_slots) against a real KerasTuner oracle:
     a slot FAILED after max_attempts holds a trial nobody will finish; the chief ends it
     FAILED, in the oracle and in the database, and hands out the next trial."""
+    from app.store.search_gateway import SearchDatabase
     from tuner_jobs.search.chief import _tend_slots
     from tuner_jobs.search.recorder import TrialRecorder
 
@@ -164,7 +169,8 @@ def test_a_slot_dead_on_every_attempt_fails_its_trial_and_the_search_goes_on(
             session=session, claim=tuner, status=SlotStatus.FAILED, error="killed by OOM"
         )
 
-    _tend_slots(engine, chief, oracle, TrialRecorder(engine, chief), stopping=False)
+    database = SearchDatabase(engine, chief)
+    _tend_slots(database, oracle, TrialRecorder(database), stopping=False)
 
     assert oracle.trials[trial.trial_id].status == "FAILED"
     assert tuner.tuner_id not in oracle.ongoing_trials
@@ -235,6 +241,7 @@ def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chi
 ) -> None:
     """A tuner killed between end_trial (the oracle scored the trial) and its own write
     leaves the row RUNNING; the chief writes what the oracle knows before it finishes."""
+    from app.store.search_gateway import SearchDatabase
     from tuner_jobs.search.chief import _record_unreported
     from tuner_jobs.search.recorder import TrialRecorder
 
@@ -244,7 +251,7 @@ def test_a_trial_ended_in_the_oracle_but_not_written_down_is_recorded_by_the_chi
     trial.status = "COMPLETED"
     oracle.end_trial(trial)  # ... and the tuner dies here
 
-    _record_unreported(oracle, TrialRecorder(engine, chief))
+    _record_unreported(oracle, TrialRecorder(SearchDatabase(engine, chief)))
 
     with write_session(engine) as session:
         row = session.scalars(select(Trial)).one()

@@ -7,9 +7,9 @@ search process (when it is stopped) alike."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store.models import Job, utcnow
@@ -35,13 +35,15 @@ def job_search_ends_at(*, session: Session, job_id: str) -> datetime | None:
     return None if row is None else search_ends_at(*row)
 
 
-def search_budget_spent(engine: Engine, job_id: str, *, slack_s: float) -> bool:
+def job_start_and_spec(*, session: Session, job_id: str) -> tuple[datetime | None, dict[str, Any]]:
+    """The job's first start and its stored spec: what its supervisor plans the search's
+    deadline from (raises NoResultFound once the job is gone)."""
+    row = session.execute(select(Job.started_at, Job.spec).where(Job.id == job_id)).one()
+    return row.started_at, row.spec
+
+
+def search_budget_spent(*, session: Session, job_id: str, slack_s: float) -> bool:
     """Whether the job's search must have stopped by now (within `slack_s`), as its row says:
-    the budget may have changed since the search process read its spec. False while the
-    database is away: such a job is requeued, not finished, by its process."""
-    try:
-        with Session(engine) as session:
-            ends_at = job_search_ends_at(session=session, job_id=job_id)
-    except DBAPIError:
-        return False
+    the budget may have changed since the search process read its spec."""
+    ends_at = job_search_ends_at(session=session, job_id=job_id)
     return ends_at is not None and utcnow() >= ends_at - timedelta(seconds=slack_s)

@@ -12,7 +12,7 @@ UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,35 +20,8 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.budget import BUDGET_S, END_PHASE_S, search_ends_at
+from app.store.claims import Claim
 from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
-
-
-@dataclass(frozen=True)
-class Claim:
-    job_id: str
-    attempt: int
-    worker_id: str
-    # The worker whose lease on the running job had expired, when this claim took it over
-    # (for the log; a claim is the same claim whoever held the job before).
-    taken_over_from: str | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class SlotClaim:
-    """A lease on one tuner slot of a parallel job (see app.store.models.JobSlot)."""
-
-    job_id: str
-    slot: int
-    attempt: int
-    worker_id: str
-    chief_attempt: int
-    chief_address: str
-    # The worker whose lease on the slot had expired, when this claim took it over.
-    taken_over_from: str | None = field(default=None, compare=False)
-
-    @property
-    def tuner_id(self) -> str:
-        return f"tuner{self.slot}"
 
 
 @dataclass(frozen=True)

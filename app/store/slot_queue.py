@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from app.store.claims import Claim, SlotClaim
 from app.store.models import Job, JobSlot, JobStatus, SlotStatus, utcnow
-from app.store.queue import Claim, Heartbeat, SlotClaim, claimable, holds_lease
+from app.store.queue import Heartbeat, claimable, holds_lease
 
 
 def _live_chief(now: datetime):  # type: ignore[no-untyped-def]

@@ -17,8 +17,8 @@ named tuner0, tuner1, ... ask it for trials), with four changes that its built-i
   died during a trial leaves it in the oracle's `ongoing_trials`, and whoever
   takes its slot over (the chief's own supervisor, once tuner0 is done) reruns it
   under the same tuner id;
-- it exports the best model and prunes checkpoints as trials end, as a one-process
-  search does after each trial.
+- its search's life cycle (tuner_jobs.search.life_cycle) is a one-process search's:
+  the best model kept as trials end, whichever tuner ran them, and the same end.
 """
 
 from __future__ import annotations
@@ -27,28 +27,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
-from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from app.search.spec import ResolvedSpec
 from app.settings import Settings
-from app.store.db import write_session
-from app.store.job_files import BEST_MODEL_FILE
-from app.store.models import Dataset, Job, JobSlot, SlotStatus, utcnow
-from app.store.queue import Claim, lease_expiry
-from app.store.slot_queue import close_slots, job_slots, open_slots, slots_running
+from app.store.search_values import SearchJob
+from tuner_jobs.search.child import Role
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
-from tuner_jobs.search.recycling import recycle_reason, resident_mb
-from tuner_jobs.search.tuners import RecycleProcess, SearchStopped, StopSignal
+from tuner_jobs.search.runner import build_search, search
+from tuner_jobs.search.tuners import SearchStopped, StopSignal
+
+if TYPE_CHECKING:
+    from app.store.search_gateway import SearchDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -68,24 +62,6 @@ def advertised_host(settings: Settings) -> str:
 
         return socket.getfqdn()
     return settings.oracle_bind
-
-
-@contextmanager
-def oracle_lock(oracle: Any, timeout: float = 10.0) -> Iterator[bool]:
-    """KerasTuner's own per-oracle lock (the one @synchronized takes), with a timeout:
-    an oracle method that raised leaves it held, and the chief must not hang on it."""
-    from tuner_jobs.search.keras_tuner_compat import LOCKS, THREADS
-
-    acquired = LOCKS[oracle].acquire(timeout=timeout)
-    if not acquired:
-        yield False
-        return
-    THREADS[oracle] = threading.current_thread().name
-    try:
-        yield True
-    finally:
-        THREADS[oracle] = None
-        LOCKS[oracle].release()
 
 
 def release_leaked_lock(oracle: Any) -> None:
@@ -173,9 +149,9 @@ class _LeaseFence:
     nearly a lease (the job then resumes, as its worker would have given it up), never late.
     """
 
-    def __init__(self, engine: Engine, claim: Claim, every_s: float) -> None:
-        self._engine = engine
-        self._claim = claim
+    def __init__(self, database: SearchDatabase, every_s: float) -> None:
+        self._database = database
+        self._claim = database.claim
         self._every_s = every_s
         self._lost = threading.Event()
         self._lock = threading.Lock()
@@ -186,13 +162,10 @@ class _LeaseFence:
         self._thread = threading.Thread(target=self._run, name="chief-lease", daemon=True)
 
     def _read(self) -> datetime | None:
-        try:
-            with Session(self._engine) as session:
-                return lease_expiry(session=session, claim=self._claim)
-        except DBAPIError:
-            # The lease cannot be confirmed: from the last reading on (none at the start,
-            # when the chief ends at once and the job resumes once the lease runs out).
-            return self._expires_at
+        # While the database is away the lease cannot be confirmed: from the last reading
+        # on (none at the start, when the chief ends at once and the job resumes once the
+        # lease runs out).
+        return self._database.lease_expiry(while_away=self._expires_at)
 
     def _run(self) -> None:
         while not self._done.wait(self._every_s) and self.held():
@@ -200,7 +173,8 @@ class _LeaseFence:
 
     def held(self) -> bool:
         expires_at = self._expires_at
-        if not self._lost.is_set() and expires_at is not None and utcnow() < expires_at:
+        now = datetime.now(UTC)
+        if not self._lost.is_set() and expires_at is not None and now < expires_at:
             return True
         with self._lock:
             if not self._lost.is_set():
@@ -243,11 +217,9 @@ class _StopOrFenced:
 def run_chief(
     *,
     settings: Settings,
-    engine: Engine,
-    claim: Claim,
-    job: Job,
+    job: SearchJob,
     spec: ResolvedSpec,
-    dataset: Dataset,
+    database: SearchDatabase,
     recorder: TrialRecorder,
     stop: StopSignal,
     searched: Callable[[], None] = lambda: None,
@@ -259,15 +231,14 @@ def run_chief(
     os.environ["KERASTUNER_TUNER_ID"] = CHIEF_TUNER_ID
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         os.environ.pop(name, None)
-    with _LeaseFence(engine, claim, settings.heartbeat_s) as fence:
+    claim = database.claim
+    with _LeaseFence(database, settings.heartbeat_s) as fence:
         try:
             _serve_and_search(
                 settings=settings,
-                engine=engine,
-                claim=claim,
                 job=job,
                 spec=spec,
-                dataset=dataset,
+                database=database,
                 recorder=recorder,
                 stop=_StopOrFenced(stop, fence),
                 searched=searched,
@@ -282,53 +253,46 @@ def run_chief(
 def _serve_and_search(
     *,
     settings: Settings,
-    engine: Engine,
-    claim: Claim,
-    job: Job,
+    job: SearchJob,
     spec: ResolvedSpec,
-    dataset: Dataset,
+    database: SearchDatabase,
     recorder: TrialRecorder,
     stop: StopSignal,
     searched: Callable[[], None],
     fence: _LeaseFence,
 ) -> None:
-    from tuner_jobs.search.evaluation import evaluate_and_record
-    from tuner_jobs.search.runner import build_search, check_outcome, search
-    from tuner_jobs.search.time_budget import finished_if_out_of_time
-
-    tuner, data, directory = build_search(
-        settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
+    # The best model and its card go to the shared directory only while the lease is ours.
+    life = build_search(
+        settings=settings,
+        job=job,
+        spec=spec,
+        database=database,
+        recorder=recorder,
+        stop=stop,
+        role=Role.CHIEF,
+        guard=fence.check,
     )
+    tuner = life.tuner
     oracle = tuner.oracle
-    best_model = directory / BEST_MODEL_FILE
-    keeper = _BestKeeper(data.preprocessor, best_model)
-    tuner.after_trial = _after_trial(keeper, settings, engine, claim)
     # What a resumed chief reloads: KerasTuner's chief saves before serving, too.
     tuner.save()
 
-    def finish() -> None:
-        fence.check()  # the best model and its card go to the shared directory
-        keeper.keep(tuner)
-        evaluate_and_record(tuner, data, spec, dataset, recorder)
-
     with (
-        finished_if_out_of_time(engine, job.id, tuner, finish),
+        life.finished_if_out_of_time(),
         OracleServer(oracle, settings.oracle_bind, fence.held) as server,
     ):
         fence.on_lost(server.close_now)
         address = f"{advertised_host(settings)}:{server.port}"
-        with write_session(engine) as session:
-            if not open_slots(
-                session=session, claim=claim, tuners=_tuners(spec, job), address=address
-            ):
-                raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
+        if not database.open_slots(tuners=_tuners(spec, job), address=address):
+            claim = database.claim
+            raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
         logger.info("chief serving the oracle", extra={"job_id": job.id, "address": address})
-        slots = _SlotKeeper(engine, claim, oracle, recorder, stopping=lambda: server.stop_triggered)
+        slots = _SlotKeeper(database, oracle, recorder, stopping=lambda: server.stop_triggered)
         with slots:
-            search(tuner, data, spec, directory)
+            search(tuner, life.data, spec, life.directory)
         # The oracle said STOPPED to tuner0: close the slots nobody needs, then let the
         # supervisor take over any slot whose trial is still owed (its tuner died).
-        _tend_slots(engine, claim, oracle, recorder, stopping=True)
+        _tend_slots(database, oracle, recorder, stopping=True)
         searched()
         slots_checked = time.monotonic()
         while oracle.ongoing_trials:
@@ -336,17 +300,16 @@ def _serve_and_search(
                 raise SearchStopped("the search was asked to stop")
             # Raises KerasTuner's own "consecutive failures" error: the job fails with it.
             check_consecutive_failures(oracle)
-            keeper.keep(tuner)
+            life.keep_best()
             if time.monotonic() - slots_checked > SLOTS_EVERY_S:
                 slots_checked = time.monotonic()
-                _tend_slots(engine, claim, oracle, recorder, stopping=True)
+                _tend_slots(database, oracle, recorder, stopping=True)
             time.sleep(POLL_S)
     _record_unreported(oracle, recorder)
-    check_outcome(tuner)
-    finish()
+    life.end()
 
 
-def _tuners(spec: ResolvedSpec, job: Job) -> int:
+def _tuners(spec: ResolvedSpec, job: SearchJob) -> int:
     """Tuners the chief opens slots for: the number asked, or for "auto" as many as the
     search has trials (each idle worker may take one; app.store.slot_queue)."""
     if spec.parallel_trials == "auto":
@@ -373,88 +336,18 @@ def _record_unreported(oracle: Any, recorder: TrialRecorder) -> None:
         )
 
 
-def _after_trial(keeper: _BestKeeper, settings: Settings, engine: Engine, claim: Claim):  # type: ignore[no-untyped-def]
-    """After each of tuner0's trials: keep the best model, and hand the search to a fresh
-    process when this one has run enough trials or grown (as a one-process search does),
-    but only while no other tuner takes part: this process is the oracle's home, and a
-    fresh chief replaces the job's slots (open_slots). With tuners attached it goes on."""
-    trials_here = 0
-
-    def after_trial(tuner: Any, trial_id: str) -> None:
-        nonlocal trials_here
-        keeper.after_trial(tuner, trial_id)
-        trials_here += 1
-        reason = recycle_reason(trials_here, resident_mb(), settings)
-        if reason is None or tuner.oracle.ongoing_trials:
-            return
-        with Session(engine) as session:
-            if slots_running(session=session, job_id=claim.job_id):
-                return
-        logger.info("recycling the chief", extra={"job_id": claim.job_id, "reason": reason})
-        raise RecycleProcess(reason)
-
-    return after_trial
-
-
-class _BestKeeper:
-    """Exports the best model when a new trial leads, whichever tuner ran it, and
-    drops checkpoints nobody needs. Runs on the chief's main thread only: between
-    tuner0's trials, then while the last trials of the other tuners finish."""
-
-    def __init__(self, preprocessor: Any, path: Path) -> None:
-        from tuner_jobs.search.model_export import exported_trial
-
-        self.preprocessor = preprocessor
-        self.path = path
-        # A resumed (or recycled) chief need not export again the model the last one did.
-        self.exported: str | None = exported_trial(path)
-        self.ended = -1
-
-    def after_trial(self, tuner: Any, _trial_id: str) -> None:
-        self.keep(tuner)
-
-    def keep(self, tuner: Any) -> None:
-        """Export and prune if a trial ended since the last look."""
-        from tuner_jobs.search.best_model import (
-            best_completed_trial,
-            export_best_model,
-            prune_checkpoints,
-        )
-        from tuner_jobs.search.front_models import keep_front_models
-        from tuner_jobs.search.optuna_oracle import front_trial_ids
-
-        oracle = tuner.oracle
-        if len(oracle.end_order) == self.ended:
-            return
-        with oracle_lock(oracle) as locked:
-            if not locked:
-                return  # a stuck lock: the next look tries again
-            self.ended = len(oracle.end_order)
-            best = best_completed_trial(oracle)
-            front = front_trial_ids(oracle)  # a multi-objective job's Pareto front
-            prune_checkpoints(tuner)  # keeps the best trial's checkpoint, and the front's
-        # The export reads only that checkpoint and the trial's
-        # hyperparameters, so it runs without the oracle's lock: the other tuners' calls
-        # (ending a trial, asking for the next) need not wait for it. Only this thread
-        # prunes, so the checkpoint stays until the export is done.
-        if best is not None and best.trial_id != self.exported:
-            self.exported = export_best_model(tuner, self.preprocessor, self.path, best)
-        keep_front_models(tuner, self.preprocessor, self.path.parent, front)
-
-
 class _SlotKeeper:
     """While tuner0 trains on the main thread, look after the slots every SLOTS_EVERY_S
     (a thread: a trial takes longer than a slot may wait)."""
 
     def __init__(
         self,
-        engine: Engine,
-        claim: Claim,
+        database: SearchDatabase,
         oracle: Any,
         recorder: TrialRecorder,
         stopping: Callable[[], bool],
     ) -> None:
-        self._args = (engine, claim, oracle, recorder)
+        self._args = (database, oracle, recorder)
         self._stopping = stopping
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chief-slots", daemon=True)
@@ -476,22 +369,17 @@ class _SlotKeeper:
 
 
 def _tend_slots(
-    engine: Engine, claim: Claim, oracle: Any, recorder: TrialRecorder, stopping: bool
+    database: SearchDatabase, oracle: Any, recorder: TrialRecorder, stopping: bool
 ) -> None:
     """Close slots the search no longer needs; fail the trial of a slot that died for good."""
-    with Session(engine) as session:
-        slots: list[JobSlot] = job_slots(
-            session=session, job_id=claim.job_id, chief_attempt=claim.attempt
-        )
+    slots = database.tuner_slots()
     ongoing = dict(oracle.ongoing_trials)
     for slot in slots:
         trial = ongoing.get(slot.tuner_id)
-        if slot.status == SlotStatus.FAILED and trial is not None:
+        if slot.failed and trial is not None:
             _abandon(oracle, trial, slot.error or "its tuner worker died", recorder)
     if stopping:
-        idle = [slot.slot for slot in slots if slot.tuner_id not in ongoing]
-        with write_session(engine) as session:
-            close_slots(session=session, claim=claim, slots=idle)
+        database.close_slots([slot.slot for slot in slots if slot.tuner_id not in ongoing])
 
 
 def _abandon(oracle: Any, trial: Any, reason: str, recorder: TrialRecorder) -> None:

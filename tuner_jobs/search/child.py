@@ -9,15 +9,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from app.logs import configure_logging
 from app.search.overfitting import overfitting_patience
 from app.search.spec import load_spec
 from app.settings import Settings
-from app.store.db import make_engine
-from app.store.models import Dataset, Job
-from app.store.queue import Claim, SlotClaim
+from app.store.claims import Claim, SlotClaim
+from app.store.search_gateway import SearchDatabase
 from app.store.uploads import dataset_path
 from tuner_jobs.search.cpu import lower_priority, prepare_search_process
 
@@ -90,16 +87,11 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
     settings = Settings(**child_job.settings)
     lower_priority(settings.worker_nice)  # training yields the CPU to the API
     claim = child_job.claim
-    engine = make_engine(
-        settings.database_url,
-        application_name="worker",
-        busy_timeout_s=settings.sqlite_busy_timeout_s,
-    )
+    # The search's one door to the database: nothing else in this process holds an engine.
+    database = SearchDatabase.connect(settings, claim)
     try:
-        with Session(engine, expire_on_commit=False) as session:
-            job = session.get_one(Job, claim.job_id)
-            dataset = session.get_one(Dataset, job.dataset_id)
-            session.expunge_all()
+        job = database.search_job()
+        dataset = job.dataset
         # Validated once, before TensorFlow: a stored spec that no longer validates fails
         # the job in a second, naming the bad fields (StoredSpecError).
         spec = load_spec(job.spec)
@@ -121,10 +113,7 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         from tuner_jobs.search.tuners import RecycleProcess, SearchStopped
 
         recorder = TrialRecorder(
-            engine,
-            claim,
-            patience=overfitting_patience(spec.callbacks.early_stopping),
-            outage_s=settings.lease_s,
+            database, patience=overfitting_patience(spec.callbacks.early_stopping)
         )
         stop = StopWhen(stop_event)
         try:
@@ -132,11 +121,9 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
                 assert isinstance(claim, Claim)
                 run_chief(
                     settings=settings,
-                    engine=engine,
-                    claim=claim,
                     job=job,
                     spec=spec,
-                    dataset=dataset,
+                    database=database,
                     recorder=recorder,
                     stop=stop,
                     searched=searched_event.set,
@@ -148,7 +135,7 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
                     settings=settings,
                     job=job,
                     spec=spec,
-                    dataset=dataset,
+                    database=database,
                     recorder=recorder,
                     stop=stop,
                 )
@@ -165,7 +152,7 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         conn.send(ChildReport(Outcome.FAILED, f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
-        engine.dispose()
+        database.dispose()
 
 
 def run_spare(

@@ -13,15 +13,11 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import update
+from typing import TYPE_CHECKING, Any
 
 from app.search.spec import ResolvedSpec
-from app.store.db import write_session
 from app.store.job_files import BEST_MODEL_FILE, BEST_TRIAL_DIR
-from app.store.models import Dataset, Job
-from app.store.slot_queue import holds
+from app.store.search_values import SearchDataset
 from tuner_jobs.search.baselines import score_baselines
 from tuner_jobs.search.best_model import best_completed_trial, export_best_model
 from tuner_jobs.search.cross_validation import Refit, refit
@@ -29,8 +25,11 @@ from tuner_jobs.search.data import TrainingData
 from tuner_jobs.search.ensemble_model import build_ensemble
 from tuner_jobs.search.holdout import holdout_metrics
 from tuner_jobs.search.model_export import finish_model_card
-from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
+from tuner_jobs.search.recorder import claim_held
 from tuner_jobs.search.recorder import finite as _finite
+
+if TYPE_CHECKING:
+    from app.store.search_gateway import SearchDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def _refit(tuner: Any, data: TrainingData, spec: ResolvedSpec) -> Refit | None:
     return refitted
 
 
-def baselines_of(data: TrainingData, spec: ResolvedSpec, dataset: Dataset) -> dict[str, Any]:
+def baselines_of(data: TrainingData, spec: ResolvedSpec, dataset: SearchDataset) -> dict[str, Any]:
     """The baselines' scores, JSON-ready; a baseline that cannot be fitted on these rows
     (a class missing from the training rows, say) says why instead of failing the job."""
     try:
@@ -133,7 +132,11 @@ def _model_score(tuner: Any, ensemble: dict[str, Any] | None) -> float | None:
 
 
 def evaluate_and_record(
-    tuner: Any, data: TrainingData, spec: ResolvedSpec, dataset: Dataset, recorder: TrialRecorder
+    tuner: Any,
+    data: TrainingData,
+    spec: ResolvedSpec,
+    dataset: SearchDataset,
+    database: SearchDatabase,
 ) -> None:
     """Refit a cross-validated job's best configuration (and export it as the best model),
     score the baselines and the best model's test rows, select the ensemble (exported as
@@ -169,14 +172,9 @@ def evaluate_and_record(
         task=dataset.task,
         folds=bool(data.folds),
     )
-    claim = recorder.claim
-    with write_session(recorder.engine) as session:
-        if not holds(session=session, claim=claim):
-            raise LeaseLost(f"job {claim.job_id} is no longer held by {claim.worker_id}")
-        session.execute(
-            update(Job)
-            .where(Job.id == claim.job_id)
-            .values(baselines=baselines, test_metrics=metrics, ensemble=ensemble, verdict=verdict)
+    with claim_held():
+        database.record_evaluation(
+            baselines=baselines, test_metrics=metrics, ensemble=ensemble, verdict=verdict
         )
     # The model card on disk (written with the model) gains the test score and baselines:
     # here, so both the one-process runner and the parallel chief do it. With an ensemble
@@ -188,7 +186,7 @@ def evaluate_and_record(
     logger.info(
         "end of search recorded: refit, baselines, test score, ensemble",
         extra={
-            "job_id": claim.job_id,
+            "job_id": database.claim.job_id,
             "seconds": round(time.monotonic() - started, 2),
             "refit_s": round(refit_s, 2),
             "baselines_s": round(baselines_s, 2),

@@ -14,7 +14,8 @@ What the service needs KerasTuner's internals for:
 - `oracle_client.TIMEOUT`: a tuner worker gives up on a dead chief sooner than an hour;
 - a tuner's checkpoint path and Hyperband's open brackets: checkpoint pruning;
 - the oracle's "too many failed trials in a row" check, run while the chief waits;
-- Hyperband's smallest rung (`min_epochs`, which its oracle takes no argument for).
+- Hyperband's smallest rung (`min_epochs`, which its oracle takes no argument for);
+- the retry queue a reloaded oracle fills from its ongoing trials, some of which had ended.
 
 Three private methods are overridden, not called, elsewhere (a subclass cannot go through
 this module): `Oracle._random_values` and `Oracle._compute_values_hash`, by the warm start's
@@ -72,6 +73,7 @@ __all__ = [
     "check_consecutive_failures",
     "check_version",
     "checkpoint_path",
+    "drop_ended_retries",
     "hyperband_brackets",
     "oracle_client",
     "protos",
@@ -105,3 +107,18 @@ def set_hyperband_min_epochs(oracle: Any, min_epochs: int) -> None:
     oracle's `_current_bracket` is picked again. Call before the oracle's first trial."""
     oracle.min_epochs = min_epochs
     oracle._current_bracket = oracle._get_num_brackets() - 1
+
+
+def drop_ended_retries(oracle: Any) -> list[str]:
+    """Take off a just-reloaded oracle's retry queue the trials that had ended; returns them.
+
+    `Oracle.end_trial` writes oracle.json (the trial in `end_order`) before it drops the
+    trial from `ongoing_trials`, and `Oracle.reload` queues every ongoing trial for a retry:
+    a chief lost between the two (a remote EndTrial) ran a completed trial again on reload.
+    A trial in `end_order` was ended for good (a retried one is not appended there)."""
+    ended = set(oracle.end_order)
+    queue = oracle._retry_queue  # noqa: SLF001
+    dropped = [trial_id for trial_id in queue if trial_id in ended]
+    if dropped:
+        oracle._retry_queue = [t for t in queue if t not in ended]  # noqa: SLF001
+    return dropped

@@ -17,30 +17,37 @@ import json
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
 from app.search.datasets import MISSING_TOKEN
 from app.search.spec import ResolvedSpec
-from app.store.models import Dataset, Job, Trial, TrialStatus
+from app.store.search_values import CardFacts, SearchDataset, SearchJob
 from tuner_jobs.search.data import TrainingData, input_names
 from tuner_jobs.search.layers import numeric_statistics
 
 CARD_VERSION = 1
 
 
+class CardReads(Protocol):
+    """Where the card reads back the job's rows (app.store.search_gateway.SearchDatabase)."""
+
+    def card_facts(self, trial_ids: list[str]) -> CardFacts: ...
+
+
 @dataclass(frozen=True)
 class CardContext:
     """What the card needs besides the trial: set on the tuner by runner.build_search."""
 
-    job: Job
-    dataset: Dataset
+    job: SearchJob
     spec: ResolvedSpec
     data: TrainingData
-    engine: Engine
+    reads: CardReads
+
+    @property
+    def dataset(self) -> SearchDataset:
+        return self.job.dataset
 
 
 def _versions() -> dict[str, str | None]:
@@ -126,7 +133,7 @@ def _preprocessing_part(context: CardContext) -> dict[str, Any]:
     return part
 
 
-def _io_part(dataset: Dataset) -> dict[str, Any]:
+def _io_part(dataset: SearchDataset) -> dict[str, Any]:
     if dataset.task == "regression":
         output = "one value per row: the predicted target"
     elif len(dataset.classes or []) == 2:
@@ -143,19 +150,12 @@ def _io_part(dataset: Dataset) -> dict[str, Any]:
 
 
 def _scores_and_training(context: CardContext, trial_id: str) -> dict[str, Any]:
-    with Session(context.engine) as session:
-        job = session.get_one(Job, context.job.id)
-        row = session.scalar(
-            select(Trial).where(Trial.job_id == job.id, Trial.trial_id == trial_id)
-        )
-        completed = session.scalar(
-            select(func.count())
-            .select_from(Trial)
-            .where(Trial.job_id == job.id, Trial.status == TrialStatus.COMPLETED)
-        )
-        test = job.test_metrics if (job.test_metrics or {}).get("trial_id") == trial_id else None
-        started = job.started_at
-        baselines = job.baselines
+    facts = context.reads.card_facts([trial_id])
+    row = facts.trials.get(trial_id)
+    test = facts.test_metrics if (facts.test_metrics or {}).get("trial_id") == trial_id else None
+    started = facts.started_at
+    baselines = facts.baselines
+    completed = facts.trials_completed
     # A list objective scores trials by its first (KerasTuner's score); the card names all.
     objective = context.spec.primary_objective
     return {
@@ -186,20 +186,9 @@ def _scores_and_training(context: CardContext, trial_id: str) -> dict[str, Any]:
 def _ensemble_part(context: CardContext, ensemble: dict[str, Any]) -> dict[str, Any]:
     """The card's scores and training for the ensemble, and its members with their own."""
     ids = [member["trial_id"] for member in ensemble["members"]]
-    with Session(context.engine) as session:
-        job = session.get_one(Job, context.job.id)
-        rows = {
-            row.trial_id: row
-            for row in session.scalars(
-                select(Trial).where(Trial.job_id == job.id, Trial.trial_id.in_(ids))
-            )
-        }
-        completed = session.scalar(
-            select(func.count())
-            .select_from(Trial)
-            .where(Trial.job_id == job.id, Trial.status == TrialStatus.COMPLETED)
-        )
-        started, baselines = job.started_at, job.baselines
+    facts = context.reads.card_facts(ids)
+    rows, completed = facts.trials, facts.trials_completed
+    started, baselines = facts.started_at, facts.baselines
     objective = context.spec.primary_objective
     members = []
     for member in ensemble["members"]:

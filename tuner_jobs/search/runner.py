@@ -3,44 +3,35 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner as kt
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from app.search.spec import CallbacksSpec, ResolvedSpec
 from app.settings import Settings
-from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
-from app.store.models import Dataset, Job
-from app.store.queue import SlotClaim
-from app.store.slot_queue import yields_to_waiting_job
+from app.store.claims import SlotClaim
+from app.store.job_files import KERAS_TUNER_PROJECT, TENSORBOARD_DIR, job_dir
+from app.store.search_values import SearchJob
 from app.store.uploads import dataset_path
-from tuner_jobs.search.best_model import best_completed_trial, export_best_model, prune_checkpoints
+from tuner_jobs.search.child import Role
 from tuner_jobs.search.cross_validation import Folds
 from tuner_jobs.search.data import TrainingData, prepare
-from tuner_jobs.search.evaluation import evaluate_and_record
-from tuner_jobs.search.front_models import keep_front_models
 from tuner_jobs.search.hyperparameters import build_hyperparameters
-from tuner_jobs.search.keras_tuner_compat import set_hyperband_min_epochs
+from tuner_jobs.search.keras_tuner_compat import drop_ended_retries, set_hyperband_min_epochs
+from tuner_jobs.search.life_cycle import SearchLifeCycle
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.model_card import CardContext
 from tuner_jobs.search.model_reuse import ModelCache
-from tuner_jobs.search.optuna_oracle import front_trial_ids
 from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder
-from tuner_jobs.search.recycling import recycle_reason, resident_mb
-from tuner_jobs.search.time_budget import finished_if_out_of_time
-from tuner_jobs.search.tuners import (
-    TUNERS,
-    RecordingTuner,
-    RecycleProcess,
-    SearchStopped,
-    StopSignal,
-)
+from tuner_jobs.search.tuners import TUNERS, RecordingTuner, SearchStopped, StopSignal
 from tuner_jobs.search.warm_start import install as install_warm_start
+
+if TYPE_CHECKING:
+    from app.store.search_gateway import SearchDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +69,7 @@ def make_callbacks(config: CallbacksSpec, logdir: Path) -> list[keras.callbacks.
 
 
 def make_tuner(
-    job: Job,
+    job: SearchJob,
     spec: ResolvedSpec,
     data: TrainingData,
     directory: Path,
@@ -119,9 +110,6 @@ def make_tuner(
         "model_cache": ModelCache() if settings.model_reuse else None,
         "rng_seed": tuner_spec.rng_seed,
         "folds": Folds(data.x_train, data.y_train, data.folds) if data.folds else None,
-        "after_trial": _after_trial(
-            data, directory / BEST_MODEL_FILE, settings, keep_best=not spec.parallel
-        ),
     }
     cls = TUNERS[tuner_spec.algorithm]
     if tuner_spec.algorithm == "hyperband":
@@ -141,45 +129,21 @@ def make_tuner(
     return cls(max_trials=tuner_spec.max_trials, **common)
 
 
-def _after_trial(data: TrainingData, path: Path, settings: Settings, *, keep_best: bool):  # type: ignore[no-untyped-def]
-    """After each trial: save the model if it is the new best, drop stale checkpoints,
-    and hand over to a fresh process when this one has run enough trials or grown.
-    (In a parallel job the chief, which holds the oracle, keeps the best model.)"""
-    trials_here = 0
-
-    def after_trial(tuner: RecordingTuner, trial_id: str) -> None:
-        nonlocal trials_here
-        if keep_best:
-            best = best_completed_trial(tuner.oracle)  # type: ignore[attr-defined]
-            if best is not None and best.trial_id == trial_id:
-                export_best_model(tuner, data.preprocessor, path)
-            front = front_trial_ids(tuner.oracle)  # type: ignore[attr-defined]
-            keep_front_models(tuner, data.preprocessor, path.parent, front)
-            prune_checkpoints(tuner)
-        trials_here += 1
-        rss = resident_mb()
-        reason = recycle_reason(trials_here, rss, settings)
-        if reason is not None:
-            logger.info(
-                "recycling the search process",
-                extra={"trials_here": trials_here, "rss_mb": round(rss)},
-            )
-            raise RecycleProcess(reason)
-
-    return after_trial
-
-
 def build_search(
     *,
     settings: Settings,
-    job: Job,
+    job: SearchJob,
     spec: ResolvedSpec,
-    dataset: Dataset,
+    database: SearchDatabase,
     recorder: TrialRecorder,
     stop: StopSignal,
-) -> tuple[RecordingTuner, TrainingData, Path]:
-    """The job's data and tuner (reloading its project directory if it exists)."""
+    role: Role,
+    guard: Callable[[], None] = lambda: None,
+) -> SearchLifeCycle:
+    """The job's data and tuner (reloading its project directory if it exists), in the life
+    cycle of a process of `role` (`guard`: tuner_jobs.search.life_cycle.SearchLifeCycle)."""
     keras.utils.set_random_seed(spec.tuner.rng_seed)
+    dataset = job.dataset
     data = prepare(
         path=dataset_path(settings.datasets_dir, dataset.sha256, dataset.format),
         fmt=dataset.format,
@@ -196,19 +160,34 @@ def build_search(
     directory = job_dir(settings, job.id)
     directory.mkdir(parents=True, exist_ok=True)
     tuner = make_tuner(job, spec, data, directory, recorder, stop, settings)
-    tuner.export_context = CardContext(job, dataset, spec, data, recorder.engine)
+    if role is not Role.TUNER and (ended := drop_ended_retries(tuner.oracle)):
+        # A reloaded oracle retries every trial its saved state lists as running, which
+        # includes one that ended as its last process died (a remote EndTrial's window).
+        logger.info("ended trials not run again", extra={"job_id": job.id, "trials": ended})
+    tuner.export_context = CardContext(job, spec, data, database)
     if spec.warm_start is not None:
         # Its oracle hands out the configurations resolved at submission first.
         install_warm_start(tuner.oracle, spec.warm_start.configurations)  # type: ignore[attr-defined]
-    return tuner, data, directory
+    life = SearchLifeCycle(
+        role=role,
+        tuner=tuner,
+        data=data,
+        spec=spec,
+        job=job,
+        database=database,
+        settings=settings,
+        guard=guard,
+    )
+    tuner.after_trial = life.after_trial
+    return life
 
 
 def run_search(
     *,
     settings: Settings,
-    job: Job,
+    job: SearchJob,
     spec: ResolvedSpec,
-    dataset: Dataset,
+    database: SearchDatabase,
     recorder: TrialRecorder,
     stop: StopSignal,
 ) -> None:
@@ -220,50 +199,33 @@ def run_search(
     tuner_jobs.search.chief) judges the outcome and keeps the best model. `spec` is the
     job's, validated once where the search process loaded it (app.search.spec.load_spec).
     """
-    tuner, data, directory = build_search(
-        settings=settings, job=job, spec=spec, dataset=dataset, recorder=recorder, stop=stop
+    life = build_search(
+        settings=settings,
+        job=job,
+        spec=spec,
+        database=database,
+        recorder=recorder,
+        stop=stop,
+        role=Role.TUNER if spec.parallel else Role.SEARCH,
     )
-    if spec.parallel_trials == "auto" and isinstance(recorder.claim, SlotClaim):
-        tuner.hand_back = _lent_slot_wanted(recorder)
+    tuner = life.tuner
+    if spec.parallel_trials == "auto" and isinstance(database.claim, SlotClaim):
+        tuner.hand_back = _lent_slot_wanted(database)
     logger.info("search starting", extra={"job_id": job.id, "algorithm": spec.tuner.algorithm})
-    finish = None if spec.parallel else lambda: _finish(tuner, data, spec, dataset, recorder)
-    with finished_if_out_of_time(recorder.engine, job.id, tuner, finish):
-        search(tuner, data, spec, directory)
-    if spec.parallel:
-        return
-    _finish(tuner, data, spec, dataset, recorder)
+    with life.finished_if_out_of_time():
+        search(tuner, life.data, spec, life.directory)
+    if life.finishes:
+        life.end()
 
 
-def _finish(
-    tuner: RecordingTuner,
-    data: TrainingData,
-    spec: ResolvedSpec,
-    dataset: Dataset,
-    recorder: TrialRecorder,
-) -> None:
-    """A one-process search's end: its outcome judged, its best model exported, then
-    refit, baselines and test score (evaluate_and_record)."""
-    directory = Path(tuner.directory)  # type: ignore[attr-defined]
-    check_outcome(tuner)
-    if not (directory / BEST_MODEL_FILE).exists():
-        # A resumed search whose best trial finished before the interruption.
-        export_best_model(tuner, data.preprocessor, directory / BEST_MODEL_FILE)
-    evaluate_and_record(tuner, data, spec, dataset, recorder)
-
-
-def _lent_slot_wanted(recorder: TrialRecorder):  # type: ignore[no-untyped-def]
+def _lent_slot_wanted(database: SearchDatabase) -> Callable[[], str | None]:
     """For a tuner on a slot an "auto" job was lent: hand it back when a job waits
     (app.store.slot_queue.yields_to_waiting_job; the supervisor then takes that job)."""
-    claim = recorder.claim
-    assert isinstance(claim, SlotClaim)
 
     def wanted() -> str | None:
-        try:
-            with Session(recorder.engine) as session:
-                waiting = yields_to_waiting_job(session=session, claim=claim)
-        except DBAPIError:
-            return None  # the database is away: go on, the recorder waits it out
-        return "a job is waiting: handing the lent slot back" if waiting else None
+        if database.yields_to_waiting_job():
+            return "a job is waiting: handing the lent slot back"
+        return None
 
     return wanted
 
@@ -282,12 +244,3 @@ def search(tuner: RecordingTuner, data: TrainingData, spec: ResolvedSpec, direct
     except SearchStopped:
         tuner.record_interrupted()
         raise
-
-
-def check_outcome(tuner: RecordingTuner) -> None:
-    trials = tuner.oracle.trials.values()  # type: ignore[attr-defined]
-    if trials and not any(t.status == "COMPLETED" for t in trials):
-        last = [t.message for t in trials if t.message][-1:] or ["no trial completed"]
-        raise RuntimeError(
-            f"every trial failed; the last error: {last[0].strip().splitlines()[-1]}"
-        )

@@ -7,18 +7,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
-from app.store.db import write_session
+from app.store.budget import job_start_and_spec
+from app.store.claims import Claim, SlotClaim
 from app.store.models import Job, JobStatus
 from app.store.queue import (
-    Claim,
     Heartbeat,
-    SlotClaim,
     claim_job,
     finish_job,
     heartbeat,
@@ -26,7 +27,15 @@ from app.store.queue import (
     reap_exhausted,
     requeue_job,
 )
-from app.store.slot_queue import claim_slot, heartbeat_slot, release_slot, work_waiting
+from app.store.slot_queue import (
+    claim_slot,
+    heartbeat_slot,
+    release_slot,
+    work_waiting,
+    yields_to_waiting_job,
+)
+from app.store.trial_records import completed_trial_count
+from app.store.unit_of_work import write_session
 from app.store.worker_files import HEARTBEAT_FAILURES, LEASES_LOST, SLOTS_LOST
 from tuner_jobs.worker.outcomes import JobAction, JobRecord, SlotRecord, lease_while_away
 from tuner_jobs.worker.presence import Presence
@@ -112,6 +121,15 @@ class WorkerDatabase:
         except DBAPIError:
             return True
 
+    def lent_slot_wanted(self, slot: SlotClaim) -> bool:
+        """Whether a lent slot goes back to its "auto" job now, a job waiting for this
+        worker. False while the database is away: the slot is kept, as a recycle would."""
+        try:
+            with Session(self.engine) as session:
+                return yields_to_waiting_job(session=session, claim=slot)
+        except DBAPIError:
+            return False
+
     def still_running(self, job_id: str) -> bool:
         try:
             with Session(self.engine) as session:
@@ -119,6 +137,20 @@ class WorkerDatabase:
                 return job is not None and job.status == JobStatus.RUNNING
         except DBAPIError:
             return True
+
+    def start_and_spec(self, job_id: str) -> tuple[datetime | None, dict[str, Any]]:
+        """The job's first start and stored spec, what its search's deadline is planned from."""
+        with Session(self.engine) as session:
+            return job_start_and_spec(session=session, job_id=job_id)
+
+    def completed_trials(self, job_id: str) -> int | None:
+        """COMPLETED trials of the job (None while the database is away): whether a search
+        its time budget stopped found anything."""
+        try:
+            with Session(self.engine) as session:
+                return completed_trial_count(session=session, job_id=job_id)
+        except DBAPIError:
+            return None
 
     def heartbeat(self, claim: Claim | SlotClaim) -> Heartbeat:
         with write_session(self.engine) as session:

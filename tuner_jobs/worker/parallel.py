@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from app.settings import Settings
-from app.store.queue import Claim, SlotClaim
-from app.store.slot_queue import yields_to_waiting_job
+from app.store.claims import Claim, SlotClaim
 from app.store.worker_files import HEARTBEAT_FAILURES
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
@@ -100,11 +98,7 @@ class SlotTender:
     def lent_back(self, slot: SlotClaim) -> bool:
         """Whether the slot goes back to its "auto" job now, a job waiting for this worker
         (asked again here: another worker may have taken that job since the tuner asked)."""
-        try:
-            with Session(self.database.engine) as session:
-                return yields_to_waiting_job(session=session, claim=slot)
-        except DBAPIError:
-            return False  # the database is away: keep the slot, as a recycle would
+        return self.database.lent_slot_wanted(slot)
 
     def finish(
         self, slot: SlotClaim, ended: ChildExit, *, stopping: bool, log: dict[str, object]

@@ -11,7 +11,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from app.settings import Settings
-from app.store.queue import Claim, Heartbeat, SlotClaim
+from app.store.claims import Claim, SlotClaim
+from app.store.queue import Heartbeat
 from tuner_jobs.search.child import ChildJob, ChildReport, Role, run_spare
 from tuner_jobs.worker.memory import (
     children_peak_rss,

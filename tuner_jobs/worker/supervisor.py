@@ -15,15 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from app.search.spec import StoredSpecError, load_spec
 from app.settings import Settings
+from app.store.claims import Claim, SlotClaim
 from app.store.db import make_engine
-from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
-from app.store.queue import Claim, SlotClaim
+from app.store.models import JobStatus, utcnow
 from app.store.worker_files import TAKEOVERS
 from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
@@ -132,10 +131,7 @@ class Worker:
         share, ResolvedSpec.search_seconds) as a time.monotonic() deadline, counted from its
         first start, and whether its trials run against a chief (ResolvedSpec.parallel:
         "auto" or a number above 1)."""
-        with Session(self.engine) as session:
-            job = session.get_one(Job, claim.job_id)
-            started_at = job.started_at
-            stored = job.spec
+        started_at, stored = self.database.start_and_spec(claim.job_id)
         try:
             spec = load_spec(stored)
         except StoredSpecError:
@@ -147,19 +143,6 @@ class Worker:
             return None, parallel
         elapsed = (utcnow() - started_at).total_seconds()
         return time.monotonic() + budget - elapsed, parallel
-
-    def _completed_trials(self, job_id: str) -> int | None:
-        """COMPLETED trials of the job (None while the database is away): whether a search
-        its time budget stopped found anything."""
-        try:
-            with Session(self.engine) as session:
-                return session.scalar(
-                    select(func.count(Trial.id)).where(
-                        Trial.job_id == job_id, Trial.status == TrialStatus.COMPLETED
-                    )
-                )
-        except DBAPIError:
-            return None
 
     def execute(self, claim: Claim, *, then_spare: bool = True) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if requeued
@@ -182,7 +165,9 @@ class Worker:
                 self.keep_spare()
             except DBAPIError:
                 pass  # the database is away: the idle loop keeps one once it is back
-        completed = self._completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
+        completed = (
+            self.database.completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
+        )
         record = job_record(
             ended,
             reason,
