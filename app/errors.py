@@ -36,3 +36,17 @@ class InvalidInput(ProblemError):
     def __init__(self, detail: str, *, field: list[str | int] | None = None) -> None:
         errors = [{"loc": field, "msg": detail}] if field is not None else None
         super().__init__(422, detail, title="Invalid input", errors=errors)
+
+
+class DatasetError(ProblemError):
+    """What every dataset check (app.search) raises: a 422 naming the field (the file, the
+    target)."""
+
+    def __init__(self, detail: str, *, field: str = "file") -> None:
+        super().__init__(
+            422,
+            detail,
+            title="Invalid dataset",
+            errors=[{"loc": ["body", field], "msg": detail, "type": "dataset"}],
+        )
+        self.field = field

@@ -100,12 +100,13 @@ class Settings(BaseSettings):
     search_rss_cap_mb: int = Field(default=0, ge=0)
     # PostgreSQL: how long a connection attempt may take, and TCP keepalives and the
     # unacknowledged-data timeout, so that a silent network partition fails a database
-    # call within about a minute instead of waiting on TCP retransmission for many.
+    # call within a lease (TUNER_LEASE_S, 30 s by default) instead of waiting on TCP
+    # retransmission for many minutes: a worker cut off learns that it lost its job soon.
     db_connect_timeout_s: int = Field(default=10, ge=1)
     db_keepalives_idle_s: int = Field(default=30, ge=1)
     db_keepalives_interval_s: int = Field(default=10, ge=1)
     db_keepalives_count: int = Field(default=3, ge=1)
-    db_tcp_user_timeout_s: int = Field(default=60, ge=0)
+    db_tcp_user_timeout_s: int = Field(default=20, ge=0)
 
     @property
     def datasets_dir(self) -> Path:

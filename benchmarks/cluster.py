@@ -118,10 +118,11 @@ def _tree_cpu_seconds(pid: int | None) -> float | None:
 
 
 def _job_with_slots(url: str, clients: int) -> tuple[Any, list[Any]]:
-    from app.store.db import make_engine, write_session
+    from app.store.db import make_engine
     from app.store.models import Dataset, Job
     from app.store.queue import claim_job
     from app.store.slot_queue import claim_slot, open_slots
+    from app.store.unit_of_work import write_session
 
     engine = make_engine(url, application_name="bench")
     with write_session(engine) as session:
@@ -180,8 +181,9 @@ def _client(slot: Any, address: str, url: str, record: bool, ready: Any, go: Any
     from keras_tuner.src.protos.v4 import keras_tuner_pb2 as kt_pb2
     from keras_tuner.src.protos.v4 import service_pb2 as pb2
 
-    from app.store.db import make_engine, write_session
+    from app.store.db import make_engine
     from app.store.slot_queue import heartbeat_slot
+    from app.store.unit_of_work import write_session
     from tuner_jobs.search.recorder import TrialRecorder
 
     engine = make_engine(url, application_name="worker")

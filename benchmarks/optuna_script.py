@@ -41,10 +41,10 @@ from typing import Any
 import keras
 import optuna
 
-from app.search.datasets import profile_frame
 from app.search.folds import smallest_class_rows
 from app.search.spec import JobCreate, resolve_spec
 from app.search.spec_limits import SpecLimits
+from app.search.table_profiles import profile_frame
 from app.search.table_readers import read_table
 from app.settings import Settings, serve_layout
 from benchmarks.search_tables import rows_digest

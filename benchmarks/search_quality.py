@@ -61,9 +61,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.search.datasets import class_label, load_training_frame, profile_frame
 from app.search.folds import resolve_folds, training_rows
 from app.search.spec import JobCreate, resolve_spec
+from app.search.table_profiles import class_label, load_training_frame, profile_frame
 from app.search.table_readers import read_table
 from app.search.training_length import auto_budget
 from app.settings import Settings, serve_layout

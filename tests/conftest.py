@@ -104,7 +104,11 @@ class LiveServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="off")
+        self.app = create_app(settings)
+        # No lifespan: its gc.freeze() is for a long-lived process. What its shutdown does is
+        # done in __exit__ instead (each test's prediction process would otherwise live on,
+        # TensorFlow loaded, until the test process ends).
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
 
@@ -121,6 +125,8 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+        self.app.state.predictor.close()
+        self.app.state.engine.dispose()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from tests.factories import (
     submit,
     upload_ok,
     wait_for_job,
+    wait_mid_trial,
 )
 
 pytestmark = [pytest.mark.slow, sqlite_only]
@@ -185,3 +186,38 @@ def test_reduce_lr_on_plateau_and_tensorboard_logs(
     assert "epoch_learning_rate" in tags
     # KerasTuner records each trial's hyperparameters for the HParams plugin.
     assert "_hparams_/session_start_info" in tags
+
+
+def test_while_searching_the_best_model_is_kept_as_keras_and_the_end_writes_every_format(
+    api: httpx.Client, start_worker
+) -> None:
+    """A best model the search may still replace is kept as .keras only (converting it to
+    ONNX and SavedModel is most of an export's time); the model that stays gets them all."""
+    dataset = upload_ok(api, customers_frame(), "churned")
+    epochs = 200  # the second trial still runs while the first one's model is looked at
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "random_search", "max_trials": 2},
+        training={"epochs": epochs},
+        callbacks={"early_stopping": False},
+        pruning=None,
+        search_space=SMALL_SPACE,
+    )
+    start_worker()
+    wait_mid_trial(api, job["id"], epochs=epochs, completed=1)
+    base = f"/api/v1/jobs/{job['id']}"
+    assert api.get(f"{base}/model").status_code == 200
+    card = api.get(f"{base}/model_card").json()
+    assert api.get(base).json()["status"] == "running"
+    assert set(card["formats"]) == {"keras"}, card["formats"]
+    assert card["formats"]["keras"]["interim"] is True
+    assert_problem(api.get(f"{base}/model", params={"format": "onnx"}), 404, "still searching")
+
+    done = wait_for_job(api, job["id"], timeout=240)
+    assert done["status"] == "succeeded", done
+    card = api.get(f"{base}/model_card").json()
+    assert set(card["formats"]) == {"keras", "onnx", "saved_model"}, card["formats"]
+    assert "interim" not in card["formats"]["keras"]
+    for model_format in ("onnx", "saved_model"):
+        assert api.get(f"{base}/model", params={"format": model_format}).status_code == 200

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -107,3 +108,25 @@ def test_logging_turns_down_access_lines_and_tensorflow_notices(monkeypatch) -> 
         root.handlers[:], level = saved
         root.setLevel(level)
         logging.getLogger("uvicorn.access").setLevel(logging.NOTSET)
+
+
+def test_tensorflow_imports_without_its_cpu_machine_notices() -> None:
+    """What TensorFlow's C++ side prints on import before its logging starts (so no
+    TF_CPP_MIN_LOG_LEVEL holds it back) is dropped; any other line still shows."""
+    script = (
+        "import os\n"
+        "from tuner_jobs.search import native_noise\n"
+        "with native_noise._without_notices():\n"
+        "    os.write(2, b'a line of its own\\n')\n"
+        "native_noise.import_tensorflow()\n"
+        "import tensorflow as tf\n"
+        "tf.constant(1.0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, timeout=120, check=True
+    )
+    printed = done.stderr.decode()
+    assert "a line of its own" in printed
+    for notice in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers"):
+        assert notice not in printed, printed

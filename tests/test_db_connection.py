@@ -40,7 +40,7 @@ def test_postgres_connections_carry_a_connect_timeout_and_keepalives(env_setting
     assert kwargs["keepalives"] == "1"
     assert (kwargs["keepalives_idle"], kwargs["keepalives_interval"]) == ("30", "10")
     assert kwargs["keepalives_count"] == "3"
-    assert kwargs["tcp_user_timeout"] == "60000"
+    assert kwargs["tcp_user_timeout"] == "20000"  # under the default lease (30 s)
 
     env_settings.setenv("TUNER_DB_CONNECT_TIMEOUT_S", "3")
     env_settings.setenv("TUNER_DB_KEEPALIVES_IDLE_S", "5")

@@ -8,6 +8,7 @@ longer than the busy timeout, as a backup or a stuck writer would.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
-from app.store.db import is_sqlite
+from app.store.claims import Claim
+from app.store.db import is_sqlite, make_engine
+from app.store.search_gateway import SearchDatabase
 from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, WorkerProcess, make_settings
-from tests.factories import assert_problem, customers_frame, submit, upload_ok, wait_for_job
+from tests.factories import (
+    assert_problem,
+    customers_frame,
+    insert_jobs,
+    submit,
+    upload_ok,
+    wait_for_job,
+)
 
 
 @pytest.fixture
@@ -108,3 +118,25 @@ def test_a_search_waits_out_a_short_outage_and_finishes(
             curve = api.get(f"/api/v1/jobs/{job['id']}/trials/{trial['trial_id']}").json()
             assert [m["epoch"] for m in curve["metrics"]] == list(range(10))
     assert "database unavailable; retrying" in (tmp_path / "worker.log").read_text()
+
+
+def test_the_model_card_waits_out_an_outage_instead_of_going_without(
+    settings: Settings,
+) -> None:
+    """The card is read back from the database as the model is exported: during an outage
+    that read waits, as the search's writes do, instead of failing (the model was then
+    installed without a card, or beside an older trial's)."""
+    if is_sqlite(settings.database_url):
+        pytest.skip("SQLite readers are not blocked by a held write lock (WAL)")
+    engine = make_engine(settings.database_url)
+    (job_id,) = insert_jobs(engine, 1)
+    database = SearchDatabase(engine, Claim(job_id, attempt=1, worker_id="w"), outage_s=30)
+    read: dict[str, object] = {}
+    reader = threading.Thread(target=lambda: read.update(facts=database.card_facts([])))
+    with outage(settings.database_url):
+        reader.start()
+        time.sleep(2)
+        assert reader.is_alive(), read  # waiting for the database, not failed
+    reader.join(30)
+    assert read["facts"].trials_completed == 0  # type: ignore[attr-defined]
+    database.dispose()

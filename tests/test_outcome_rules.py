@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.store.models import JobStatus
-from app.store.queue import Heartbeat, JobEnd
+from app.store.queue import Heartbeat
+from app.store.statuses import JobEnd
 from tests.outcome_cases import CANCELLED, HELD, LOST, NOW, died, reported
 from tuner_jobs.search.child import Outcome
 from tuner_jobs.worker.outcomes import (
@@ -17,11 +18,11 @@ from tuner_jobs.worker.outcomes import (
     ChildExit,
     JobAction,
     JobRecord,
-    StopReason,
+    StopRequest,
     job_record,
     lease_while_away,
     search_goes_on,
-    stop_reason,
+    stop_request,
 )
 
 
@@ -31,18 +32,18 @@ from tuner_jobs.worker.outcomes import (
         pytest.param(HELD, False, None, None, id="nothing-to-stop-for"),
         pytest.param(HELD, False, NOW + 1, None, id="deadline-ahead"),
         pytest.param(HELD, False, NOW, None, id="deadline-reached-but-not-passed"),
-        pytest.param(HELD, False, NOW - 1, StopReason.TIME_BUDGET, id="deadline-passed"),
-        pytest.param(HELD, True, None, StopReason.SHUTDOWN, id="shutdown"),
-        pytest.param(HELD, True, NOW - 1, StopReason.TIME_BUDGET, id="timeout-before-shutdown"),
-        pytest.param(CANCELLED, False, None, StopReason.CANCEL, id="cancel"),
-        pytest.param(CANCELLED, True, NOW - 1, StopReason.CANCEL, id="cancel-before-timeout"),
-        pytest.param(LOST, True, NOW - 1, StopReason.LEASE_LOST, id="lease-lost-before-all"),
+        pytest.param(HELD, False, NOW - 1, StopRequest.TIME_BUDGET, id="deadline-passed"),
+        pytest.param(HELD, True, None, StopRequest.SHUTDOWN, id="shutdown"),
+        pytest.param(HELD, True, NOW - 1, StopRequest.TIME_BUDGET, id="timeout-before-shutdown"),
+        pytest.param(CANCELLED, False, None, StopRequest.CANCEL, id="cancel"),
+        pytest.param(CANCELLED, True, NOW - 1, StopRequest.CANCEL, id="cancel-before-timeout"),
+        pytest.param(LOST, True, NOW - 1, StopRequest.LEASE_LOST, id="lease-lost-before-all"),
     ],
 )
 def test_why_a_search_is_stopped(
-    beat: Heartbeat, shutting_down: bool, deadline: float | None, expected: StopReason | None
+    beat: Heartbeat, shutting_down: bool, deadline: float | None, expected: StopRequest | None
 ) -> None:
-    assert stop_reason(beat, shutting_down=shutting_down, deadline=deadline, now=NOW) == expected
+    assert stop_request(beat, shutting_down=shutting_down, deadline=deadline, now=NOW) == expected
 
 
 UTC_NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -54,16 +55,16 @@ UTC_NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
         # The heartbeat reads the budget from the job's row: what PATCH set wins over the
         # deadline planned at the claim.
         pytest.param(None, NOW - 1, None, id="budget-removed-while-running"),
-        pytest.param(UTC_NOW - timedelta(seconds=1), None, StopReason.TIME_BUDGET, id="shortened"),
+        pytest.param(UTC_NOW - timedelta(seconds=1), None, StopRequest.TIME_BUDGET, id="shortened"),
         pytest.param(UTC_NOW + timedelta(seconds=1), NOW - 1, None, id="extended"),
-        pytest.param(UTC_NOW, None, StopReason.TIME_BUDGET, id="reached"),
+        pytest.param(UTC_NOW, None, StopRequest.TIME_BUDGET, id="reached"),
     ],
 )
 def test_the_budget_the_heartbeat_read_is_the_one_obeyed(
-    ends_at: datetime | None, deadline: float | None, expected: StopReason | None
+    ends_at: datetime | None, deadline: float | None, expected: StopRequest | None
 ) -> None:
     beat = Heartbeat(held=True, budget_read=True, search_ends_at=ends_at)
-    reason = stop_reason(beat, shutting_down=False, deadline=deadline, now=NOW, utc_now=UTC_NOW)
+    reason = stop_request(beat, shutting_down=False, deadline=deadline, now=NOW, utc_now=UTC_NOW)
     assert reason == expected
 
 
@@ -98,7 +99,7 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         # A lost lease: the job is another worker's, whatever the child said.
         pytest.param(
             reported(Outcome.SUCCEEDED),
-            StopReason.LEASE_LOST,
+            StopRequest.LEASE_LOST,
             1,
             JobRecord(JobAction.LEAVE),
             id="lease-lost-while-watching",
@@ -120,14 +121,14 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         ),
         pytest.param(
             reported(Outcome.SUCCEEDED),
-            StopReason.CANCEL,
+            StopRequest.CANCEL,
             1,
             SUCCEEDED,
             id="succeeded-despite-cancel",
         ),
         pytest.param(
             reported(Outcome.SUCCEEDED),
-            StopReason.TIME_BUDGET,
+            StopRequest.TIME_BUDGET,
             1,
             SUCCEEDED,
             id="succeeded-despite-timeout",
@@ -135,14 +136,14 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         # A stop the supervisor asked for names the job's end.
         pytest.param(
             reported(Outcome.STOPPED),
-            StopReason.CANCEL,
+            StopRequest.CANCEL,
             1,
             CANCELLED_BY_REQUEST,
             id="cancelled",
         ),
         pytest.param(
             died(),
-            StopReason.CANCEL,
+            StopRequest.CANCEL,
             3,
             CANCELLED_BY_REQUEST,
             id="cancelled-though-killed-past-the-grace",
@@ -157,7 +158,7 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         ),
         pytest.param(
             reported(Outcome.FAILED, "ValueError: bad"),
-            StopReason.SHUTDOWN,
+            StopRequest.SHUTDOWN,
             1,
             JobRecord(JobAction.FINISH, JobStatus.FAILED, "ValueError: bad", JobEnd.FAILED),
             id="failed-during-shutdown",
@@ -165,14 +166,14 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         # A graceful stop hands the job back, whatever the attempt: it resumes elsewhere.
         pytest.param(
             reported(Outcome.STOPPED),
-            StopReason.SHUTDOWN,
+            StopRequest.SHUTDOWN,
             2,
             JobRecord(JobAction.REQUEUE),
             id="shutdown-requeues",
         ),
         pytest.param(
             died(),
-            StopReason.SHUTDOWN,
+            StopRequest.SHUTDOWN,
             2,
             JobRecord(JobAction.REQUEUE),
             id="killed-in-shutdown-is-not-a-death",
@@ -186,14 +187,14 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
         ),
         pytest.param(
             reported(Outcome.RECYCLE, "recycle at 25 trials"),
-            StopReason.SHUTDOWN,
+            StopRequest.SHUTDOWN,
             1,
             JobRecord(JobAction.REQUEUE),
             id="recycled-while-shutting-down",
         ),
         pytest.param(
             reported(Outcome.RECYCLE, "recycle at 25 trials"),
-            StopReason.CANCEL,
+            StopRequest.CANCEL,
             1,
             CANCELLED_BY_REQUEST,
             id="recycled-while-cancelling",
@@ -237,7 +238,7 @@ NOTHING_IN_BUDGET = JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BU
     ],
 )
 def test_what_a_search_process_end_means_for_the_job(
-    ended: ChildExit, reason: StopReason | None, attempt: int, expected: JobRecord
+    ended: ChildExit, reason: StopRequest | None, attempt: int, expected: JobRecord
 ) -> None:
     assert job_record(ended, reason, attempt=attempt, max_attempts=2) == expected
 
@@ -275,7 +276,7 @@ def test_a_time_budget_is_a_normal_ending(
     ended: ChildExit, completed: int | None, expected: JobRecord
 ) -> None:
     record = job_record(
-        ended, StopReason.TIME_BUDGET, attempt=1, max_attempts=2, completed_trials=completed
+        ended, StopRequest.TIME_BUDGET, attempt=1, max_attempts=2, completed_trials=completed
     )
     assert record == expected
 
@@ -292,7 +293,7 @@ def test_every_finish_the_rules_write_says_why(status: JobStatus, why: JobEnd) -
     """No finished job without a stop_reason: each rule that finishes a job names one."""
     cases = [
         job_record(reported(Outcome.SUCCEEDED), None, attempt=1, max_attempts=2),
-        job_record(reported(Outcome.STOPPED), StopReason.CANCEL, attempt=1, max_attempts=2),
+        job_record(reported(Outcome.STOPPED), StopRequest.CANCEL, attempt=1, max_attempts=2),
         job_record(reported(Outcome.FAILED, "x"), None, attempt=1, max_attempts=2),
         job_record(died(), None, attempt=2, max_attempts=2),
     ]
@@ -306,15 +307,15 @@ def test_every_finish_the_rules_write_says_why(status: JobStatus, why: JobEnd) -
     [
         pytest.param(reported(Outcome.RECYCLE, "25 trials"), None, True, id="recycled"),
         pytest.param(
-            reported(Outcome.RECYCLE), StopReason.SHUTDOWN, False, id="recycled-but-stopping"
+            reported(Outcome.RECYCLE), StopRequest.SHUTDOWN, False, id="recycled-but-stopping"
         ),
-        pytest.param(reported(Outcome.RECYCLE), StopReason.CANCEL, False, id="recycled-cancel"),
+        pytest.param(reported(Outcome.RECYCLE), StopRequest.CANCEL, False, id="recycled-cancel"),
         pytest.param(reported(Outcome.SUCCEEDED), None, False, id="succeeded"),
         pytest.param(reported(Outcome.STOPPED), None, False, id="stopped"),
         pytest.param(died(), None, False, id="died"),
     ],
 )
 def test_a_recycled_search_process_is_replaced_unless_stopping(
-    ended: ChildExit, reason: StopReason | None, goes_on: bool
+    ended: ChildExit, reason: StopRequest | None, goes_on: bool
 ) -> None:
     assert search_goes_on(ended, reason) is goes_on

@@ -15,7 +15,7 @@ from tuner_jobs.search.child import ChildJob, ChildReport, Outcome, Role
 from tuner_jobs.worker.outcomes import (
     ChildExit,
     SlotRecord,
-    StopReason,
+    StopRequest,
     TunerAction,
     slot_record,
     takes_own_slot,
@@ -61,11 +61,11 @@ def test_a_recycled_tuner_is_replaced_unless_stopping(
         pytest.param(False, None, True, True, id="tuner0-done-and-free"),
         pytest.param(False, None, False, False, id="tuner0-still-searching"),
         pytest.param(True, None, True, False, id="already-running-a-tuner"),
-        pytest.param(False, StopReason.SHUTDOWN, True, False, id="stopping"),
+        pytest.param(False, StopRequest.SHUTDOWN, True, False, id="stopping"),
     ],
 )
 def test_a_chiefs_worker_takes_a_slot_of_its_own_job_once_tuner0_is_done(
-    has_tuner: bool, reason: StopReason | None, chief_searched: bool, takes: bool
+    has_tuner: bool, reason: StopRequest | None, chief_searched: bool, takes: bool
 ) -> None:
     assert (
         takes_own_slot(has_tuner=has_tuner, reason=reason, chief_searched=chief_searched) is takes

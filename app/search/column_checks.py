@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.search.dataset_error import DatasetError
+from app.errors import DatasetError
 from app.search.spec_limits import FLOAT32_MAX
 
 # Past this many classes, a classification must have seen most of them more than twice.

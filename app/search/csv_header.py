@@ -14,7 +14,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from app.search.dataset_error import DatasetError
+from app.errors import DatasetError
 
 # The longest header read: 2,000 columns of 500-character names. Past it, the first
 # record is not a header anyone wrote by hand or by a tool.

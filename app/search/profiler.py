@@ -37,9 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from app.errors import ProblemError
+from app.errors import DatasetError, ProblemError
 from app.search.column_checks import check_width
-from app.search.dataset_error import DatasetError
 from app.search.table_profiles import (
     Profile,
     input_names,

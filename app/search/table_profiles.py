@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.errors import DatasetError
 from app.search.column_checks import (
     check_float32,
     check_input_type,
@@ -22,7 +23,6 @@ from app.search.column_checks import (
     column_width,
 )
 from app.search.csv_header import refuse_wide_encoding
-from app.search.dataset_error import DatasetError
 from app.search.table_readers import read_table
 
 EXTENSIONS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}

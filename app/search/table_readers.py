@@ -23,8 +23,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from app.errors import DatasetError
 from app.search.csv_header import csv_encoding
-from app.search.dataset_error import DatasetError
 
 NPZ_TARGET = "y"
 NPY_CHUNK = 1 << 20

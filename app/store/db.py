@@ -16,10 +16,6 @@ from sqlalchemy.orm import Session
 
 from app.store.backend import SQLITE, Backend
 
-# Only for benchmarks/cluster.py, which still imports it from here: it is defined in
-# app.store.unit_of_work, where to import it from. Remove this once that does.
-from app.store.unit_of_work import write_session as write_session
-
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 

@@ -11,7 +11,6 @@ UPDATE; on SQLite the caller opens the transaction with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from app.store.budget import BUDGET_S, END_PHASE_S, search_ends_at
 from app.store.claims import Claim
-from app.store.models import Job, JobStatus, Trial, TrialStatus, utcnow
+from app.store.models import Job, Trial, utcnow
+from app.store.statuses import JobEnd, JobStatus, TrialStatus
 
 
 @dataclass(frozen=True)
@@ -215,15 +215,6 @@ def holds_lease(*, session: Session, claim: Claim) -> bool:
         ).first()
         is not None
     )
-
-
-class JobEnd(enum.StrEnum):
-    """Why a finished job ended (jobs.stop_reason), written with its final status."""
-
-    COMPLETED = "completed"  # the oracle ran out of trials
-    TIME_BUDGET = "time_budget"  # max_runtime_s ran out after at least one trial completed
-    CANCELLED = "cancelled"
-    FAILED = "failed"
 
 
 # A caller that names no reason (a plain success, cancel or failure): the status says it.

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
-from app.store.budget import search_budget_spent
 from app.store.claims import Claim, ClaimLost, SlotClaim
 from app.store.db import make_engine
 from app.store.job_results import record_end_of_search
@@ -99,30 +98,30 @@ class SearchDatabase:
         with Session(self.engine) as session:
             return read(session)
 
+    def _read_waiting(self, read: Callable[[Session], T]) -> T:
+        """`read`, waiting out a database outage as a write does: what it reads goes into a
+        file written now (the model card), which must not be left out or stale."""
+        deadline = time.monotonic() + self.outage_s
+        while True:
+            try:
+                return self._read(read)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() > deadline:
+                    raise ClaimLost(f"the database was away too long: {exc}") from exc
+                logger.warning("database unavailable; retrying", extra={"error": str(exc.orig)})
+                time.sleep(RETRY_S)
+
     # The job.
 
     def search_job(self) -> SearchJob:
         return self._read(lambda session: search_job(session=session, job_id=self.claim.job_id))
 
     def card_facts(self, trial_ids: list[str]) -> CardFacts:
-        return self._read(
+        return self._read_waiting(
             lambda session: card_facts(
                 session=session, job_id=self.claim.job_id, trial_ids=trial_ids
             )
         )
-
-    def budget_spent(self, *, slack_s: float) -> bool:
-        """Whether the job's search must have stopped by now, as its row says (the budget
-        may have changed since the search read its spec). False while the database is away:
-        such a job is requeued, not finished, by its process."""
-        try:
-            return self._read(
-                lambda session: search_budget_spent(
-                    session=session, job_id=self.claim.job_id, slack_s=slack_s
-                )
-            )
-        except DBAPIError:
-            return False
 
     def record_evaluation(
         self,

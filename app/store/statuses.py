@@ -37,3 +37,12 @@ class SlotStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"  # its tuner was told by the oracle that the search is over
     FAILED = "failed"  # its tuner process died on every attempt
+
+
+class JobEnd(enum.StrEnum):
+    """Why a finished job ended (jobs.stop_reason), written with its final status."""
+
+    COMPLETED = "completed"  # the oracle ran out of trials
+    TIME_BUDGET = "time_budget"  # max_runtime_s ran out after at least one trial completed
+    CANCELLED = "cancelled"
+    FAILED = "failed"

@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from app.search.datasets import category_strings
+from app.search.table_profiles import category_strings
 
 BASELINES = ("linear", "gradient_boosting")
 

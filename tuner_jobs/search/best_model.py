@@ -21,7 +21,7 @@ import keras
 from tuner_jobs.search.cross_validation import fold_checkpoints
 from tuner_jobs.search.ensemble import PREDICTIONS_FILE, ensemble_members, pool_size
 from tuner_jobs.search.keras_tuner_compat import checkpoint_path, hyperband_brackets
-from tuner_jobs.search.model_export import export_model_files
+from tuner_jobs.search.model_export import export_model_files, exported_trial
 from tuner_jobs.search.optuna_oracle import front_trial_ids
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,14 @@ def export_best_model(
     path: Path,
     best: Any | None = None,
     trained: keras.Model | None = None,
+    *,
+    interim: bool = False,
 ) -> str | None:
     """Save preprocessing + the best trial's network (at its best epoch); returns the trial
-    id. `best`: that trial, when the caller has already looked it up; `trained`: its
-    network to save instead of its checkpoint's (cross-validation's refit)."""
+    id, or None when its card could not be written (an export is done when its card is:
+    the caller tries again). `best`: that trial, when the caller has already looked it up;
+    `trained`: its network to save instead of its checkpoint's (cross-validation's refit);
+    `interim`: the search goes on, so the `.keras` file only (model_export)."""
     best = best or best_completed_trial(tuner.oracle)
     if best is None:
         return None
@@ -96,7 +100,10 @@ def export_best_model(
     full = keras.Model(raw_inputs, network(preprocessor(raw_inputs)), name="best_model")
     # Every format (.keras, SavedModel, ONNX) and the model card, each moved into place
     # whole; the card's context is what runner.build_search put on the tuner.
-    export_model_files(full, path, best.trial_id, getattr(tuner, "export_context", None))
+    context = getattr(tuner, "export_context", None)
+    export_model_files(full, path, best.trial_id, context, interim=interim)
+    if context is not None and exported_trial(path) != best.trial_id:
+        return None  # the model went without its card (model_export._card_files logged why)
     return best.trial_id
 
 

@@ -39,7 +39,7 @@ from tuner_jobs.search.child import Role
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
 from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
 from tuner_jobs.search.runner import build_search, search
-from tuner_jobs.search.tuners import SearchStopped, StopSignal
+from tuner_jobs.search.tuners import SearchStopped, SupervisedStop
 
 if TYPE_CHECKING:
     from app.store.search_gateway import SearchDatabase
@@ -206,12 +206,15 @@ class _LeaseFence:
 class _StopOrFenced:
     """tuner0's stop signal: its worker asks it to stop, or the chief's lease ran out."""
 
-    def __init__(self, stop: StopSignal, fence: _LeaseFence) -> None:
+    def __init__(self, stop: SupervisedStop, fence: _LeaseFence) -> None:
         self._stop = stop
         self._fence = fence
 
     def is_set(self) -> bool:
         return self._stop.is_set() or not self._fence.held()
+
+    def out_of_time(self) -> bool:
+        return self._stop.out_of_time()
 
 
 def run_chief(
@@ -221,7 +224,7 @@ def run_chief(
     spec: ResolvedSpec,
     database: SearchDatabase,
     recorder: TrialRecorder,
-    stop: StopSignal,
+    stop: SupervisedStop,
     searched: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve the oracle and run tuner0's trials until the search is over (raises
@@ -257,7 +260,7 @@ def _serve_and_search(
     spec: ResolvedSpec,
     database: SearchDatabase,
     recorder: TrialRecorder,
-    stop: StopSignal,
+    stop: SupervisedStop,
     searched: Callable[[], None],
     fence: _LeaseFence,
 ) -> None:

@@ -17,6 +17,7 @@ from app.store.claims import Claim, SlotClaim
 from app.store.search_gateway import SearchDatabase
 from app.store.uploads import dataset_path
 from tuner_jobs.search.cpu import lower_priority, prepare_search_process
+from tuner_jobs.search.native_noise import import_tensorflow
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,20 @@ class ChildReport:
 
 
 class StopWhen:
-    """Stop at the next epoch boundary when the supervisor says so, or when it has died."""
+    """Stop at the next epoch boundary when the supervisor says so, or when it has died;
+    `budget` is set, before `event`, when it asks because the job's time budget ran out
+    (tuner_jobs.search.tuners.SupervisedStop)."""
 
-    def __init__(self, event: Any) -> None:
+    def __init__(self, event: Any, budget: Any) -> None:
         self.event = event
+        self.budget = budget
         self.parent = os.getppid()
 
     def is_set(self) -> bool:
         return self.event.is_set() or os.getppid() != self.parent
+
+    def out_of_time(self) -> bool:
+        return bool(self.budget.is_set())
 
 
 def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
@@ -81,7 +88,13 @@ def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
     oracle_client.TIMEOUT = rpc_timeout_s
 
 
-def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_event: Any) -> None:
+def run_child(
+    child_job: ChildJob,
+    conn: Connection,
+    stop_event: Any,
+    budget_event: Any,
+    searched_event: Any,
+) -> None:
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**child_job.settings)
@@ -107,6 +120,7 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         # keep the imported stack out of gc's way.
         prepare_search_process(settings)
         # Imported here: the supervisor that spawned us must never load TensorFlow.
+        import_tensorflow()  # a spare that was not warm imports it now
         from tuner_jobs.search.chief import run_chief
         from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
         from tuner_jobs.search.runner import run_search
@@ -115,7 +129,7 @@ def run_child(child_job: ChildJob, conn: Connection, stop_event: Any, searched_e
         recorder = TrialRecorder(
             database, patience=overfitting_patience(spec.callbacks.early_stopping)
         )
-        stop = StopWhen(stop_event)
+        stop = StopWhen(stop_event, budget_event)
         try:
             if child_job.role is Role.CHIEF:
                 assert isinstance(claim, Claim)
@@ -161,6 +175,7 @@ def run_spare(
     jobs: Connection,
     conn: Connection,
     stop_event: Any,
+    budget_event: Any,
     searched_event: Any,
 ) -> None:
     """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
@@ -171,8 +186,8 @@ def run_spare(
     """
     lower_priority(nice)  # the import is seconds of CPU the API should not wait behind
     if warm:
+        import_tensorflow()
         import keras_tuner  # noqa: F401
-        import tensorflow  # noqa: F401
 
         import tuner_jobs.search.chief  # noqa: F401
         import tuner_jobs.search.runner  # noqa: F401
@@ -183,4 +198,4 @@ def run_spare(
         return
     finally:
         jobs.close()
-    run_child(child_job, conn, stop_event, searched_event)
+    run_child(child_job, conn, stop_event, budget_event, searched_event)

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from app.search.datasets import category_strings, class_label, load_training_frame
+from app.search.table_profiles import category_strings, class_label, load_training_frame
 from tuner_jobs.search.layers import impute_missing, numeric_statistics
 from tuner_jobs.search.split import Split, split_dataset
 

@@ -10,13 +10,12 @@ other tuner takes part: its process is the oracle's home). At the end: the outco
 judged (every trial failed: the job fails), the best model kept, then refit, baselines,
 test score, ensemble and model card (evaluation.evaluate_and_record).
 
-The time budget. The supervisor asks a search to stop when the search's part of the job's
-max_runtime_s has run out (it cannot say why it asks: a cancel or a shutdown asks the same
-way). The finishing process tells the budget apart itself, from the job's row
-(app.store.budget), and then ends as a search that ran its planned trials does before it
-reports STOPPED: the job succeeds with stop_reason time_budget (tuner_jobs.worker.outcomes)
-and serves the same kind of model. That end runs in the share of the budget kept for it
-(ResolvedSpec.search_seconds), and within the supervisor's stop grace
+The time budget. The supervisor decides, once, from the job's deadline (the search's part
+of max_runtime_s) that the search must stop, and says why as it asks (SupervisedStop:
+out_of_time). The finishing process then ends as a search that ran its planned trials does
+before it reports STOPPED: the job succeeds with stop_reason time_budget
+(tuner_jobs.worker.outcomes) and serves the same kind of model. That end runs in the share
+of the budget kept for it (ResolvedSpec.search_seconds), and within the supervisor's stop grace
 (tuner_jobs.worker.processes.STOP_GRACE_S).
 """
 
@@ -38,19 +37,21 @@ from tuner_jobs.search.child import Role
 from tuner_jobs.search.data import TrainingData
 from tuner_jobs.search.evaluation import evaluate_and_record
 from tuner_jobs.search.front_models import keep_front_models
-from tuner_jobs.search.model_export import exported_trial
+from tuner_jobs.search.model_export import exported_trial, exported_whole
 from tuner_jobs.search.optuna_oracle import front_trial_ids
+from tuner_jobs.search.recorder import claim_held
 from tuner_jobs.search.recycling import recycle_reason, resident_mb
-from tuner_jobs.search.tuners import RecordingTuner, RecycleProcess, SearchStopped
+from tuner_jobs.search.tuners import (
+    RecordingTuner,
+    RecycleProcess,
+    SearchStopped,
+    SupervisedStop,
+)
 
 if TYPE_CHECKING:
     from app.store.search_gateway import SearchDatabase
 
 logger = logging.getLogger(__name__)
-
-# The supervisor asks at the first heartbeat past the deadline; clocks of two processes
-# on one machine agree far better than this.
-_BUDGET_SLACK_S = 1.0
 
 
 @contextmanager
@@ -81,12 +82,15 @@ class BestModelKeeper:
         self.path = path
         # A resumed (or recycled) search need not export again the model the last one did.
         self.exported: str | None = exported_trial(path)
+        self.whole = exported_whole(path)
         self.ended = -1
 
-    def keep(self, tuner: Any) -> None:
-        """Export and prune if a trial ended since the last look."""
+    def keep(self, tuner: Any, *, final: bool = False) -> None:
+        """Export and prune if a trial ended since the last look. While the search goes on
+        a new leader is exported as `.keras` only; `final`: the search is over, and the
+        model that stays is exported in every format."""
         oracle = tuner.oracle
-        if len(oracle.end_order) == self.ended:
+        if len(oracle.end_order) == self.ended and not (final and not self.whole):
             return
         with oracle_lock(oracle) as locked:
             if not locked:
@@ -99,8 +103,11 @@ class BestModelKeeper:
         # without the oracle's lock: the other tuners' calls (ending a trial, asking for the
         # next) need not wait for it. Only this thread prunes, so the checkpoint stays
         # until the export is done.
-        if best is not None and best.trial_id != self.exported:
-            self.exported = export_best_model(tuner, self.preprocessor, self.path, best)
+        if best is not None and (best.trial_id != self.exported or (final and not self.whole)):
+            self.exported = export_best_model(
+                tuner, self.preprocessor, self.path, best, interim=not final
+            )
+            self.whole = final and self.exported is not None
         keep_front_models(tuner, self.preprocessor, self.path.parent, front)
 
 
@@ -118,6 +125,7 @@ class SearchLifeCycle:
         job: SearchJob,
         database: SearchDatabase,
         settings: Settings,
+        stop: SupervisedStop,
         guard: Callable[[], None] = lambda: None,
     ) -> None:
         self.role = role
@@ -127,6 +135,7 @@ class SearchLifeCycle:
         self.job = job
         self.database = database
         self.settings = settings
+        self.stop = stop
         self.guard = guard
         self.directory = Path(tuner.directory)  # type: ignore[attr-defined]
         self.keeper = (
@@ -171,7 +180,8 @@ class SearchLifeCycle:
 
     def keep_best(self) -> None:
         if self.keeper is not None:
-            self.keeper.keep(self.tuner)
+            with claim_held():  # the card's read waits out an outage, up to the lease
+                self.keeper.keep(self.tuner)
 
     def completed_trials(self) -> int:
         """The search's completed trials, as its oracle (told before the database) knows."""
@@ -195,9 +205,20 @@ class SearchLifeCycle:
     def finish(self) -> None:
         """The best model kept (a resumed search's best trial may have ended before the
         interruption), then refit, baselines, test score, ensemble and card."""
+        with claim_held():  # the card's reads and the end's write wait out an outage
+            self._finish()
+
+    def _finish(self) -> None:
         self.guard()  # the best model and its card go to the shared directory
-        self.keep_best()
+        keeper = self.keeper
+        # Exported in every format once, as the model that stays: a cross-validated job's
+        # is the refit on every row, which evaluation exports itself.
+        refits = getattr(self.tuner, "folds", None) is not None
+        if keeper is not None:
+            keeper.keep(self.tuner, final=not refits)
         evaluate_and_record(self.tuner, self.data, self.spec, self.job.dataset, self.database)
+        if keeper is not None and refits and not exported_whole(keeper.path):
+            keeper.keep(self.tuner, final=True)  # no refit: the best fold's model stays
 
     @contextmanager
     def finished_if_out_of_time(self) -> Iterator[None]:
@@ -207,11 +228,7 @@ class SearchLifeCycle:
         try:
             yield
         except SearchStopped:
-            if (
-                self.finishes
-                and self.completed_trials()
-                and self.database.budget_spent(slack_s=_BUDGET_SLACK_S)
-            ):
+            if self.finishes and self.completed_trials() and self.stop.out_of_time():
                 logger.info(
                     "time budget spent: finishing the search", extra={"job_id": self.job.id}
                 )

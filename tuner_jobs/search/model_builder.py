@@ -30,9 +30,9 @@ OPTIMIZERS = {
 }
 
 # Batches run per call into the compiled train/test function. On small tabular data a
-# step's arithmetic takes microseconds and the Python round trip per call dominates:
-# 32 steps per call cuts the CPU time of an epoch after the first by about two thirds
-# (benchmarks/). Callbacks see batch-level hooks every 32 steps; every callback the
+# step's arithmetic takes microseconds and the Python round trip per call dominates, so
+# several steps go per call (docs/benchmarks.md, "Figures that explain design choices").
+# Callbacks see batch-level hooks every 32 steps; every callback the
 # service uses (EarlyStopping, ReduceLROnPlateau, the recorder) works on epochs, and
 # TerminateOnNaN still sees the NaN (a running mean of the loss stays NaN).
 STEPS_PER_EXECUTION = 32

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from app.search.datasets import MISSING_TOKEN
 from app.search.spec import ResolvedSpec
+from app.search.table_profiles import MISSING_TOKEN
 from app.store.search_values import CardFacts, SearchDataset, SearchJob
 from tuner_jobs.search.data import TrainingData, input_names
 from tuner_jobs.search.layers import numeric_statistics

@@ -33,6 +33,7 @@ from typing import Any
 
 import keras
 
+from app.store.claims import ClaimLost
 from app.store.job_files import MODEL_CARD_FILE, MODEL_CARD_MARKDOWN, MODEL_FILES
 from tuner_jobs.search.model_card import CardContext, build_card, card_json, card_markdown
 
@@ -118,10 +119,15 @@ def export_model_files(
     context: CardContext | None,
     *,
     ensemble: dict[str, Any] | None = None,
+    interim: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Write `full` (raw rows in) as every format, and its card when `context` is given;
     returns the formats written (format -> file and details). `ensemble`: the job's
-    ensemble (tuner_jobs.search.ensemble_model), which `full` is, instead of a trial."""
+    ensemble (tuner_jobs.search.ensemble_model), which `full` is, instead of a trial.
+
+    `interim`: a best model the search may still replace gets its `.keras` file and card
+    only; converting it to ONNX and SavedModel (most of an export's time) waits for the
+    search's end, when the model that stays is exported whole (complete_export)."""
     directory = keras_path.parent
     started = time.monotonic()
     serving, names = serving_model(full)
@@ -131,6 +137,11 @@ def export_model_files(
     full.save(keras_partial)
     ready[keras_partial] = keras_path
     formats["keras"] = {"file": keras_path.name, "safe_mode": True}
+    if interim:
+        # The card says so: the other formats come with the search's end.
+        formats["keras"]["interim"] = True
+        card_files = _card_files(context, trial_id, names, formats, ensemble)
+        return _finish_export(ready, directory, card_files, formats, trial_id, started)
     onnx_path = directory / MODEL_FILES["onnx"]
     try:
         _write_onnx(serving, _partial(onnx_path))
@@ -155,6 +166,17 @@ def export_model_files(
         _partial(saved).unlink(missing_ok=True)
         logger.warning("SavedModel export failed", exc_info=True, extra={"trial_id": trial_id})
         card_files = _card_files(context, trial_id, names, formats, ensemble)
+    return _finish_export(ready, directory, card_files, formats, trial_id, started)
+
+
+def _finish_export(
+    ready: dict[Path, Path],
+    directory: Path,
+    card_files: dict[str, str],
+    formats: dict[str, dict[str, Any]],
+    trial_id: str | None,
+    started: float,
+) -> dict[str, dict[str, Any]]:
     for name, text in card_files.items():
         _partial(directory / name).write_text(text, encoding="utf-8")
         ready[_partial(directory / name)] = directory / name
@@ -181,6 +203,8 @@ def _card_files(
         return {}
     try:
         card = build_card(context, trial_id, serving=names, formats=formats, ensemble=ensemble)
+    except ClaimLost:
+        raise  # the database was away past the lease: the job may be another's now
     except Exception:  # a card that cannot be written never costs the model
         logger.warning("model card failed", exc_info=True, extra={"trial_id": trial_id})
         return {}
@@ -203,14 +227,29 @@ def exported_trial(keras_path: Path) -> str | None:
     """The trial whose model is exported beside `keras_path`, as its card says (None without
     one, or when the model there is an ensemble). The card is moved into place after
     every format, so it never names a trial whose files are not all there."""
-    card_path = keras_path.parent / MODEL_CARD_FILE
+    card = _exported_card(keras_path)
+    trial_id = None if card is None else card.get("trial_id")
+    return trial_id if isinstance(trial_id, str) else None
+
+
+def exported_whole(keras_path: Path) -> bool:
+    """Whether the model beside `keras_path` was exported in every format it could be (an
+    interim export writes its `.keras` file only), as its card says."""
+    card = _exported_card(keras_path)
+    formats = None if card is None else card.get("formats")
+    if not isinstance(formats, dict) or not isinstance(formats.get("keras"), dict):
+        return False
+    return not formats["keras"].get("interim", False)
+
+
+def _exported_card(keras_path: Path) -> dict[str, Any] | None:
     if not keras_path.is_file():
         return None
     try:
-        trial_id = json.loads(card_path.read_text("utf-8"))["trial_id"]
-    except (OSError, ValueError, KeyError, TypeError):
+        card = json.loads((keras_path.parent / MODEL_CARD_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
         return None
-    return trial_id if isinstance(trial_id, str) else None
+    return card if isinstance(card, dict) else None
 
 
 def finish_model_card(tuner: Any, keras_path: Path) -> None:

@@ -11,6 +11,9 @@ MODEL_CACHE_SIZE = 4
 
 def serve(conn: Connection) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tuner_jobs.search.native_noise import import_tensorflow
+
+    import_tensorflow()
     import keras
     import pandas as pd
 

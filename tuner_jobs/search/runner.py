@@ -27,7 +27,13 @@ from tuner_jobs.search.model_card import CardContext
 from tuner_jobs.search.model_reuse import ModelCache
 from tuner_jobs.search.pruning import MedianPruner
 from tuner_jobs.search.recorder import TrialRecorder
-from tuner_jobs.search.tuners import TUNERS, RecordingTuner, SearchStopped, StopSignal
+from tuner_jobs.search.tuners import (
+    TUNERS,
+    RecordingTuner,
+    SearchStopped,
+    StopSignal,
+    SupervisedStop,
+)
 from tuner_jobs.search.warm_start import install as install_warm_start
 
 if TYPE_CHECKING:
@@ -136,7 +142,7 @@ def build_search(
     spec: ResolvedSpec,
     database: SearchDatabase,
     recorder: TrialRecorder,
-    stop: StopSignal,
+    stop: SupervisedStop,
     role: Role,
     guard: Callable[[], None] = lambda: None,
 ) -> SearchLifeCycle:
@@ -176,6 +182,7 @@ def build_search(
         job=job,
         database=database,
         settings=settings,
+        stop=stop,
         guard=guard,
     )
     tuner.after_trial = life.after_trial
@@ -189,7 +196,7 @@ def run_search(
     spec: ResolvedSpec,
     database: SearchDatabase,
     recorder: TrialRecorder,
-    stop: StopSignal,
+    stop: SupervisedStop,
 ) -> None:
     """Run the search to the end, or until `stop` is set (raises SearchStopped).
 

@@ -38,6 +38,15 @@ class StopSignal(Protocol):
     def is_set(self) -> bool: ...
 
 
+class SupervisedStop(StopSignal, Protocol):
+    """A search process's stop signal as its supervisor sets it, with why."""
+
+    def out_of_time(self) -> bool:
+        """The supervisor asked the search to stop because its time budget ran out (the
+        decision is the supervisor's, once, from the job's deadline)."""
+        ...
+
+
 class SearchStopped(kt.errors.FatalError):
     """Raised at an epoch boundary when the supervisor asks the search to stop."""
 

@@ -1,5 +1,6 @@
 """Warm starts in the search: the oracle hands out the configurations resolved at
-submission (the spec's `warm_start.configurations`, app.search.warm_start) before its own.
+submission (the spec's `warm_start.configurations`, app.search.warm_start_resolution)
+before its own.
 
 Through the oracle, so that whatever asks it for trials gets them: a one-process search,
 and every tuner of a parallel job (the chief holds the one oracle). Where each KerasTuner
@@ -34,7 +35,7 @@ from typing import Any
 import keras_tuner as kt
 from keras_tuner.engine import trial as trial_module
 
-from app.search.warm_start import WarmStartConfiguration
+from app.search.warm_start_resolution import WarmStartConfiguration
 
 ORIGIN_KEY = "warm_start/job_id"
 _RUNNING = trial_module.TrialStatus.RUNNING

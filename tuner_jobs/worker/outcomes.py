@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.store.models import JobStatus, SlotStatus, utcnow
-from app.store.queue import Heartbeat, JobEnd
+from app.store.queue import Heartbeat
+from app.store.statuses import JobEnd
 from tuner_jobs.search.child import ChildReport, Outcome
 
 
-class StopReason(enum.StrEnum):
+class StopRequest(enum.StrEnum):
     """Why the supervisor asked a running search to stop at its next epoch."""
 
     LEASE_LOST = "lease_lost"  # another worker may own the job now
@@ -92,29 +93,29 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def stop_reason(
+def stop_request(
     beat: Heartbeat,
     *,
     shutting_down: bool,
     deadline: float | None,
     now: float,
     utc_now: datetime | None = None,
-) -> StopReason | None:
+) -> StopRequest | None:
     """Checked at each heartbeat, first match wins: a lost lease, then a cancel, then the
     job's time budget (the heartbeat's reading of it; while the database is away, the
     `deadline` planned at the claim, on the same clock as `now`), then this worker's exit."""
     if not beat.held:
-        return StopReason.LEASE_LOST
+        return StopRequest.LEASE_LOST
     if beat.cancel_requested:
-        return StopReason.CANCEL
+        return StopRequest.CANCEL
     if beat.budget_read:
         # The budget as the job's row says now (PATCH may have changed it).
         if beat.search_ends_at is not None and (utc_now or utcnow()) >= beat.search_ends_at:
-            return StopReason.TIME_BUDGET
+            return StopRequest.TIME_BUDGET
     elif deadline is not None and now > deadline:
-        return StopReason.TIME_BUDGET
+        return StopRequest.TIME_BUDGET
     if shutting_down:
-        return StopReason.SHUTDOWN
+        return StopRequest.SHUTDOWN
     return None
 
 
@@ -124,7 +125,7 @@ def lease_while_away(*, renewed_at: float, now: float, lease_s: float) -> Heartb
     return Heartbeat(held=now - renewed_at < lease_s)
 
 
-def search_goes_on(ended: ChildExit, reason: StopReason | None) -> bool:
+def search_goes_on(ended: ChildExit, reason: StopRequest | None) -> bool:
     """A search process that recycled itself is replaced under the same lease, unless the
     search was being stopped: then its end is recorded like any other."""
     return ended.outcome is Outcome.RECYCLE and reason is None
@@ -149,7 +150,7 @@ NO_TRIAL_IN_BUDGET = "time budget: max_runtime_s ran out before any trial comple
 
 def job_record(
     ended: ChildExit,
-    reason: StopReason | None,
+    reason: StopRequest | None,
     *,
     attempt: int,
     max_attempts: int,
@@ -162,15 +163,15 @@ def job_record(
     A time budget is a normal ending: the job succeeded with what its COMPLETED trials
     found (`completed_trials`, counted by the supervisor; None when it could not be read),
     and failed only when none completed."""
-    if reason is StopReason.LEASE_LOST or ended.outcome is Outcome.LEASE_LOST:
+    if reason is StopRequest.LEASE_LOST or ended.outcome is Outcome.LEASE_LOST:
         return JobRecord(JobAction.LEAVE)
     if ended.outcome is Outcome.SUCCEEDED:
         return JobRecord(JobAction.FINISH, JobStatus.SUCCEEDED, stop_reason=JobEnd.COMPLETED)
-    if reason is StopReason.CANCEL:
+    if reason is StopRequest.CANCEL:
         return JobRecord(
             JobAction.FINISH, JobStatus.CANCELLED, "cancelled by request", JobEnd.CANCELLED
         )
-    if reason is StopReason.TIME_BUDGET:
+    if reason is StopRequest.TIME_BUDGET:
         if completed_trials is None:
             # Judged again by whoever resumes it: past its deadline, it stops at once.
             return JobRecord(JobAction.REQUEUE, error="the completed trials could not be counted")
@@ -179,7 +180,7 @@ def job_record(
         return JobRecord(JobAction.FINISH, JobStatus.FAILED, NO_TRIAL_IN_BUDGET, JobEnd.FAILED)
     if ended.outcome is Outcome.FAILED:
         return JobRecord(JobAction.FINISH, JobStatus.FAILED, ended.message, JobEnd.FAILED)
-    if reason is StopReason.SHUTDOWN or ended.outcome is Outcome.STOPPED:
+    if reason is StopRequest.SHUTDOWN or ended.outcome is Outcome.STOPPED:
         return JobRecord(JobAction.REQUEUE)  # graceful shutdown: it resumes on another worker
     if attempt >= max_attempts:
         return JobRecord(
@@ -213,7 +214,7 @@ def tuner_goes_on(ended: ChildExit, *, stop_asked: bool) -> bool:
     return ended.outcome is Outcome.RECYCLE and not stop_asked
 
 
-def takes_own_slot(*, has_tuner: bool, reason: StopReason | None, chief_searched: bool) -> bool:
+def takes_own_slot(*, has_tuner: bool, reason: StopRequest | None, chief_searched: bool) -> bool:
     """Once the chief's own tuner (tuner0) has no more trials, and the search is not stopping,
     its worker runs a tuner for a slot of that job left open by a dead one, as any free worker
     would."""

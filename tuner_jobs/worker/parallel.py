@@ -19,7 +19,7 @@ from tuner_jobs.search.child import Role
 from tuner_jobs.worker.database import WorkerDatabase
 from tuner_jobs.worker.outcomes import (
     ChildExit,
-    StopReason,
+    StopRequest,
     TunerAction,
     slot_record,
     takes_own_slot,
@@ -133,7 +133,7 @@ class OwnSlot:
         self.tuner: SearchProcess | None = None
         self.slot: SlotClaim | None = None
 
-    def after_beat(self, reason: StopReason | None) -> None:
+    def after_beat(self, reason: StopRequest | None) -> None:
         """Run after each of the chief's heartbeats, with the job's stop reason so far."""
         if reason is not None and self.tuner is not None:
             self.tuner.ask_stop()

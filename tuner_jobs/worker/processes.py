@@ -21,7 +21,7 @@ from tuner_jobs.worker.memory import (
     rss_high_water,
     rss_now,
 )
-from tuner_jobs.worker.outcomes import ChildExit, StopReason, stop_reason
+from tuner_jobs.worker.outcomes import ChildExit, StopRequest, stop_request
 from tuner_jobs.worker.shutdown import Shutdown
 
 logger = logging.getLogger(__name__)
@@ -49,13 +49,24 @@ class SearchProcess:
 
     def __init__(self, context: Any, settings: Settings, *, warm: bool) -> None:
         self.stop = context.Event()
+        # Set before `stop` when the stop is the time budget's: the search process then
+        # finishes the job instead of handing it back (tuner_jobs.search.life_cycle).
+        self.out_of_time = context.Event()
         # Set by a chief once its own tuner (tuner0) has run out of trials.
         self.searched = context.Event()
         self._receive, send = context.Pipe(duplex=False)
         jobs_out, self._jobs = context.Pipe(duplex=False)
         self.process = context.Process(
             target=run_spare,
-            args=(settings.worker_nice, warm, jobs_out, send, self.stop, self.searched),
+            args=(
+                settings.worker_nice,
+                warm,
+                jobs_out,
+                send,
+                self.stop,
+                self.out_of_time,
+                self.searched,
+            ),
             name="search-spare",
         )
         self._children_peak_before = children_peak_rss()
@@ -135,9 +146,11 @@ class SearchProcess:
         except (EOFError, OSError):
             return False
 
-    def ask_stop(self) -> None:
+    def ask_stop(self, reason: StopRequest | None = None) -> None:
         """Stop at the next epoch boundary; killed if it takes longer than STOP_GRACE_S."""
         if self.stop_asked_at is None:
+            if reason is StopRequest.TIME_BUDGET:
+                self.out_of_time.set()
             self.stop.set()
             self.stop_asked_at = time.monotonic()
         elif time.monotonic() - self.stop_asked_at > STOP_GRACE_S and self.alive():
@@ -223,23 +236,33 @@ def watch(
     heartbeat_s: float,
     deadline: float | None,
     log: dict[str, object],
-    each_beat: Callable[[StopReason | None], None] | None = None,
-) -> StopReason | None:
+    each_beat: Callable[[StopRequest | None], None] | None = None,
+    completed_trials: Callable[[], int | None] = lambda: None,
+) -> StopRequest | None:
     """Watch a job's search process until it has reported or died, renewing the job's lease
     (`beat`) every `heartbeat_s`; from the first stop reason on, ask it at each beat to
     stop (it is killed past STOP_GRACE_S). `each_beat` runs after each beat with the reason
     so far (a parallel run tends its own tuner there). Returns why it was stopped, if it
-    was; its end is then `child.result()`."""
-    reason: StopReason | None = None
+    was; its end is then `child.result()`.
+
+    A time budget spent before any trial completed (`completed_trials`, None when it could
+    not be read) has decided the job: it fails (outcomes.job_record), and the search process,
+    which may still be importing TensorFlow or building its first model, is not waited for."""
+    reason: StopRequest | None = None
     while not child.finished(heartbeat_s, shutdown.wakeup()):
         heartbeat = beat()
-        reason = reason or stop_reason(
+        new_reason = reason is None
+        reason = reason or stop_request(
             heartbeat, shutting_down=shutdown.is_set(), deadline=deadline, now=time.monotonic()
         )
+        if new_reason and reason is StopRequest.TIME_BUDGET and completed_trials() == 0:
+            logger.info("time budget spent before any trial completed: ending it now", extra=log)
+            child.kill()
+            break
         if reason is not None:
             if child.stop_asked_at is None:
                 logger.info("stopping the search at the next epoch: %s", reason, extra=log)
-            child.ask_stop()
+            child.ask_stop(reason)
         if each_beat is not None:
             each_beat(reason)
     return reason

@@ -30,7 +30,7 @@ from tuner_jobs.worker.outcomes import (
     ChildExit,
     JobAction,
     JobRecord,
-    StopReason,
+    StopRequest,
     job_record,
     search_goes_on,
 )
@@ -166,7 +166,7 @@ class Worker:
             except DBAPIError:
                 pass  # the database is away: the idle loop keeps one once it is back
         completed = (
-            self.database.completed_trials(claim.job_id) if reason is StopReason.TIME_BUDGET else 0
+            self.database.completed_trials(claim.job_id) if reason is StopRequest.TIME_BUDGET else 0
         )
         record = job_record(
             ended,
@@ -184,8 +184,8 @@ class Worker:
         deadline: float | None,
         log: dict[str, object],
         *,
-        each_beat: Callable[[StopReason | None], None] | None = None,
-    ) -> StopReason | None:
+        each_beat: Callable[[StopRequest | None], None] | None = None,
+    ) -> StopRequest | None:
         return watch(
             child,
             beat=self.database.lease(claim, log).beat,
@@ -194,11 +194,12 @@ class Worker:
             deadline=deadline,
             log=log,
             each_beat=each_beat,
+            completed_trials=lambda: self.database.completed_trials(claim.job_id),
         )
 
     def _run_search(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
-    ) -> tuple[ChildExit, StopReason | None]:
+    ) -> tuple[ChildExit, StopRequest | None]:
         """The whole search in one process, watched until it ends."""
         child = self.spawner.spawn(Role.SEARCH, claim)
         reason = self._watch(child, claim, deadline, log)
@@ -206,7 +207,7 @@ class Worker:
 
     def _run_parallel(
         self, claim: Claim, deadline: float | None, log: dict[str, object]
-    ) -> tuple[ChildExit, StopReason | None]:
+    ) -> tuple[ChildExit, StopRequest | None]:
         """A parallel job: its chief in one child, which runs tuner0's trials itself, and
         this worker's own tuner beside it (parallel.OwnSlot). The chief's end is the job's."""
         chief = self.spawner.spawn(Role.CHIEF, claim)

@@ -94,10 +94,19 @@ def download_model(
     else:
         path = model_file_path(settings, job.id, model_format)
     if not path.is_file():
+        if not JobStatus(job.status).is_finished():
+            # While the search may still replace its best model, that model is kept as a
+            # .keras file only; the formats converted from it come with the search's end.
+            raise ProblemError(
+                404,
+                f"job {job_id!r} is still searching: its best model so far is kept as .keras "
+                f"only, and {model_format} is written when the search ends",
+                title="No model in this format yet",
+            )
         raise ProblemError(
             404,
-            f"job {job_id!r} has no {model_format} model: its export failed or has not been "
-            "written yet (the model card lists the formats written)",
+            f"job {job_id!r} has no {model_format} model: its export failed (the model card "
+            "lists the formats written)",
             title="No model in this format",
         )
     media_type, suffix = MODEL_DOWNLOADS[model_format]

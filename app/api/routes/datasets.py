@@ -15,9 +15,8 @@ from app.api.deps import SessionDep, SettingsDep, UnitOfWorkDep
 from app.api.problems import problem_responses
 from app.api.resolution import resolve_for_dataset
 from app.api.upload_gate import UploadRoute
-from app.errors import InvalidInput
+from app.errors import DatasetError, InvalidInput
 from app.schemas import MAX_OFFSET, DatasetRead, DatasetSummary, Page
-from app.search.dataset_error import DatasetError
 from app.search.profiler import ProfileLimits, ProfileRequest, profile_upload
 from app.search.spec import JobCreate
 from app.search.table_profiles import detect_format
