@@ -132,6 +132,10 @@ function render(jobId, card) {
         },
         "Model card (Markdown)",
       ),
+      // A best model the search may still replace is kept as .keras only (docs/models.md).
+      card.formats.keras && card.formats.keras.interim
+        ? el("span", { class: "muted small", id: "model-formats-pending" }, "SavedModel and ONNX are written when the search ends.")
+        : null,
     ),
   ];
 }
