@@ -23,7 +23,13 @@ from app.settings import Settings
 from app.store.claims import Claim
 from app.store.db import is_sqlite, make_engine
 from app.store.search_gateway import SearchDatabase
-from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, WorkerProcess, make_settings
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    LiveServer,
+    WorkerProcess,
+    make_settings,
+    postgresql_only,
+)
 from tests.factories import (
     assert_problem,
     customers_frame,
@@ -120,14 +126,13 @@ def test_a_search_waits_out_a_short_outage_and_finishes(
     assert "database unavailable; retrying" in (tmp_path / "worker.log").read_text()
 
 
+@postgresql_only  # SQLite's readers are not blocked by a held write lock (WAL)
 def test_the_model_card_waits_out_an_outage_instead_of_going_without(
     settings: Settings,
 ) -> None:
     """The card is read back from the database as the model is exported: during an outage
     that read waits, as the search's writes do, instead of failing (the model was then
     installed without a card, or beside an older trial's)."""
-    if is_sqlite(settings.database_url):
-        pytest.skip("SQLite readers are not blocked by a held write lock (WAL)")
     engine = make_engine(settings.database_url)
     (job_id,) = insert_jobs(engine, 1)
     database = SearchDatabase(engine, Claim(job_id, attempt=1, worker_id="w"), outage_s=30)
