@@ -252,6 +252,8 @@ def test_hyperband_with_folds_continues_each_fold_from_its_own_parent(
         tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3, "seed": 5},
         training={"epochs": 3, "cross_validation": {"folds": 2}},
         search_space=ONE_LAYER_SPACE,
+        # Hyperband's whole schedule, however slow the machine: no time budget.
+        max_runtime_s=None,
     )
     start_worker()
     job = wait_for_job(api, job["id"])

@@ -200,6 +200,8 @@ def test_a_real_search_reaches_the_endpoint(api: httpx.Client, start_worker) -> 
             "batch_size": {"type": "fixed", "value": 64},
         },
         training={"cross_validation": None},
+        # Every trial of the schedule, however slow the machine: no time budget.
+        max_runtime_s=None,
     )
     assert_problem(_importance(api, job["id"]), 409, "at least 5")  # queued: no trial yet
     start_worker()

@@ -100,6 +100,8 @@ def test_the_budget_and_where_it_came_from(
     spec = resolved(150, **body).spec
     assert spec.max_runtime_s == budget
     assert spec.derivation.budget_source == source
+    # The service's own budget waits for a first completed trial; a user's is kept to.
+    assert spec.budget_waits_for_a_trial == (source == "auto")
     if budget is None:
         assert spec.search_seconds is None
     else:

@@ -205,6 +205,13 @@ class ResolvedSpec(JobCreate):
         return AUTO_MAX_TUNERS if self.parallel_trials == "auto" else self.parallel_trials
 
     @property
+    def budget_waits_for_a_trial(self) -> bool:
+        """A budget the service chose (`"auto"`) never fails a job for want of a completed
+        trial: the search stops at the first trial's end instead. A user's own budget is
+        kept to, and a job it leaves with no trial fails (outcomes.NO_TRIAL_IN_BUDGET)."""
+        return self.derivation is not None and self.derivation.budget_source == "auto"
+
+    @property
     def search_seconds(self) -> float | None:
         """Seconds from the job's first start after which the search stops: its budget less
         what is kept for the end phase (None: no budget)."""

@@ -238,6 +238,7 @@ def watch(
     log: dict[str, object],
     each_beat: Callable[[StopRequest | None], None] | None = None,
     completed_trials: Callable[[], int | None] = lambda: None,
+    budget_waits_for_a_trial: bool = False,
 ) -> StopRequest | None:
     """Watch a job's search process until it has reported or died, renewing the job's lease
     (`beat`) every `heartbeat_s`; from the first stop reason on, ask it at each beat to
@@ -247,18 +248,23 @@ def watch(
 
     A time budget spent before any trial completed (`completed_trials`, None when it could
     not be read) has decided the job: it fails (outcomes.job_record), and the search process,
-    which may still be importing TensorFlow or building its first model, is not waited for."""
+    which may still be importing TensorFlow or building its first model, is not waited for.
+    Unless `budget_waits_for_a_trial` (a budget the service chose, ResolvedSpec): then the
+    search goes on to its first completed trial, and stops there."""
     reason: StopRequest | None = None
     while not child.finished(heartbeat_s, shutdown.wakeup()):
         heartbeat = beat()
-        new_reason = reason is None
-        reason = reason or stop_request(
-            heartbeat, shutting_down=shutdown.is_set(), deadline=deadline, now=time.monotonic()
-        )
-        if new_reason and reason is StopRequest.TIME_BUDGET and completed_trials() == 0:
-            logger.info("time budget spent before any trial completed: ending it now", extra=log)
-            child.kill()
-            break
+        if reason is None:
+            reason = stop_request(
+                heartbeat, shutting_down=shutdown.is_set(), deadline=deadline, now=time.monotonic()
+            )
+            if reason is StopRequest.TIME_BUDGET and completed_trials() == 0:
+                if budget_waits_for_a_trial:
+                    reason = None  # asked again at the next beat
+                else:
+                    logger.info("time budget spent before any trial completed", extra=log)
+                    child.kill()
+                    break
         if reason is not None:
             if child.stop_asked_at is None:
                 logger.info("stopping the search at the next epoch: %s", reason, extra=log)

@@ -68,6 +68,8 @@ class Worker:
         )
         # A parallel job this worker ran a tuner for, while its other tuners still train.
         self._helped: str | None = None
+        # The job being run: whether its budget waits for a first trial (_plan, _watch).
+        self._budget_waits = False
 
     def install_signal_handlers(self) -> None:
         self.shutdown.install_signal_handlers()
@@ -126,30 +128,31 @@ class Worker:
         self._helped = None
         self.spawner.keep_spare()
 
-    def _plan(self, claim: Claim) -> tuple[float | None, bool]:
+    def _plan(self, claim: Claim) -> tuple[float | None, bool, bool]:
         """From the job's spec: when its search must stop (max_runtime_s less the end phase's
         share, ResolvedSpec.search_seconds) as a time.monotonic() deadline, counted from its
         first start, and whether its trials run against a chief (ResolvedSpec.parallel:
-        "auto" or a number above 1)."""
+        "auto" or a number above 1), and whether its budget waits for a first trial
+        (ResolvedSpec.budget_waits_for_a_trial)."""
         started_at, stored = self.database.start_and_spec(claim.job_id)
         try:
             spec = load_spec(stored)
         except StoredSpecError:
             # The search process fails the job, naming the bad fields (StoredSpecError).
-            return None, False
+            return None, False, False
         # The search stops early enough for the end phase to run inside the budget.
         budget, parallel = spec.search_seconds, spec.parallel
         if budget is None or started_at is None:
-            return None, parallel
+            return None, parallel, False
         elapsed = (utcnow() - started_at).total_seconds()
-        return time.monotonic() + budget - elapsed, parallel
+        return time.monotonic() + budget - elapsed, parallel, spec.budget_waits_for_a_trial
 
     def execute(self, claim: Claim, *, then_spare: bool = True) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if requeued
         or the lease was lost). `then_spare`: another job may follow (a spare is kept)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         self._claimed("job claimed", claim, log)
-        deadline, parallel = self._plan(claim)
+        deadline, parallel, self._budget_waits = self._plan(claim)
         run = self._run_parallel if parallel else self._run_search
         ended, reason = run(claim, deadline, log)
         while search_goes_on(ended, reason):
@@ -195,6 +198,7 @@ class Worker:
             log=log,
             each_beat=each_beat,
             completed_trials=lambda: self.database.completed_trials(claim.job_id),
+            budget_waits_for_a_trial=self._budget_waits,
         )
 
     def _run_search(
