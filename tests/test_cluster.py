@@ -90,13 +90,6 @@ ROWS_TO_PREDICT = [
     {"age (years)": 61, "income/yr": 31_000, "home city": "Faro", "plan": "basic"},
 ]
 JOB_TIMEOUT_S = 300
-# `make test-cluster` sets it: every case. Without it (`make test`), three of them.
-EVERY_CASE = os.environ.get("TUNER_TEST_CLUSTER") == "all"
-cluster_run_only = pytest.mark.skipif(
-    not EVERY_CASE,
-    reason="in `make test-cluster` only (TUNER_TEST_CLUSTER=all): `make test` runs three of "
-    "the six cluster faults, the whole module being 2.5 to 5 minutes on two cores",
-)
 KEEP_LOGS = "TUNER_TEST_CLUSTER_KEEP"  # =1: keep every host's log, failed or not
 # What the audit trigger records: every row written to these tables, and from which host.
 AUDITED = ("jobs", "job_slots", "trials", "trial_epochs")
@@ -429,7 +422,6 @@ def epochs_in_flight(run: Run, job_id: str) -> int:
     return sum(t.epochs_run for t in run.trials(job_id) if t.status == "RUNNING")
 
 
-@cluster_run_only
 def test_a_tuner_host_lost_mid_trial(cluster_run: Run) -> None:
     """Its cable cut, then every process on it killed: its slot's lease runs out and
     another host reruns the interrupted trial; the trials it finished are kept."""
@@ -473,7 +465,6 @@ def test_a_tuner_partitioned_past_its_lease_then_healed(cluster_run: Run) -> Non
     )
 
 
-@cluster_run_only
 def test_the_chief_host_lost_mid_trial(cluster_run: Run) -> None:
     """The chief's host lost: the job's lease runs out, another worker resumes it as chief
     from the project directory, and the trials completed before are not run again."""
@@ -590,7 +581,6 @@ def test_postgresql_stopped_for_seconds(cluster_run: Run) -> None:
     say("PostgreSQL stopped", outage_s=outage, first_epoch_after_s=seconds(back_at, resumed))
 
 
-@cluster_run_only
 def test_the_api_host_lost_and_back(cluster_run: Run) -> None:
     """The API's host lost: the search goes on without it (trials complete meanwhile), and
     an API started again on the same host serves the whole result."""
