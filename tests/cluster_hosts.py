@@ -277,6 +277,7 @@ class Service:
             f"postgresql+psycopg://{PG_USER}@/postgres?host={self.pg_dir / 'socket'}"
         )
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.worker_logs: dict[str, Path] = {}
         self._starts: dict[str, int] = {}
 
     def env(self, host: str, **extra: str) -> dict[str, str]:
@@ -348,11 +349,16 @@ class Service:
         return self.cluster.start("api", [BIN / "tuner-service", "api"], env, self._log("api"))
 
     def start_worker(self, host: str) -> subprocess.Popen[bytes]:
-        proc = self.cluster.start(
-            host, [BIN / "tuner-service", "worker"], self.env(host), self._log(host)
-        )
+        log = self._log(host)
+        proc = self.cluster.start(host, [BIN / "tuner-service", "worker"], self.env(host), log)
         self.workers[host] = proc
+        self.worker_logs[host] = self.run_dir / "logs" / f"{log}.log"
         return proc
+
+    def worker_started(self, host: str) -> bool:
+        """Whether the host's latest worker has started its loop (it claims from now on)."""
+        log = self.worker_logs[host]
+        return log.exists() and "worker started" in log.read_text(errors="replace")
 
     def start_forwarder(self, name: str, host: str, port: int) -> Path:
         """A Unix socket at run_dir/<name>.sock relaying to host:port from the client host."""

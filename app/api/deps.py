@@ -22,17 +22,21 @@ at its first query, which runs in the route's own thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.settings import Settings
 from app.store.backend import Backend
 from app.store.unit_of_work import UnitOfWork
+
+logger = logging.getLogger(__name__)
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -44,13 +48,20 @@ async def _session(engine: Engine) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if Backend.of(engine).in_process:
-            # Handing the connection back rolls it back: an in-process call, cheaper than
-            # the hop to a thread.
-            session.close()
-        else:
-            # A round trip to the server: not on the event loop.
-            await run_in_threadpool(session.close)
+        try:
+            if Backend.of(engine).in_process:
+                # Handing the connection back rolls it back: an in-process call, cheaper
+                # than the hop to a thread.
+                session.close()
+            else:
+                # A round trip to the server: not on the event loop.
+                await run_in_threadpool(session.close)
+        except DBAPIError:
+            # The server ended the connection while the route worked on (a transaction
+            # left idle past its bound, app.store.backend.network_options): what the route
+            # wrote was committed in its unit of work or not at all, so the rollback that
+            # failed here had nothing left to undo. Not the request's error.
+            logger.warning("the database had ended this request's connection", exc_info=True)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

@@ -145,21 +145,37 @@ class PostgreSQLBackend(Backend):
         return postgresql.insert(table)
 
 
-def network_options(settings: Settings) -> dict[str, int]:
+def network_options(settings: Settings) -> dict[str, int | str]:
     """libpq's connection options that bound a database call on a dead network: without
     them a connection attempt to a host that drops packets waits for the kernel's SYN
     retries, and a query sent into a silent partition waits on TCP retransmission
-    (tcp_retries2: many minutes) while the job's lease runs out."""
-    options = {
+    (tcp_retries2: many minutes) while the job's lease runs out.
+
+    The same bounds go to the server's end of the connection (`options`), which a client
+    cannot otherwise reach: a host that vanishes between two statements of a transaction
+    (power lost, cable cut) leaves its backend idle in that transaction, holding its row
+    locks, for the server's TCP keepalive (two hours by default). A slot heartbeat caught
+    there would keep the slot's row locked and no worker could take the slot over."""
+    options: dict[str, int | str] = {
         "connect_timeout": settings.db_connect_timeout_s,
         "keepalives": 1,
         "keepalives_idle": settings.db_keepalives_idle_s,
         "keepalives_interval": settings.db_keepalives_interval_s,
         "keepalives_count": settings.db_keepalives_count,
     }
+    server = {
+        # No transaction of ours waits between statements: half a lease (5 s at least) is
+        # far past any, and frees the rows well before the lease lets another take over.
+        "idle_in_transaction_session_timeout": int(max(5.0, settings.lease_s / 2) * 1000),
+        "tcp_keepalives_idle": settings.db_keepalives_idle_s,
+        "tcp_keepalives_interval": settings.db_keepalives_interval_s,
+        "tcp_keepalives_count": settings.db_keepalives_count,
+    }
     if settings.db_tcp_user_timeout_s:
         # Bounds data sent but never acknowledged, which keepalives do not cover.
         options["tcp_user_timeout"] = settings.db_tcp_user_timeout_s * 1000
+        server["tcp_user_timeout"] = settings.db_tcp_user_timeout_s * 1000
+    options["options"] = " ".join(f"-c {name}={value}" for name, value in server.items())
     return options
 
 

@@ -214,7 +214,12 @@ async def predict(
             path = best_model_path(settings, job.id)
         if not path.is_file():
             raise ProblemError(404, f"job {job_id!r} has no model", title="No model")
-        return path, get_dataset(session, job.dataset_id, owner)
+        dataset = get_dataset(session, job.dataset_id, owner)
+        # The snapshot ends before the wait for the model (seconds, when the prediction
+        # process starts): a transaction idle that long is ended by the server
+        # (app.store.backend.network_options). Nothing is expired (expire_on_commit=False).
+        session.commit()
+        return path, dataset
 
     predictor: Predictor = request.app.state.predictor
     return await prediction_response(predictor, owner, model_and_dataset, body.rows)
