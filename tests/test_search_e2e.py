@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,7 +58,9 @@ def _check_finished_search(api: httpx.Client, job: dict[str, Any], metric: str) 
 # The algorithm is KerasTuner's: every one writes trials as any other does. Real searches
 # on PostgreSQL: the progress test below, and the resilience, parallel and outage tests.
 @sqlite_only
-def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) -> None:
+def test_all_four_algorithms_run_to_completion(
+    api: httpx.Client, start_worker, tmp_path: Path
+) -> None:
     classification = upload_ok(api, customers_frame(), "churned")
     regression = upload_ok(api, regression_frame(), "target value")
     jobs = {
@@ -117,6 +121,12 @@ def test_all_four_algorithms_run_to_completion(api: httpx.Client, start_worker) 
         for t in _trials(api, finished["grid"]["id"])
     }
     assert grid_points == {(8, "relu"), (8, "tanh"), (16, "relu"), (16, "tanh")}
+    # Each end phase collected the baselines scored beside its search, off its critical path.
+    log = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+    for job in jobs.values():
+        end = re.search(rf"end of search recorded: .* job_id={job['id']} .*", log)
+        assert end is not None, job["id"]
+        assert re.search(r"baselines_beside_s=\d", end.group(0)), end.group(0)
     # Hyperband trains later rounds for more epochs than the first.
     epochs = sorted(t["epochs_run"] for t in _trials(api, finished["hyperband"]["id"]))
     assert epochs[0] == 1

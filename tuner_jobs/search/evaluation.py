@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,30 @@ def baselines_of(data: TrainingData, spec: ResolvedSpec, dataset: SearchDataset)
         }
         for name, result in scores.items()
     }
+
+
+class BaselinesBeside:
+    """The baselines, scored on a thread of their own from the search's start: they need no
+    search result, so the end phase, on the job's critical path, only collects them. A
+    process that ends before the end phase (recycled, stopped) leaves the thread behind."""
+
+    def __init__(self, data: TrainingData, spec: ResolvedSpec, dataset: SearchDataset) -> None:
+        self.seconds: float | None = None  # how long they took, once scored
+        self._scores: Future[dict[str, Any]] = Future()
+        threading.Thread(
+            target=self._score, args=(data, spec, dataset), name="baselines", daemon=True
+        ).start()
+
+    def _score(self, data: TrainingData, spec: ResolvedSpec, dataset: SearchDataset) -> None:
+        started = time.monotonic()
+        try:
+            self._scores.set_result(baselines_of(data, spec, dataset))
+        except BaseException as exc:  # raised again where the end phase collects them
+            self._scores.set_exception(exc)
+        self.seconds = time.monotonic() - started
+
+    def result(self) -> dict[str, Any]:
+        return self._scores.result()
 
 
 # How the verdict names each baseline, by task.
@@ -137,14 +163,20 @@ def evaluate_and_record(
     spec: ResolvedSpec,
     dataset: SearchDataset,
     database: SearchDatabase,
+    baselines_beside: BaselinesBeside | None = None,
 ) -> None:
     """Refit a cross-validated job's best configuration (and export it as the best model),
-    score the baselines and the best model's test rows, select the ensemble (exported as
-    the job's model when it scores higher), and write them and the verdict to the job."""
+    score the baselines (or collect them, scored beside the search) and the best model's
+    test rows, select the ensemble (exported as the job's model when it scores higher), and
+    write them and the verdict to the job."""
     started = time.monotonic()
     refitted = _refit(tuner, data, spec)
     refit_s = time.monotonic() - started
-    baselines = baselines_of(data, spec, dataset)
+    if baselines_beside is None:
+        baselines = baselines_of(data, spec, dataset)
+    else:
+        baselines = baselines_beside.result()
+    # What the baselines cost the end phase: their whole time, or the wait for the thread.
     baselines_s = time.monotonic() - started - refit_s
     metrics = holdout_metrics(
         tuner,
@@ -190,6 +222,11 @@ def evaluate_and_record(
             "seconds": round(time.monotonic() - started, 2),
             "refit_s": round(refit_s, 2),
             "baselines_s": round(baselines_s, 2),
+            "baselines_beside_s": (
+                None
+                if baselines_beside is None or baselines_beside.seconds is None
+                else round(baselines_beside.seconds, 2)
+            ),
             "ensemble_s": round(ensemble_s, 2),
             "ensemble_used": bool(ensemble and ensemble["used"]),
             "verdict": verdict,

@@ -8,7 +8,8 @@ it), the Pareto front's models kept, stale checkpoints dropped, and the search h
 a fresh process when this one has run enough trials or grown (a chief only while no
 other tuner takes part: its process is the oracle's home). At the end: the outcome
 judged (every trial failed: the job fails), the best model kept, then refit, baselines,
-test score, ensemble and model card (evaluation.evaluate_and_record).
+test score, ensemble and model card (evaluation.evaluate_and_record). The baselines need no
+search result: they are scored on a thread from the search's start, and the end collects them.
 
 The time budget. The supervisor decides, once, from the job's deadline (the search's part
 of max_runtime_s) that the search must stop, and says why as it asks (SupervisedStop:
@@ -35,7 +36,7 @@ from app.store.search_values import SearchJob
 from tuner_jobs.search.best_model import best_completed_trial, export_best_model, prune_checkpoints
 from tuner_jobs.search.child import Role
 from tuner_jobs.search.data import TrainingData
-from tuner_jobs.search.evaluation import evaluate_and_record
+from tuner_jobs.search.evaluation import BaselinesBeside, evaluate_and_record
 from tuner_jobs.search.front_models import keep_front_models
 from tuner_jobs.search.model_export import exported_trial, exported_whole
 from tuner_jobs.search.optuna_oracle import front_trial_ids
@@ -144,6 +145,8 @@ class SearchLifeCycle:
             else BestModelKeeper(data.preprocessor, self.directory / BEST_MODEL_FILE)
         )
         self._trials_here = 0
+        # Started with the search, collected by its end phase (the process that finishes).
+        self.baselines = None if self.keeper is None else BaselinesBeside(data, spec, job.dataset)
 
     @property
     def finishes(self) -> bool:
@@ -216,7 +219,9 @@ class SearchLifeCycle:
         refits = getattr(self.tuner, "folds", None) is not None
         if keeper is not None:
             keeper.keep(self.tuner, final=not refits)
-        evaluate_and_record(self.tuner, self.data, self.spec, self.job.dataset, self.database)
+        evaluate_and_record(
+            self.tuner, self.data, self.spec, self.job.dataset, self.database, self.baselines
+        )
         if keeper is not None and refits and not exported_whole(keeper.path):
             keeper.keep(self.tuner, final=True)  # no refit: the best fold's model stays
 
