@@ -9,25 +9,12 @@ import inspect
 import subprocess
 import sys
 
-from app.api.predictor import PREDICTION_IMPORTS, PREDICTION_PROGRAM
+from app.api.predictor import PREDICTION_PROGRAM
 
 
 def test_the_program_the_api_names_exists_and_serves_a_connection() -> None:
     module = importlib.import_module(PREDICTION_PROGRAM)
     assert list(inspect.signature(module.serve).parameters) == ["conn"]
-
-
-def test_the_imports_the_api_names_load_tensorflow() -> None:
-    """The forkserver ignores a preload module it cannot import: its children would then
-    import TensorFlow themselves, correct but seconds slower, and nothing would say so."""
-    code = (
-        f"import sys, {PREDICTION_IMPORTS}; "
-        "print(all(m in sys.modules for m in ('tensorflow', 'keras', 'pandas')))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip().splitlines()[-1] == "True"
 
 
 def test_naming_the_program_loads_none_of_the_worker_package() -> None:

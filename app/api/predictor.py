@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import multiprocessing
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.problems import PROBLEM_RESPONSES
 from app.errors import ProblemError
 from app.search.prediction import shape_predictions, unseen_categories, validate_rows
+from app.search.profiler import forkserver_context
 
 if TYPE_CHECKING:
     from app.store.models import Dataset
@@ -43,11 +43,6 @@ logger = logging.getLogger(__name__)
 # import-linter cannot see a name in a string: tests/test_prediction_program.py checks that
 # this module exists and serves a connection.
 PREDICTION_PROGRAM = "tuner_jobs.search.predict_child"
-# What the server process the prediction processes are forked from imports first (a
-# multiprocessing forkserver, started at this process's first prediction): TensorFlow is
-# imported there once, and a prediction process, the first or one that replaces a dead
-# one, starts in milliseconds instead of seconds. The API process itself imports none of it.
-PREDICTION_IMPORTS = "tuner_jobs.search.warm_imports"
 
 PREDICT_TIMEOUT_S = 120.0
 
@@ -131,8 +126,9 @@ class Predictor:
     def _ensure_child(self) -> Connection:
         if self._process is None or not self._process.is_alive() or self._conn is None:
             self._stop_child()
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([PREDICTION_IMPORTS])  # before its server starts
+            # Forked from the uploads' forkserver (pandas imported): no interpreter to start
+            # and no pandas to import again, only TensorFlow, which the child imports.
+            context = forkserver_context()
             parent, child = context.Pipe()
             self._process = context.Process(
                 target=_run_program, args=(PREDICTION_PROGRAM, child), daemon=True, name="predictor"

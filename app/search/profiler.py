@@ -200,10 +200,14 @@ def profile_upload(
         _slots.release()
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def forkserver_context() -> multiprocessing.context.BaseContext:
+    """The API process's one forkserver (Python has one per process), which the profiling
+    children and the prediction process (app.api.predictor) are forked from."""
     context = multiprocessing.get_context("forkserver")
-    # Read when the forkserver starts (the first upload): later forks inherit pandas. With
-    # "__main__" preloaded, a fork skips re-running the program's main script.
+    # Read when the forkserver starts (the first upload or prediction): later forks inherit
+    # pandas. With "__main__" preloaded, a fork skips re-running the program's main script.
+    # Never TensorFlow: what the server maps, every profiling child starts with, and its
+    # memory cap counts (_limit_memory).
     context.set_forkserver_preload(["__main__", __name__, "pyarrow.parquet"])
     return context
 
@@ -214,7 +218,7 @@ def _run_child(
     cancelled: Callable[[], bool],
     deadline: float,
 ) -> Profile:
-    context = _context()
+    context = forkserver_context()
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(sender, request, limits), daemon=True)
     child.start()
