@@ -111,16 +111,45 @@ def submit(api: httpx.Client, dataset_id: str, **spec: Any) -> dict[str, Any]:
     return response.json()
 
 
+class Stalled:
+    """A wait's deadline that follows the job's progress, not the wall clock: it moves on
+    whenever the job shows something new (its status, a trial completed, an epoch done),
+    so a wait fails when the job stops moving for `patience` seconds, never only because
+    a loaded machine makes it slow. pytest's own timeout still bounds the whole test."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.mark: tuple[Any, ...] | None = None
+        self.deadline = time.monotonic() + patience
+
+    def __call__(self, job: dict[str, Any]) -> bool:
+        progress = job.get("progress") or {}
+        current = progress.get("current_trial") or {}
+        mark = (
+            job["status"],
+            progress.get("trials_completed"),
+            current.get("trial_id"),
+            current.get("epochs_run"),
+        )
+        if mark != self.mark:
+            self.mark, self.deadline = mark, time.monotonic() + self.patience
+        return time.monotonic() > self.deadline
+
+
 def wait_for_job(
     api: httpx.Client, job_id: str, *, statuses: set[str] = FINISHED, timeout: float = 240
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    """The job once its status is one of `statuses`; fails after `timeout` seconds in
+    which the job made no progress (Stalled)."""
+    stalled = Stalled(timeout)
     while True:
         job = api.get(f"/api/v1/jobs/{job_id}").json()
         if job["status"] in statuses:
             return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+        if stalled(job):
+            raise AssertionError(
+                f"job {job_id} still {job['status']}, no progress in {timeout}s: {job}"
+            )
         time.sleep(POLL_S)
 
 
