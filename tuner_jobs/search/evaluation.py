@@ -92,10 +92,13 @@ class BaselinesBeside:
     def _score(self, data: TrainingData, spec: ResolvedSpec, dataset: SearchDataset) -> None:
         started = time.monotonic()
         try:
-            self._scores.set_result(baselines_of(data, spec, dataset))
+            scores = baselines_of(data, spec, dataset)
         except BaseException as exc:  # raised again where the end phase collects them
+            self.seconds = time.monotonic() - started
             self._scores.set_exception(exc)
-        self.seconds = time.monotonic() - started
+            return
+        self.seconds = time.monotonic() - started  # before the result: the end reads both
+        self._scores.set_result(scores)
 
     def result(self) -> dict[str, Any]:
         return self._scores.result()
