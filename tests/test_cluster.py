@@ -127,6 +127,20 @@ class Run:
                 )
             )
 
+    def trial_hosts(self, job_id: str) -> set[str]:
+        """The hosts whose workers ran the job's trials, as the audit saw every trial row:
+        a trial rerun elsewhere after a fault keeps only its last worker in `trials`."""
+        with self.db.connect() as conn:
+            workers = conn.execute(
+                text(
+                    "SELECT DISTINCT row_data->>'worker' FROM cluster_writes WHERE"
+                    " tbl = 'trials' AND row_data->>'job_id' = :id"
+                    " AND row_data->>'worker' IS NOT NULL"
+                ),
+                {"id": job_id},
+            ).scalars()
+            return {self.host_of(worker) for worker in workers}
+
     def now(self) -> datetime:
         """The database's clock (the same machine's as every host's)."""
         with self.db.connect() as conn:
@@ -345,23 +359,9 @@ def assert_search_whole(run: Run, job_id: str) -> list[Any]:
     predicted = run.api.post(f"/api/v1/jobs/{job_id}/predict", json={"rows": ROWS_TO_PREDICT})
     assert predicted.status_code == 200, predicted.text
     assert len(predicted.json()["predictions"]) == len(ROWS_TO_PREDICT)
-    hosts = trial_hosts(run, job_id)
+    hosts = run.trial_hosts(job_id)
     assert len(hosts) >= 2, f"every trial ran on {hosts}"
     return trials
-
-
-def trial_hosts(run: Run, job_id: str) -> set[str]:
-    """The hosts whose workers ran the job's trials, as the audit saw every trial row: a
-    trial rerun elsewhere after a fault keeps only its last worker in `trials`."""
-    with run.db.connect() as conn:
-        workers = conn.execute(
-            text(
-                "SELECT DISTINCT row_data->>'worker' FROM cluster_writes WHERE tbl = 'trials'"
-                " AND row_data->>'job_id' = :id AND row_data->>'worker' IS NOT NULL"
-            ),
-            {"id": job_id},
-        ).scalars()
-        return {run.host_of(worker) for worker in workers}
 
 
 def wait_for_job(run: Run, job_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -49,6 +50,17 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A job's time budget as its worker keeps it: when its search must stop (max_runtime_s
+    less the end phase's share, ResolvedSpec.search_seconds) as a time.monotonic()
+    deadline counted from its first start, None without one; and whether it waits for a
+    first completed trial (ResolvedSpec.budget_waits_for_a_trial)."""
+
+    deadline: float | None = None
+    waits_for_a_trial: bool = False
+
+
 class Worker:
     def __init__(self, settings: Settings, *, worker_id: str | None = None) -> None:
         self.settings = settings
@@ -68,8 +80,6 @@ class Worker:
         )
         # A parallel job this worker ran a tuner for, while its other tuners still train.
         self._helped: str | None = None
-        # The job being run: whether its budget waits for a first trial (_plan, _watch).
-        self._budget_waits = False
 
     def install_signal_handlers(self) -> None:
         self.shutdown.install_signal_handlers()
@@ -128,38 +138,36 @@ class Worker:
         self._helped = None
         self.spawner.keep_spare()
 
-    def _plan(self, claim: Claim) -> tuple[float | None, bool, bool]:
-        """From the job's spec: when its search must stop (max_runtime_s less the end phase's
-        share, ResolvedSpec.search_seconds) as a time.monotonic() deadline, counted from its
-        first start, and whether its trials run against a chief (ResolvedSpec.parallel:
-        "auto" or a number above 1), and whether its budget waits for a first trial
-        (ResolvedSpec.budget_waits_for_a_trial)."""
+    def _plan(self, claim: Claim) -> tuple[Budget, bool]:
+        """From the job's spec: its Budget, and whether its trials run against a chief
+        (ResolvedSpec.parallel: "auto" or a number above 1)."""
         started_at, stored = self.database.start_and_spec(claim.job_id)
         try:
             spec = load_spec(stored)
         except StoredSpecError:
             # The search process fails the job, naming the bad fields (StoredSpecError).
-            return None, False, False
+            return Budget(), False
         # The search stops early enough for the end phase to run inside the budget.
-        budget, parallel = spec.search_seconds, spec.parallel
-        if budget is None or started_at is None:
-            return None, parallel, False
+        seconds, parallel = spec.search_seconds, spec.parallel
+        if seconds is None or started_at is None:
+            return Budget(), parallel
         elapsed = (utcnow() - started_at).total_seconds()
-        return time.monotonic() + budget - elapsed, parallel, spec.budget_waits_for_a_trial
+        deadline = time.monotonic() + seconds - elapsed
+        return Budget(deadline, spec.budget_waits_for_a_trial), parallel
 
     def execute(self, claim: Claim, *, then_spare: bool = True) -> JobStatus | None:
         """Run the claimed job to an outcome; returns the status written (None if requeued
         or the lease was lost). `then_spare`: another job may follow (a spare is kept)."""
         log = {"job_id": claim.job_id, "attempt": claim.attempt, "worker_id": self.worker_id}
         self._claimed("job claimed", claim, log)
-        deadline, parallel, self._budget_waits = self._plan(claim)
+        budget, parallel = self._plan(claim)
         run = self._run_parallel if parallel else self._run_search
-        ended, reason = run(claim, deadline, log)
+        ended, reason = run(claim, budget, log)
         while search_goes_on(ended, reason):
             # The search (a chief too, when no other tuner takes part) continues in a
             # fresh process, under the same lease.
             logger.info("search process recycled: %s", ended.message, extra=log)
-            ended, reason = run(claim, deadline, log)
+            ended, reason = run(claim, budget, log)
         # The job's search is over and its process used up: the next job's starts importing
         # TensorFlow now, while this one's outcome is written and the next is claimed, not
         # after (a queue that is never empty would otherwise never see a spare).
@@ -184,7 +192,7 @@ class Worker:
         self,
         child: SearchProcess,
         claim: Claim,
-        deadline: float | None,
+        budget: Budget,
         log: dict[str, object],
         *,
         each_beat: Callable[[StopRequest | None], None] | None = None,
@@ -194,29 +202,29 @@ class Worker:
             beat=self.database.lease(claim, log).beat,
             shutdown=self.shutdown,
             heartbeat_s=self.settings.heartbeat_s,
-            deadline=deadline,
+            deadline=budget.deadline,
             log=log,
             each_beat=each_beat,
             completed_trials=lambda: self.database.completed_trials(claim.job_id),
-            budget_waits_for_a_trial=self._budget_waits,
+            budget_waits_for_a_trial=budget.waits_for_a_trial,
         )
 
     def _run_search(
-        self, claim: Claim, deadline: float | None, log: dict[str, object]
+        self, claim: Claim, budget: Budget, log: dict[str, object]
     ) -> tuple[ChildExit, StopRequest | None]:
         """The whole search in one process, watched until it ends."""
         child = self.spawner.spawn(Role.SEARCH, claim)
-        reason = self._watch(child, claim, deadline, log)
+        reason = self._watch(child, claim, budget, log)
         return child.result(), reason
 
     def _run_parallel(
-        self, claim: Claim, deadline: float | None, log: dict[str, object]
+        self, claim: Claim, budget: Budget, log: dict[str, object]
     ) -> tuple[ChildExit, StopRequest | None]:
         """A parallel job: its chief in one child, which runs tuner0's trials itself, and
         this worker's own tuner beside it (parallel.OwnSlot). The chief's end is the job's."""
         chief = self.spawner.spawn(Role.CHIEF, claim)
         own = OwnSlot(claim, chief, self.slots, log)
-        reason = self._watch(chief, claim, deadline, log, each_beat=own.after_beat)
+        reason = self._watch(chief, claim, budget, log, each_beat=own.after_beat)
         own.close()
         return chief.result(), reason
 
