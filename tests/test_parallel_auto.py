@@ -96,6 +96,34 @@ def test_one_auto_job_takes_both_workers_and_hands_one_to_a_second_job(
 
 @search
 @sqlite_only
+def test_an_auto_hyperband_job_runs_its_trials_on_both_workers(
+    api: httpx.Client, start_worker
+) -> None:
+    """Hyperband's smallest rung (derived, in the resolved spec) is set on the chief's
+    oracle. A tuner slot's oracle is only a client of the chief's: setting the rung there
+    failed every slot, and the job ran on its chief's worker alone, one trial at a time."""
+    dataset = upload_ok(api, customers_frame(rows=2000), "churned")
+    job = submit(
+        api,
+        dataset["id"],
+        tuner={"algorithm": "hyperband", "max_epochs": 9, "factor": 3},
+        training={"epochs": 9},
+        callbacks={"early_stopping": False},
+        search_space=SPACE,
+        max_runtime_s=None,  # Hyperband's whole schedule (about 20 trials), not a budget
+    )
+    assert job["spec"]["tuner"]["min_epochs"] is not None
+    start_worker()
+    start_worker()
+    done = wait_for_job(api, job["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    trials = trials_of(api, job["id"])
+    assert all(t["status"] == "COMPLETED" for t in trials), trials
+    assert len(_workers_of(api, job["id"])) == 2, "one worker ran every trial"
+
+
+@search
+@sqlite_only
 def test_two_jobs_on_two_workers_run_side_by_side(api: httpx.Client, start_worker) -> None:
     """Submitted together: each worker takes a job (a waiting job goes before a lent slot),
     and neither job waits for the other."""

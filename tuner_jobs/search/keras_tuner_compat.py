@@ -75,6 +75,7 @@ __all__ = [
     "checkpoint_path",
     "drop_ended_retries",
     "hyperband_brackets",
+    "is_oracle_client",
     "oracle_client",
     "protos",
     "write_checkpoint",
@@ -99,6 +100,13 @@ def checkpoint_path(tuner: Any, trial_id: str) -> str:
 def hyperband_brackets(oracle: Any) -> list[dict[str, Any]]:
     """A HyperbandOracle's open brackets (what it may still promote); [] for any other oracle."""
     return getattr(oracle, "_brackets", None) or []
+
+
+def is_oracle_client(oracle: Any) -> bool:
+    """Whether `oracle` is a tuner slot's stand-in for the chief's (KerasTuner swaps it in
+    when the process is a distributed worker): it forwards calls over gRPC and holds
+    none of the oracle's state (no `trials`, no brackets), which the chief's decides."""
+    return isinstance(oracle, oracle_client.OracleClient)
 
 
 def set_hyperband_min_epochs(oracle: Any, min_epochs: int) -> None:

@@ -20,7 +20,11 @@ from tuner_jobs.search.child import Role
 from tuner_jobs.search.cross_validation import Folds
 from tuner_jobs.search.data import TrainingData, prepare
 from tuner_jobs.search.hyperparameters import build_hyperparameters
-from tuner_jobs.search.keras_tuner_compat import drop_ended_retries, set_hyperband_min_epochs
+from tuner_jobs.search.keras_tuner_compat import (
+    drop_ended_retries,
+    is_oracle_client,
+    set_hyperband_min_epochs,
+)
 from tuner_jobs.search.life_cycle import SearchLifeCycle
 from tuner_jobs.search.model_builder import DenseHyperModel
 from tuner_jobs.search.model_card import CardContext
@@ -128,9 +132,11 @@ def make_tuner(
         if tuner_spec.max_trials is not None:
             # HyperbandOracle takes no max_trials, but the base Oracle honours the cap.
             tuner.oracle.max_trials = tuner_spec.max_trials
-        if tuner_spec.min_epochs is not None and not tuner.oracle.trials:
-            # A reloaded project (trials already made) keeps the rung it started with.
-            set_hyperband_min_epochs(tuner.oracle, tuner_spec.min_epochs)
+        # A reloaded project (trials already made) keeps the rung it started with; a tuner
+        # slot's client has no rungs: the chief's oracle was given them.
+        oracle = tuner.oracle
+        if tuner_spec.min_epochs is not None and not is_oracle_client(oracle) and not oracle.trials:
+            set_hyperband_min_epochs(oracle, tuner_spec.min_epochs)
         return tuner
     return cls(max_trials=tuner_spec.max_trials, **common)
 
