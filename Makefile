@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
 
 .PHONY: run test test-fast test-cluster lint docs format install lock migrate clean bench \
-	bench-workers bench-search bench-speed bench-floor bench-cluster
+	bench-workers bench-search bench-speed bench-floor bench-cluster bench-defaults \
+	bench-default-job
 
 # Both distributions at once: the server (.) depends on the client (./client), which is
 # not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
@@ -71,12 +72,24 @@ bench-workers: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python -m benchmarks.search_quality $(ARGS)
 
-# The default search through `make run`'s service vs a plain KerasTuner Hyperband script,
-# with and without model reuse (TUNER_MODEL_REUSE=0), on 569 and 3,000 rows; medians over
-# ROUNDS rounds (about 15 minutes a round on two cores).
+# Iris's default job as a new user submits it (only dataset_id), POST /jobs to succeeded,
+# through `make run`'s service; ROUNDS rounds (about 1.5 minutes each).
+bench-default-job: $(STAMP)
+	$(BIN)/python -m benchmarks.default_job --rounds $(ROUNDS)
+
+# Which small-table defaults (AdamW, label smoothing, batch normalization, robust scaling)
+# help the default space's networks: each measured paired, the same network with and
+# without it, 4 tables x 5 seeds x 6 networks: about 20 minutes on two cores.
+bench-defaults: $(STAMP)
+	$(BIN)/python -m benchmarks.small_table_defaults $(ARGS)
+
+# A plain KerasTuner Hyperband script's search (30 epochs, no budget, no ensemble) through
+# `make run`'s service vs the script itself, with and without model reuse
+# (TUNER_MODEL_REUSE=0; ARGS=--no-reuse-off skips it), on 569 and 3,000 rows; medians over
+# ROUNDS rounds (about 15 minutes a round on two cores, 25 with reuse off).
 ROUNDS ?= 3
 bench-speed: $(STAMP)
-	$(BIN)/python -m benchmarks.speed --rounds $(ROUNDS)
+	$(BIN)/python -m benchmarks.speed --rounds $(ROUNDS) $(ARGS)
 
 # One cross-validated trial in a bare process: what a new network and one seen before
 # cost beyond their steps (bench-speed's fixed cost, without a search around it): 1 minute.
