@@ -46,9 +46,8 @@ def _round(csv: Path) -> dict[str, Any]:
     baselines = job.get("baselines") or {}
     ensemble = job.get("ensemble") or {}
     started = datetime.fromisoformat(job["started_at"])
-    completed = [t for t in run["trials"] if t["status"] == "COMPLETED" and t["score"] is not None]
     best = (job.get("best") or {}).get("trial_id")
-    found = next((t for t in completed if t["trial_id"] == best), None)
+    found = next((t for t in run["trials"] if t["trial_id"] == best), None)
     return {
         "wall_s": run["wall_s"],
         # When the search's best trial ended, from the job's start: what a shorter budget
@@ -60,8 +59,10 @@ def _round(csv: Path) -> dict[str, Any]:
         "budget_s": job["spec"].get("max_runtime_s"),
         "end_phase_s": derivation.get("end_phase_s"),
         "trials": len(run["trials"]),
-        "score": (ensemble.get("score") if ensemble.get("used") else None)
-        or (job.get("best") or {}).get("score"),
+        # The job's model: its ensemble where used, else its best trial.
+        "score": ensemble["score"]
+        if ensemble.get("used")
+        else (job.get("best") or {}).get("score"),
         "baselines": {
             name: round(b["score"], 4)
             for name, b in baselines.items()

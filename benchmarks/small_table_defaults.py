@@ -56,11 +56,13 @@ def _inputs(frame: Any, train: Any, *, robust: bool) -> tuple[Any, bool]:
     import numpy as np
     import pandas as pd
 
+    from tuner_jobs.search.layers import numeric_statistics
+
     features = frame.drop(columns=[TARGET])
     numeric = features.select_dtypes("number")
     categorical = features.drop(columns=numeric.columns)
     values = numeric.to_numpy(dtype="float64")
-    medians = np.nanmedian(values[train], axis=0)
+    medians = numeric_statistics(values[train]).medians
     values = np.where(np.isnan(values), medians, values)
     skewed = np.zeros(values.shape[1], dtype=bool)
     if robust:
@@ -68,8 +70,9 @@ def _inputs(frame: Any, train: Any, *, robust: bool) -> tuple[Any, bool]:
         q1, q3 = np.percentile(values[train][:, skewed], [25, 75], axis=0)
         scaled = (values[:, skewed] - medians[skewed]) / np.where(q3 > q1, q3 - q1, 1.0)
         values[:, skewed] = scaled / np.sqrt(1 + (scaled / 3) ** 2)
-    mean, std = values[train].mean(axis=0), values[train].std(axis=0)
-    blocks = [(values - mean) / np.where(std > 0, std, 1.0)]
+    # As the service's Normalization layer: the training rows' mean and variance.
+    stats = numeric_statistics(values[train])
+    blocks = [(values - stats.mean) / np.sqrt(stats.variance)]
     if len(categorical.columns):
         blocks.append(pd.get_dummies(categorical.astype("string"), dummy_na=True).to_numpy())
     return np.hstack(blocks).astype("float32"), bool(skewed.any())
@@ -119,20 +122,21 @@ def _run_task(task: tuple[str, int, int]) -> list[dict[str, Any]]:
             hp.values[param.name] = param.random_sample(config_seed)
         hp.values["optimizer"] = "adam"
         steps = steps_per_epoch(len(fit), int(hp.get("batch_size")))
-        runs: dict[str, tuple[dict[str, Any], Any, bool]] = {"shipped": ({}, plain, True)}
-        runs["adamw"] = ({"optimizer": "adamw"}, plain, True)
-        runs["label_smoothing"] = ({"smoothing": LABEL_SMOOTHING}, plain, True)
-        runs["batch_norm"] = ({"batch_norm": True}, plain, int(hp.get("num_layers")) > 0)
-        runs["robust_scaling"] = ({}, robust, any_skewed)
+        # variant: (hyperparameters changed, label smoothing, inputs, whether it changes
+        # anything in this pair)
+        runs: dict[str, tuple[dict[str, Any], float, Any, bool]] = {
+            "shipped": ({}, 0.0, plain, True),
+            "adamw": ({"optimizer": "adamw"}, 0.0, plain, True),
+            "label_smoothing": ({}, LABEL_SMOOTHING, plain, True),
+            "batch_norm": ({"batch_norm": True}, 0.0, plain, int(hp.get("num_layers")) > 0),
+            "robust_scaling": ({}, 0.0, robust, any_skewed),
+        }
         scores = {}
-        for variant, (change, x, changed) in runs.items():
+        for variant, (change, smoothing, x, changed) in runs.items():
             if not changed:
                 continue
             trial = hp.copy()
-            for key in ("optimizer", "batch_norm"):
-                if key in change:
-                    trial.values[key] = change[key]
-            smoothing = change.get("smoothing", 0.0)
+            trial.values.update(change)
             if binary:
                 loss = keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
                 head = Head(1, "sigmoid", loss, ("accuracy",))  # type: ignore[arg-type]
@@ -143,13 +147,12 @@ def _run_task(task: tuple[str, int, int]) -> list[dict[str, Any]]:
                 target = np.eye(len(classes), dtype="float32")[y]
             keras.backend.clear_session()
             keras.utils.set_random_seed(config_seed)  # the same initial weights each time
-            model = DenseHyperModel(input_width=x.shape[1], head=head, seed=config_seed).build(
-                trial
-            )
+            hypermodel = DenseHyperModel(input_width=x.shape[1], head=head, seed=config_seed)
+            model = hypermodel.build(trial)
             stop = keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience_for(steps), restore_best_weights=True
             )
-            DenseHyperModel(input_width=x.shape[1], head=head, seed=config_seed).fit(
+            hypermodel.fit(
                 trial,
                 model,
                 x[fit],
