@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # An idle worker keeps one search process with TensorFlow already imported.
     prewarm: bool = True
+    # A search process whose job succeeded runs its worker's next job (within the recycle
+    # thresholds above) instead of exiting: TensorFlow's import is paid once, not per job.
+    reuse_search_processes: bool = True
     # Trials whose networks are the same train one built, compiled and traced model
     # (tuner_jobs.search.model_reuse); 0 builds every trial's model as KerasTuner does.
     model_reuse: bool = True

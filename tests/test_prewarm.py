@@ -1,4 +1,8 @@
-"""An idle worker keeps a search process with TensorFlow imported; the next job runs in it."""
+"""An idle worker keeps a search process with TensorFlow imported; the next job runs in it.
+
+Here the fresh spare that replaces a used-up process: TUNER_REUSE_SEARCH_PROCESSES is off,
+else a job that succeeded leaves its own process as the spare
+(tests/test_search_process_reuse.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ def test_an_idle_worker_has_tensorflow_ready_for_the_next_job(
     api: httpx.Client, start_worker, settings, tmp_path: Path
 ) -> None:
     worker = start_worker(
-        settings_override=make_settings(settings.database_url, settings.data_dir, prewarm=True)
+        settings_override=make_settings(
+            settings.database_url, settings.data_dir, prewarm=True, reuse_search_processes=False
+        )
     )
     deadline = time.monotonic() + 120
     while True:
@@ -72,7 +78,9 @@ def test_a_job_that_follows_another_at_once_starts_from_a_spare(
     first = submit(api, dataset["id"], **quick)
     second = submit(api, dataset["id"], **quick)
     start_worker(
-        settings_override=make_settings(settings.database_url, settings.data_dir, prewarm=True)
+        settings_override=make_settings(
+            settings.database_url, settings.data_dir, prewarm=True, reuse_search_processes=False
+        )
     )
     for job in (first, second):
         assert wait_for_job(api, job["id"], timeout=180)["status"] == "succeeded"

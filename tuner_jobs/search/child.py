@@ -18,6 +18,7 @@ from app.store.search_gateway import SearchDatabase
 from app.store.uploads import dataset_path
 from tuner_jobs.search.cpu import lower_priority, prepare_search_process
 from tuner_jobs.search.native_noise import import_tensorflow
+from tuner_jobs.search.recycling import may_run_another_job
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,12 @@ class ChildJob:
 
 @dataclass(frozen=True)
 class ChildReport:
-    """The child's last word to its supervisor, sent over its pipe."""
+    """The child's last word on its job to its supervisor, sent over its pipe. `reusable`:
+    the process may run its worker's next job (run_spare), and waits for it."""
 
     outcome: Outcome
     message: str | None = None
+    reusable: bool = False
 
 
 class StopWhen:
@@ -88,13 +91,40 @@ def _connect_to_chief(slot: SlotClaim, rpc_timeout_s: float) -> None:
     oracle_client.TIMEOUT = rpc_timeout_s
 
 
+def _reusable(role: Role, settings: Settings) -> bool:
+    """Whether this process, its job succeeded, may run its worker's next job. A tuner
+    worker is not: it was a client of another process's oracle (KerasTuner's environment
+    variables and gRPC channel are its job's)."""
+    return (
+        settings.reuse_search_processes and role is not Role.TUNER and may_run_another_job(settings)
+    )
+
+
+def _between_jobs() -> None:
+    """What one job leaves in this process that the next must not see: KerasTuner's
+    distribution variables (its tuner id), Keras's global names and graph, and the peak
+    of resident memory its supervisor samples for the next job's diagnosis."""
+    import keras
+
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        os.environ.pop(name, None)
+    keras.backend.clear_session()
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # resets VmHWM (Linux 4.0 on)
+    except OSError:
+        pass
+
+
 def run_child(
     child_job: ChildJob,
     conn: Connection,
     stop_event: Any,
     budget_event: Any,
     searched_event: Any,
-) -> None:
+) -> bool:
+    """Run the job's part that `child_job.role` names and report how it ended; returns
+    whether this process may run another job (the report says so too)."""
     configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = Settings(**child_job.settings)
@@ -153,7 +183,9 @@ def run_child(
                     recorder=recorder,
                     stop=stop,
                 )
-            conn.send(ChildReport(Outcome.SUCCEEDED))
+            reusable = _reusable(child_job.role, settings)
+            conn.send(ChildReport(Outcome.SUCCEEDED, reusable=reusable))
+            return reusable
         except SearchStopped:
             conn.send(ChildReport(Outcome.STOPPED))
         except RecycleProcess as exc:
@@ -165,8 +197,8 @@ def run_child(
         logger.exception("search process failed", extra={"job_id": claim.job_id})
         conn.send(ChildReport(Outcome.FAILED, f"{type(exc).__name__}: {exc}"))
     finally:
-        conn.close()
         database.dispose()
+    return False
 
 
 def run_spare(
@@ -178,11 +210,14 @@ def run_spare(
     budget_event: Any,
     searched_event: Any,
 ) -> None:
-    """A spare search process: it imports TensorFlow and KerasTuner (seconds of CPU)
-    while its worker is idle, then waits for its ChildJob and runs it like `run_child`.
+    """A search process: a `warm` one imports TensorFlow and KerasTuner (seconds of CPU)
+    while its worker is idle; then it waits for its ChildJob and runs it (`run_child`).
 
-    Each spare runs one job and exits, so no state leaks from one search to the next;
-    only the import is paid ahead of time. Its worker's death closes `jobs`: it exits.
+    A job that succeeded leaves the process reusable (TUNER_REUSE_SEARCH_PROCESSES): it
+    clears what the job left (`_between_jobs`) and waits for its worker's next job, so a
+    queue of jobs pays TensorFlow's import once per TUNER_RECYCLE_TRIALS trials, not once
+    per job. Any other end (stopped, recycled, failed, lease lost) ends the process, as
+    does its worker closing `jobs` (it wants no other job from it, or it died).
     """
     lower_priority(nice)  # the import is seconds of CPU the API should not wait behind
     if warm:
@@ -193,9 +228,17 @@ def run_spare(
         import tuner_jobs.search.runner  # noqa: F401
 
     try:
-        child_job = jobs.recv()
-    except (EOFError, OSError):
-        return
+        ran = False
+        while True:
+            try:
+                child_job = jobs.recv()
+            except (EOFError, OSError):
+                return
+            if ran:
+                _between_jobs()
+            ran = True
+            if not run_child(child_job, conn, stop_event, budget_event, searched_event):
+                return
     finally:
         jobs.close()
-    run_child(child_job, conn, stop_event, budget_event, searched_event)
+        conn.close()

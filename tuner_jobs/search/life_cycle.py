@@ -41,7 +41,7 @@ from tuner_jobs.search.front_models import keep_front_models
 from tuner_jobs.search.model_export import exported_trial, exported_whole
 from tuner_jobs.search.optuna_oracle import front_trial_ids
 from tuner_jobs.search.recorder import claim_held
-from tuner_jobs.search.recycling import recycle_reason, resident_mb
+from tuner_jobs.search.recycling import count_trial, recycle_reason, resident_mb
 from tuner_jobs.search.tuners import (
     RecordingTuner,
     RecycleProcess,
@@ -157,7 +157,7 @@ class SearchLifeCycle:
         self.keep_best()
         self._trials_here += 1
         rss = resident_mb()
-        reason = recycle_reason(self._trials_here, rss, self.settings)
+        reason = recycle_reason(count_trial(), rss, self.settings)
         if reason is None or not self._may_recycle():
             return
         logger.info(

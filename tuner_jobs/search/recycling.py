@@ -18,6 +18,25 @@ def resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
+# Trials this process has run, over every job it ran: a search process that ended its job
+# cleanly runs its worker's next one (child.run_spare), and TensorFlow's leak is the
+# process's, not the job's.
+_trials_run = 0
+
+
+def count_trial() -> int:
+    """One more trial run in this process; returns how many it has run in all."""
+    global _trials_run
+    _trials_run += 1
+    return _trials_run
+
+
+def may_run_another_job(settings: Settings) -> bool:
+    """Whether this process, its job ended, may take its worker's next job: within the
+    thresholds that would have recycled it after one more trial."""
+    return recycle_reason(_trials_run, resident_mb(), settings) is None
+
+
 def recycle_reason(trials_here: int, rss_mb: float, settings: Settings) -> str | None:
     """Why this process should stop after its latest trial, or None to go on."""
     if trials_here >= settings.recycle_trials:

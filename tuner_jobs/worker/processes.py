@@ -31,13 +31,11 @@ STOP_GRACE_S = 60.0
 
 
 def _read_report(receive: Connection) -> ChildReport | None:
-    """The child's last word, or None when it died before saying anything."""
+    """The child's last word on its job, or None when it died before saying anything."""
     try:
         return receive.recv() if receive.poll() else None
     except (EOFError, OSError):
         return None
-    finally:
-        receive.close()
 
 
 class SearchProcess:
@@ -45,7 +43,9 @@ class SearchProcess:
 
     The process starts before it has its job. A `warm` one (Spawner.keep_spare) imports
     TensorFlow while it waits, so an idle worker has one ready; otherwise the job follows
-    at once and TensorFlow is imported only if the job gets that far."""
+    at once and TensorFlow is imported only if the job gets that far. One whose job
+    succeeded may say it can run another (ChildReport.reusable): Spawner.take_back keeps
+    it for the worker's next job, or lets it go."""
 
     def __init__(self, context: Any, settings: Settings, *, warm: bool) -> None:
         self.stop = context.Event()
@@ -69,19 +69,26 @@ class SearchProcess:
             ),
             name="search-spare",
         )
-        self._children_peak_before = children_peak_rss()
-        self._oom_kills_before = oom_kills()
         self.process.start()
         send.close()
         jobs_out.close()
+        # TUNER_SEARCH_RSS_CAP_MB, in bytes (0: none).
+        self.memory_cap = settings.search_rss_cap_mb << 20
+        self._new_job()
+
+    def _new_job(self) -> None:
+        """What is watched per job, from its start (a reused process's included)."""
+        self._children_peak_before = children_peak_rss()
+        self._oom_kills_before = oom_kills()
         self.stop_asked_at: float | None = None
         # For the out-of-memory diagnosis (outcomes.death): its peak RSS, sampled at each
         # wake-up of the watch loop, and whether a SIGKILL came from us.
         self.peak_rss = 0
         self.killed = False
-        # TUNER_SEARCH_RSS_CAP_MB, in bytes (0: none); set to it once the cap killed it.
-        self.memory_cap = settings.search_rss_cap_mb << 20
+        # The memory cap, in bytes, once it killed the process.
         self.killed_over_cap: int | None = None
+        # Its job succeeded and it waits for another (ChildReport.reusable).
+        self.reusable = False
 
     def _sample_memory(self) -> None:
         pid = self.process.pid
@@ -105,14 +112,21 @@ class SearchProcess:
         try:
             self._jobs.send(child_job)
         except (BrokenPipeError, OSError):
-            pass  # it died already; result() reports a process that said nothing
-        finally:
-            self._jobs.close()
+            self._jobs.close()  # it died already; result() reports a process that said nothing
         return self
+
+    def ready_for_another(self) -> None:
+        """Its job succeeded and the process goes on: what was watched of that job is
+        cleared for the next (its events included: the child only reads them at a job)."""
+        self.stop.clear()
+        self.out_of_time.clear()
+        self.searched.clear()
+        self._new_job()
 
     def discard(self) -> None:
         """A spare no longer needed: closing its pipe ends it."""
         self._jobs.close()
+        self._receive.close()
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -168,6 +182,18 @@ class SearchProcess:
         """Its report and exit code once it has reported (the exit code is None while it
         still exits) or died."""
         report = _read_report(self._receive)
+        self.reusable = (
+            report is not None
+            and report.reusable
+            and self.stop_asked_at is None
+            and not self.killed
+            and self.alive()
+        )
+        if not self.reusable:
+            # It ends by itself (or has ended); closing its pipes tells a child that
+            # offered to go on that it will get no other job.
+            self._jobs.close()
+            self._receive.close()
         if report is None:
             self.process.join()  # it died without a word: its exit code says how
             # Its last seconds of growth fall between two samples; the kernel's count of the
@@ -207,9 +233,24 @@ class Spawner:
 
     def spawn(self, role: Role, claim: Claim | SlotClaim) -> SearchProcess:
         spare, self._spare = self._spare, None
-        if spare is None or not spare.alive():
+        if spare is not None and not spare.alive():
+            spare.discard()
+            spare = None
+        if spare is None:
             spare = SearchProcess(self._context, self.settings, warm=False)
         return spare.start(self.settings, role, claim)
+
+    def take_back(self, child: SearchProcess) -> None:
+        """A job's search process, its result read: kept as the spare when it offered to
+        run another job (SearchProcess.result) and none is kept already."""
+        if not child.reusable:
+            return
+        if self.has_spare():
+            child.discard()
+            return
+        child.ready_for_another()
+        self._spare = child
+        logger.info("search process kept for the next job", extra={"spare_pid": child.process.pid})
 
     def has_spare(self) -> bool:
         return self._spare is not None and self._spare.alive()

@@ -168,9 +168,10 @@ class Worker:
             # fresh process, under the same lease.
             logger.info("search process recycled: %s", ended.message, extra=log)
             ended, reason = run(claim, budget, log)
-        # The job's search is over and its process used up: the next job's starts importing
-        # TensorFlow now, while this one's outcome is written and the next is claimed, not
-        # after (a queue that is never empty would otherwise never see a spare).
+        # The job's search is over. Unless its process goes on to the next job
+        # (Spawner.take_back), the next job's starts importing TensorFlow now, while this
+        # one's outcome is written and the next is claimed, not after (a queue that is
+        # never empty would otherwise never see a spare).
         if then_spare and not self.shutdown.is_set():
             try:
                 self.keep_spare()
@@ -215,7 +216,9 @@ class Worker:
         """The whole search in one process, watched until it ends."""
         child = self.spawner.spawn(Role.SEARCH, claim)
         reason = self._watch(child, claim, budget, log)
-        return child.result(), reason
+        ended = child.result()
+        self.spawner.take_back(child)
+        return ended, reason
 
     def _run_parallel(
         self, claim: Claim, budget: Budget, log: dict[str, object]
@@ -226,7 +229,9 @@ class Worker:
         own = OwnSlot(claim, chief, self.slots, log)
         reason = self._watch(chief, claim, budget, log, each_beat=own.after_beat)
         own.close()
-        return chief.result(), reason
+        ended = chief.result()
+        self.spawner.take_back(chief)
+        return ended, reason
 
     def execute_slot(self, slot: SlotClaim) -> None:
         """Run one tuner of another worker's parallel job until its oracle says it is done."""
