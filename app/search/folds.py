@@ -13,10 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
-
 from app.errors import ProblemError
-from app.search.table_profiles import class_label, load_training_frame
 
 AUTO_BELOW = 1_000
 AUTO_FOLDS = 5
@@ -80,6 +77,12 @@ def resolve_folds(
 
 def smallest_class_rows(path: Path, fmt: str, target: str, *, max_unpacked_bytes: int) -> int:
     """Rows of the dataset's rarest class (as the search reads the table)."""
+    # Imported here: every worker supervisor imports this module (through app.search.spec)
+    # and never reads a table; pandas is a quarter of its start-up.
+    import pandas as pd
+
+    from app.search.table_profiles import class_label, load_training_frame
+
     _, y = load_training_frame(path, fmt, target, max_unpacked_bytes=max_unpacked_bytes)
     counts = pd.Series([class_label(value) for value in y.tolist()]).value_counts()
     return int(counts.min()) if len(counts) else 0
