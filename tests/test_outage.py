@@ -145,3 +145,27 @@ def test_the_model_card_waits_out_an_outage_instead_of_going_without(
     reader.join(30)
     assert read["facts"].trials_completed == 0  # type: ignore[attr-defined]
     database.dispose()
+
+
+@postgresql_only  # SQLite's readers are not blocked by a held write lock (WAL)
+def test_a_chiefs_reads_at_its_searchs_end_wait_out_an_outage(settings: Settings) -> None:
+    """When its own trials run out, a parallel job's chief reads its tuner slots and the
+    trials still RUNNING: during an outage those reads wait, as its writes do, instead of
+    failing the job (seen in the cluster test: PostgreSQL stopped for 4 s at that moment)."""
+    engine = make_engine(settings.database_url)
+    (job_id,) = insert_jobs(engine, 1)
+    database = SearchDatabase(engine, Claim(job_id, attempt=1, worker_id="w"), outage_s=30)
+    read: dict[str, object] = {}
+
+    def reads() -> None:
+        read["slots"] = database.tuner_slots()
+        read["running"] = database.unreported_trials()
+
+    reader = threading.Thread(target=reads)
+    with outage(settings.database_url):
+        reader.start()
+        time.sleep(2)
+        assert reader.is_alive(), read  # waiting for the database, not failed
+    reader.join(30)
+    assert read == {"slots": [], "running": []}
+    database.dispose()

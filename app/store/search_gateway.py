@@ -205,8 +205,9 @@ class SearchDatabase:
         )
 
     def unreported_trials(self) -> list[str]:
-        """Trials of the job still RUNNING in the database."""
-        return self._read(
+        """Trials of the job still RUNNING in the database (a chief's end: it waits out an
+        outage, as its writes do)."""
+        return self._read_waiting(
             lambda session: running_trial_ids(session=session, job_id=self.claim.job_id)
         )
 
@@ -228,9 +229,11 @@ class SearchDatabase:
             return open_slots(session=session, claim=claim, tuners=tuners, address=address)
 
     def tuner_slots(self) -> list[TunerSlot]:
-        """The slots this chief opened."""
+        """The slots this chief opened. Read on the chief's own path too (its search's end),
+        so it waits out an outage as a write does: a database away for seconds when the
+        chief's own trials run out must not fail the job."""
         claim = self._chief_claim()
-        slots = self._read(
+        slots = self._read_waiting(
             lambda session: job_slots(
                 session=session, job_id=claim.job_id, chief_attempt=claim.attempt
             )
@@ -247,11 +250,12 @@ class SearchDatabase:
 
     def close_slots(self, slots: list[int]) -> None:
         claim = self._chief_claim()
-        with write_session(self.engine) as session:
-            close_slots(session=session, claim=claim, slots=slots)
+        self._write(lambda session: close_slots(session=session, claim=claim, slots=slots))
 
     def slots_running(self) -> int:
-        return self._read(lambda session: slots_running(session=session, job_id=self.claim.job_id))
+        return self._read_waiting(
+            lambda session: slots_running(session=session, job_id=self.claim.job_id)
+        )
 
     def yields_to_waiting_job(self) -> bool:
         """For a tuner on a slot lent to an "auto" job: whether a job waits for it. False

@@ -37,7 +37,7 @@ from app.settings import Settings
 from app.store.search_values import SearchJob
 from tuner_jobs.search.child import Role
 from tuner_jobs.search.keras_tuner_compat import check_consecutive_failures
-from tuner_jobs.search.recorder import LeaseLost, TrialRecorder
+from tuner_jobs.search.recorder import LeaseLost, TrialRecorder, claim_held
 from tuner_jobs.search.runner import build_search, search
 from tuner_jobs.search.tuners import SearchStopped, SupervisedStop
 
@@ -308,7 +308,8 @@ def _serve_and_search(
                 slots_checked = time.monotonic()
                 _tend_slots(database, oracle, recorder, stopping=True)
             time.sleep(POLL_S)
-    _record_unreported(oracle, recorder)
+    with claim_held():
+        _record_unreported(oracle, recorder)
     life.end()
 
 
@@ -374,15 +375,18 @@ class _SlotKeeper:
 def _tend_slots(
     database: SearchDatabase, oracle: Any, recorder: TrialRecorder, stopping: bool
 ) -> None:
-    """Close slots the search no longer needs; fail the trial of a slot that died for good."""
-    slots = database.tuner_slots()
+    """Close slots the search no longer needs; fail the trial of a slot that died for good.
+    A database away longer than the lease is the lease lost (LeaseLost), as for a write."""
+    with claim_held():
+        slots = database.tuner_slots()
     ongoing = dict(oracle.ongoing_trials)
     for slot in slots:
         trial = ongoing.get(slot.tuner_id)
         if slot.failed and trial is not None:
             _abandon(oracle, trial, slot.error or "its tuner worker died", recorder)
     if stopping:
-        database.close_slots([slot.slot for slot in slots if slot.tuner_id not in ongoing])
+        with claim_held():
+            database.close_slots([slot.slot for slot in slots if slot.tuner_id not in ongoing])
 
 
 def _abandon(oracle: Any, trial: Any, reason: str, recorder: TrialRecorder) -> None:

@@ -68,7 +68,17 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+_prepared = False
+
+
 def prepare_search_process(settings: Settings) -> None:
+    """Once per process: a process that runs its worker's next job (child.run_spare) has
+    its threads fixed by its first (TensorFlow's pools cannot change once an op ran), and
+    freezing again would exempt what a finished job left from every later collection."""
+    global _prepared
+    if _prepared:
+        return
     lower_priority(settings.worker_nice)
     limit_threads(settings.child_threads)
     freeze_imports()
+    _prepared = True

@@ -179,7 +179,8 @@ class SearchLifeCycle:
             return True
         if self.tuner.oracle.ongoing_trials:  # type: ignore[attr-defined]
             return False
-        return not self.database.slots_running()
+        with claim_held():
+            return not self.database.slots_running()
 
     def keep_best(self) -> None:
         if self.keeper is not None:
