@@ -54,7 +54,7 @@ test-fast: $(STAMP)
 	$(BIN)/python tests/run_suite.py -m 'not slow' $(ARGS)
 
 # Every fault of the cluster test (tests/test_cluster.py): network namespaces as hosts, so
-# root and `ip netns`; 2.5 to 5 minutes on two cores. `make test` runs them too, beside the rest.
+# root and `ip netns`; 2.5 to 5 minutes on two cores. `make test` runs them too, last.
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest tests/test_cluster.py $(ARGS)
 

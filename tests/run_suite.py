@@ -7,7 +7,7 @@ A test skips only when a binary is absent, and the run ends by saying which and 
 - Chromium: /usr/bin/chromium present means the browser tests must run, not skip.
 - The cluster test (tests/test_cluster.py): network namespaces as hosts, so root and
   `ip netns`; where they are missing, why is in the list of skips at the end. Its cases
-  share one cluster: in a full run they run in one process of their own, beside the rest.
+  share one cluster: in a full run they run last, in one process of their own.
 
     python tests/run_suite.py [--lint-only] [pytest arguments...]
 """
@@ -128,48 +128,22 @@ def throwaway_postgres(bindir: Path) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_pytest(*runs: tuple[list[str], Path | None], env: dict[str, str]) -> list[int]:
-    """Run each pytest command line at once, side by side, and wait for all; a run with a
-    log path writes its output there (printed once every run has ended), else to the
-    terminal. Returns their exit codes, in order."""
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
+def run_pytest(args: list[str], env: dict[str, str]) -> int:
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+    # SIGTERM (a cancelled CI job) becomes pytest's Ctrl-C: fixtures tear down, workers stop.
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
     try:
-        for args, log in runs:
-            out = log.open("wb") if log is not None else None
-            procs.append(subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT,
-                                          env=env, stdout=out, stderr=subprocess.STDOUT if out
-                                          else None))  # fmt: skip
-            if out is not None:
-                out.close()
-                logs.append(log)
-        # SIGTERM (a cancelled CI job) becomes pytest's Ctrl-C: fixtures tear down, workers
-        # stop.
-        previous = signal.signal(signal.SIGTERM, lambda *_: _interrupt(procs))
+        return proc.wait()
+    except KeyboardInterrupt:
+        # The terminal sent it to pytest too: give its teardown time, then insist.
         try:
-            return [proc.wait() for proc in procs]
-        except KeyboardInterrupt:
-            # The terminal sent it to pytest too: give its teardown time, then insist.
-            _interrupt(procs)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=60)
-                except (KeyboardInterrupt, subprocess.TimeoutExpired):
-                    proc.kill()
-                    proc.wait()
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+            proc.wait(timeout=60)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        raise
     finally:
-        for log in logs:
-            sys.stdout.buffer.write(log.read_bytes())
-            sys.stdout.flush()
-
-
-def _interrupt(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_skips(junits: list[Path], absent: list[str]) -> None:
@@ -218,21 +192,16 @@ def main(argv: list[str]) -> int:
         # The slowest tests listed at the end: where the suite's time goes.
         pytest_args = ["-n", "2", "--durations=30"]
         if names_tests(argv):
-            [code] = run_pytest(([*pytest_args, f"--junitxml={junit}", *argv], None), env=env)
+            code = run_pytest([*pytest_args, f"--junitxml={junit}", *argv], env)
             report_skips([junit], absent)
             return code
         # The cluster test's cases share one cluster, which one process must hold (xdist
-        # 3.8's --dist loadgroup no longer groups under pytest 9): they run in a process of
-        # their own, beside the rest (most of its time is waiting for leases and
-        # heartbeats, which a busy machine does not lengthen much), its output printed
-        # after theirs.
-        say(f"{CLUSTER_TEST} runs beside the rest; its output follows theirs")
+        # 3.8's --dist loadgroup no longer groups under pytest 9): they run after the rest,
+        # in a process of their own, with the machine to themselves.
+        code = run_pytest([*pytest_args, f"--ignore={CLUSTER_TEST}", f"--junitxml={junit}",
+                           *argv], env)  # fmt: skip
         cluster_junit = Path(scratch) / "junit-cluster.xml"
-        code, cluster_code = run_pytest(
-            ([*pytest_args, f"--ignore={CLUSTER_TEST}", f"--junitxml={junit}", *argv], None),
-            ([CLUSTER_TEST, f"--junitxml={cluster_junit}", *argv], Path(scratch) / "cluster.log"),
-            env=env,
-        )
+        cluster_code = run_pytest([CLUSTER_TEST, f"--junitxml={cluster_junit}", *argv], env)
         if cluster_code not in (0, NO_TESTS_COLLECTED):  # none left after -m 'not slow'
             code = code or cluster_code
         report_skips([junit, cluster_junit], absent)
