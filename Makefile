@@ -9,7 +9,7 @@ LOCK := requirements.lock
 
 .PHONY: run test test-fast test-cluster lint docs format install lock migrate clean bench \
 	bench-workers bench-search bench-speed bench-floor bench-cluster bench-defaults \
-	bench-default-job
+	bench-default-job bench-queue
 
 # Both distributions at once: the server (.) depends on the client (./client), which is
 # not on PyPI, so pip must be handed both. pip's constraints refuse extras and editables,
@@ -76,6 +76,11 @@ bench-search: $(STAMP)
 # through `make run`'s service; ROUNDS rounds (about 1.5 minutes each).
 bench-default-job: $(STAMP)
 	$(BIN)/python -m benchmarks.default_job --rounds $(ROUNDS)
+
+# Six small jobs queued on one worker: its search processes reused (the default) vs a fresh
+# one per job, ROUNDS rounds of each, alternating (about 1.5 minutes a round).
+bench-queue: $(STAMP)
+	$(BIN)/python -m benchmarks.job_queue --rounds $(ROUNDS)
 
 # Which small-table defaults (AdamW, label smoothing, batch normalization, robust scaling)
 # help the default space's networks: each measured paired, the same network with and
