@@ -32,8 +32,9 @@ def count_trial() -> int:
 
 
 def may_run_another_job(settings: Settings) -> bool:
-    """Whether this process, its job ended, may take its worker's next job: within the
-    thresholds that would have recycled it after one more trial."""
+    """Whether this process, its job ended, may take its worker's next job: not yet at the
+    thresholds that recycle a process after a trial (at them, it would hand the next job's
+    search over to a fresh process after its first trial)."""
     return recycle_reason(_trials_run, resident_mb(), settings) is None
 
 
