@@ -190,6 +190,12 @@ class TrialDetail(TrialRead):
 class CurrentTrial(BaseModel):
     trial_id: str
     epochs_run: int
+    folds_completed: int | None = Field(
+        default=None,
+        description="with cross-validation, the folds this trial has finished (of "
+        "spec.training.cross_validation.folds); its curve's epochs are means over the "
+        "folds, so its epochs_run does not grow between them. null: one validation split",
+    )
     hyperparameters: dict[str, Any]
     started_at: datetime
 

@@ -130,6 +130,8 @@ class Stalled:
             progress.get("trials_completed"),
             current.get("trial_id"),
             current.get("epochs_run"),
+            # A cross-validated trial's epochs are rewritten, not added, between folds.
+            current.get("folds_completed"),
         )
         if mark != self.mark:
             self.mark, self.deadline = mark, time.monotonic() + self.patience

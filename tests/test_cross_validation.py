@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from app.settings import Settings
 from app.store.job_files import BEST_MODEL_FILE, KERAS_TUNER_PROJECT, job_dir
 from tests.conftest import sqlite_only
 from tests.factories import (
+    FINISHED,
     ONE_LAYER_SPACE,
+    Stalled,
     assert_problem,
     csv_bytes,
     customers_frame,
@@ -184,8 +187,18 @@ def test_a_cross_validated_job_scores_folds_and_serves_its_refit_model(
     )
     assert job["spec"]["training"]["cross_validation"] == {"folds": 3}
     start_worker()
-    job = wait_for_job(api, job["id"])
+    # The running trial's finished folds, as polled: its progress between folds, where its
+    # epochs (means over the folds) are rewritten rather than added.
+    seen: set[int | None] = set()
+    stalled = Stalled(240)
+    while (job := api.get(f"/api/v1/jobs/{job['id']}").json())["status"] not in FINISHED:
+        if (current := job["progress"]["current_trial"]) is not None:
+            seen.add(current["folds_completed"])
+        assert not stalled(job), job
+        time.sleep(0.02)
     assert job["status"] == "succeeded", job
+    assert None not in seen, seen
+    assert seen & {1, 2}, seen
 
     # Each trial: a score per fold, its score their mean, its curve one row per epoch.
     trials = [t for t in trials_of(api, job["id"]) if t["status"] == "COMPLETED"]

@@ -45,6 +45,7 @@ _RUNNING = select(
     TRIALS.c.job_id,
     TRIALS.c.trial_id,
     TRIALS.c.epochs_run,
+    TRIALS.c.fold_scores,
     TRIALS.c.hyperparameters,
     TRIALS.c.started_at,
 ).where(TRIALS.c.job_id.in_(_IDS), TRIALS.c.status == TrialStatus.RUNNING)
@@ -95,6 +96,14 @@ def job_read(db: Connection, job: JobRow, *, settings: Settings) -> JobRead:
     return job_reads(db, [job], settings=settings)[0]
 
 
+def _folds_completed(job: JobRow, fold_scores: list[Any] | None) -> int | None:
+    """A running trial's finished folds (0 before its first): None without folds."""
+    training = (job.spec or {}).get("training") or {}
+    if not training.get("cross_validation"):
+        return None
+    return len(fold_scores or [])
+
+
 def _job_read(
     job: JobRow, progress: tuple[int, int], running: Row[Any] | None, best: Row[Any] | None
 ) -> JobRead:
@@ -114,6 +123,7 @@ def _job_read(
             current_trial=CurrentTrial(
                 trial_id=running.trial_id,
                 epochs_run=running.epochs_run,
+                folds_completed=_folds_completed(job, running.fold_scores),
                 hyperparameters=running.hyperparameters,
                 started_at=running.started_at,
             )

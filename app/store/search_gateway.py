@@ -42,6 +42,7 @@ from app.store.trial_records import (
     completed_epoch_metrics,
     end_trial,
     record_epoch,
+    record_fold_scores,
     running_trial_ids,
     running_trial_pk,
     start_trial,
@@ -172,6 +173,14 @@ class SearchDatabase:
                 epoch=epoch,
                 metrics=metrics,
                 learning_rate=learning_rate,
+            )
+        )
+
+    def folds_ended(self, trial_id: str, fold_scores: list[float | None]) -> None:
+        pk = self._trial_pks[trial_id]
+        self._write(
+            lambda session: record_fold_scores(
+                session=session, trial_pk=pk, fold_scores=fold_scores
             )
         )
 

@@ -115,6 +115,12 @@ def record_epoch(
     session.execute(update(Trial).where(Trial.id == trial_pk).values(epochs_run=recorded))
 
 
+def record_fold_scores(*, session: Session, trial_pk: int, fold_scores: list[float | None]) -> None:
+    """A cross-validated trial's scores of the folds it has finished so far: its progress
+    between folds, whose epochs rewrite the same (mean) rows of its curve."""
+    session.execute(update(Trial).where(Trial.id == trial_pk).values(fold_scores=fold_scores))
+
+
 def trial_curve(*, session: Session, trial_pk: int) -> list[EpochLosses]:
     """The trial's recorded (epoch, loss, val_loss), what its overfitting is judged on."""
     rows = session.execute(

@@ -118,12 +118,15 @@ class CrossValidated:
         trial_id = trial.trial_id
         self._fold_epochs[trial_id] = {}
         runs: list[list[Any]] = []
+        ended: list[tuple[float | None, float]] = []
         out_of_fold: list[np.ndarray | None] = []
         try:
             for fold, (fit, held) in enumerate(self.folds.parts):
                 self._fold = fold
                 kwargs = {**fit_kwargs, "validation_data": (x[held], y[held])}
                 runs.append(list(super().run_trial(trial, x[fit], y[fit], **kwargs)))  # type: ignore[misc]
+                ended.append(self._fold_result(trial, runs[-1]))
+                self.folds_ended(trial_id, [score for score, _ in ended])
                 if getattr(self, "_pruned", {}).get(trial_id):
                     break  # pruned in its first fold (the one the pruner judges)
                 if keep:
@@ -131,7 +134,7 @@ class CrossValidated:
         finally:
             self._fold = None
             self._fold_epochs.pop(trial_id, None)
-        self._record_folds(trial, runs)
+        self._record_folds(trial, ended)
         if keep and len(out_of_fold) == len(self.folds.parts):
             self._save_out_of_fold(trial, out_of_fold)
         return [history for run in runs for history in run]
@@ -165,16 +168,22 @@ class CrossValidated:
             predicted[held] = part
         save_predictions(self._trial_dir(trial), predicted)
 
-    def _record_folds(self, trial: Any, runs: list[list[Any]]) -> None:
+    def _fold_result(self, trial: Any, run: list[Any]) -> tuple[float | None, float]:
+        """A fold's (score, best epoch) over its executions' fits (the mean of each)."""
         objective = self.oracle.objective  # type: ignore[attr-defined]
         initial = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
-        scores: list[float | None] = []
-        best_epochs: list[float] = []
-        for run in runs:
-            bests = [best_of_history(history, objective) for history in run]
-            values = [value for value, _ in bests if value is not None]
-            scores.append(statistics.fmean(values) if values else None)
-            best_epochs.append(initial + statistics.fmean(at for _, at in bests))
+        bests = [best_of_history(history, objective) for history in run]
+        values = [value for value, _ in bests if value is not None]
+        score = statistics.fmean(values) if values else None
+        return score, initial + statistics.fmean(at for _, at in bests)
+
+    def folds_ended(self, trial_id: str, fold_scores: list[float | None]) -> None:
+        """The trial's folds finished so far, after each: its progress (RecordingTuner
+        writes it down)."""
+
+    def _record_folds(self, trial: Any, ended: list[tuple[float | None, float]]) -> None:
+        scores = [score for score, _ in ended]
+        best_epochs = [best_epoch for _, best_epoch in ended]
         self._fold_scores[trial.trial_id] = scores
         folds_file = Path(self.get_trial_dir(trial.trial_id)) / FOLDS_FILE  # type: ignore[attr-defined]
         folds_file.write_text(json.dumps({"fold_scores": scores, "best_epochs": best_epochs}))

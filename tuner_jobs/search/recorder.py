@@ -71,6 +71,12 @@ class TrialRecorder:
         with claim_held():
             self.database.epoch_ended(trial_id, epoch, metrics, finite(learning_rate))
 
+    def folds_ended(self, trial_id: str, fold_scores: list[float | None]) -> None:
+        """A cross-validated trial's scores of the folds it has finished so far."""
+        scores = [finite(s) for s in fold_scores]
+        with claim_held():
+            self.database.folds_ended(trial_id, scores)
+
     def trial_ended(
         self,
         trial_id: str,

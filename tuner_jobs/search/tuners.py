@@ -262,6 +262,11 @@ class RecordingTuner(CrossValidated):
             raise SearchStopped("the search was asked to stop")
         self._prune(trial, model, epoch, logs)
 
+    def folds_ended(self, trial_id: str, fold_scores: list[float | None]) -> None:
+        # Stored as the running trial's progress: between folds, its curve's epochs are
+        # rewritten (as means) rather than added.
+        self.recorder.folds_ended(trial_id, fold_scores)
+
     def _prune(self, trial, model: keras.Model, epoch: int, logs: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
         """Stop a trial below the completed trials' median (tuner_jobs.search.pruning). This
         hook runs inside KerasTuner's own Keras callback (TunerCallback), after the user's:

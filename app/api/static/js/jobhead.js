@@ -47,6 +47,14 @@ function summaryText(job, datasetName) {
   );
 }
 
+// A cross-validated trial's folds: between them its epochs are rewritten (as means), so
+// the fold is what moves.
+function foldText(cur, job) {
+  const cv = job.spec.training && job.spec.training.cross_validation;
+  if (cur.folds_completed == null || !cv) return "";
+  return `fold ${Math.min(cur.folds_completed + 1, cv.folds)} of ${cv.folds}, `;
+}
+
 // `trialCount()`: how many trials the delete would take with it (for the confirmation).
 export function jobHeader(jobId, { trialCount }) {
   let job = null;
@@ -128,7 +136,7 @@ export function jobHeader(jobId, { trialCount }) {
     drawBudget(active);
     const cur = job.progress.current_trial;
     current.textContent = cur
-      ? `Trial ${trialLabel(cur.trial_id)} running: ${cur.epochs_run} epoch(s) done.`
+      ? `Trial ${trialLabel(cur.trial_id)} running: ${foldText(cur, job)}${cur.epochs_run} epoch(s) done.`
       : job.status === "queued"
         ? "Waiting for a worker."
         : "";
