@@ -6,17 +6,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from app.main import create_app
 from app.settings import Settings
@@ -33,8 +35,7 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
-def _postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def _require_postgres() -> str:
     if not POSTGRES_ADMIN_URL:
         if REQUIRE_POSTGRES:
             pytest.fail("TUNER_TEST_REQUIRE_POSTGRES=1 but TUNER_TEST_POSTGRES_URL is unset")
@@ -42,28 +43,47 @@ def _postgres_database() -> Iterator[str]:
             "PostgreSQL not configured: set TUNER_TEST_POSTGRES_URL, or install its server"
             " binaries (/usr/lib/postgresql/*/bin) and `make test` starts one"
         )
-    with scratch_database(POSTGRES_ADMIN_URL, "tuner_test") as url:
-        yield url
+    return POSTGRES_ADMIN_URL
+
+
+# Each test's database is a copy of one migrated per test process: a copy costs a few
+# milliseconds, the migrations tens (tests/test_migrations.py runs them on empty ones).
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("migrated") / "tuner.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """The name of a migrated PostgreSQL database nobody stays connected to (a template)."""
+    with scratch_database(_require_postgres(), "tuner_migrated") as url:
+        upgrade(url)
+        yield make_url(url).database or ""
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database on each backend."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tuner.db'}"
-        upgrade(url)
-        yield url
+        yield _sqlite_copy(request.getfixturevalue("migrated_sqlite"), tmp_path / "tuner.db")
     else:
-        for url in _postgres_database():
-            upgrade(url)
+        template = request.getfixturevalue("migrated_postgres")
+        with scratch_database(_require_postgres(), "tuner_test", template=template) as url:
             yield url
 
 
+def _sqlite_copy(template: Path, path: Path) -> str:
+    # SQLite's own backup, not a file copy: the template's WAL, if any, comes with it.
+    with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
+        source.backup(copy)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    upgrade(url)
-    return url
+def sqlite_url(migrated_sqlite: Path, tmp_path: Path) -> str:
+    return _sqlite_copy(migrated_sqlite, tmp_path / "tuner.db")
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
@@ -184,3 +204,17 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[object]:
     yield _start
     for worker in workers:
         worker.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run searches first (each keeps its file's order). The two test
+    processes then end the suite on quick tests, together, instead of one finishing a
+    twenty-second search alone while the other's core idles."""
+    items.sort(
+        key=lambda item: (
+            not (
+                item.get_closest_marker("slow")
+                or "start_worker" in getattr(item, "fixturenames", ())
+            )
+        )
+    )

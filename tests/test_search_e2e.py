@@ -77,6 +77,10 @@ def test_all_four_algorithms_run_to_completion(
             # KerasTuner's own smallest rung (1 epoch), not the one derived from the table.
             tuner={"algorithm": "hyperband", "max_epochs": 3, "min_epochs": 1, "factor": 3},
             search_space=FAST_SPACE,
+            # Every trial of its plan, however slow the machine: without max_trials the
+            # service would choose it a budget (docs/spec.md), which a loaded machine
+            # spends after the first trial.
+            max_runtime_s=None,
         ),
         "bayesian": submit(
             api,
@@ -89,6 +93,7 @@ def test_all_four_algorithms_run_to_completion(
             api,
             classification["id"],
             tuner={"algorithm": "grid"},
+            max_runtime_s=None,  # every point of the grid (as hyperband's above)
             training={"epochs": 2},
             search_space={
                 "num_layers": {"type": "fixed", "value": 1},

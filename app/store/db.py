@@ -58,15 +58,17 @@ def for_reading(engine: Engine) -> Engine:
 
 
 @contextmanager
-def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+def scratch_database(admin_url: str, prefix: str, *, template: str | None = None) -> Iterator[str]:
     """A fresh PostgreSQL database, created through `admin_url` (a role allowed to create
     databases) and dropped afterwards, whoever is still connected: its URL. For the
-    test suite and the benchmarks."""
+    test suite and the benchmarks. `template`: a database (nobody connected to it) it
+    starts as a copy of."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy_of = "" if template is None else f' TEMPLATE "{template}"'
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         _drop_database(admin, name)
