@@ -14,8 +14,6 @@ from tests.factories import customers_frame, submit, upload_ok, wait_for_job
 
 pytestmark = pytest.mark.slow
 
-QUICK = {"tuner": {"algorithm": "random_search", "max_trials": 1}, "training": {"epochs": 1}}
-
 
 def _search_pids(log: str, job_id: str) -> list[str]:
     """The processes a job's search ran in, in order: a parallel_trials "auto" job's chief
@@ -27,9 +25,15 @@ def _search_pids(log: str, job_id: str) -> list[str]:
     ]
 
 
-def _run_queue(api: httpx.Client, start_worker, settings, jobs: int, **overrides) -> list[str]:
+def _run_queue(
+    api: httpx.Client, start_worker, settings, jobs: int, trials: int = 1, **overrides
+) -> list[str]:
     dataset = upload_ok(api, customers_frame(rows=60), "churned")
-    ids = [submit(api, dataset["id"], **QUICK)["id"] for _ in range(jobs)]
+    quick = {
+        "tuner": {"algorithm": "random_search", "max_trials": trials},
+        "training": {"epochs": 1},
+    }
+    ids = [submit(api, dataset["id"], **quick)["id"] for _ in range(jobs)]
     start_worker(
         settings_override=make_settings(settings.database_url, settings.data_dir, **overrides)
     )
@@ -42,9 +46,10 @@ def _run_queue(api: httpx.Client, start_worker, settings, jobs: int, **overrides
 def test_a_queue_of_jobs_runs_in_one_search_process_until_its_recycle_threshold(
     api: httpx.Client, start_worker, settings, tmp_path: Path
 ) -> None:
-    # One trial per job, two per process: the second job starts in the first one's process,
-    # and its trial uses the process up (the threshold counts trials over every job it ran).
-    first, second = _run_queue(api, start_worker, settings, 2, recycle_trials=2)
+    # Two trials per job, three per process: the second job starts in the first one's
+    # process, and its first trial uses the process up (the threshold counts trials over
+    # every job it ran), so its second runs in a fresh one.
+    first, second = _run_queue(api, start_worker, settings, 2, trials=2, recycle_trials=3)
     log = (tmp_path / "worker-0.log").read_text()
     [first_pid] = _search_pids(log, first)
     second_pids = _search_pids(log, second)
@@ -52,7 +57,7 @@ def test_a_queue_of_jobs_runs_in_one_search_process_until_its_recycle_threshold(
     assert log.count("search process kept for the next job") >= 1, log
     [recycled] = [line for line in log.splitlines() if "recycling the search process" in line]
     assert second in recycled
-    assert "recycle after 2 trial(s)" in recycled, recycled
+    assert "recycle after 3 trial(s)" in recycled, recycled
     # The search went on in a fresh process, as any recycled search does.
     assert len(second_pids) == 2, second_pids
     assert second_pids[1] != first_pid

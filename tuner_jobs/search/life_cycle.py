@@ -158,7 +158,7 @@ class SearchLifeCycle:
         self._trials_here += 1
         rss = resident_mb()
         reason = recycle_reason(count_trial(), rss, self.settings)
-        if reason is None or not self._may_recycle():
+        if reason is None or self._plan_started() or not self._may_recycle():
             return
         logger.info(
             "recycling the search process",
@@ -171,6 +171,14 @@ class SearchLifeCycle:
             },
         )
         raise RecycleProcess(reason)
+
+    def _plan_started(self) -> bool:
+        """Every trial the job plans has started here (a chief's or one process's oracle):
+        a fresh process would import TensorFlow and reload the search only to end it."""
+        if self.role is Role.TUNER:
+            return False  # its oracle is the chief's, over the network
+        started = len(self.tuner.oracle.trials)  # type: ignore[attr-defined]
+        return started >= self.job.trials_planned
 
     def _may_recycle(self) -> bool:
         """A chief hands over only while no other tuner takes part: a fresh chief replaces
