@@ -189,8 +189,11 @@ def main(argv: list[str]) -> int:
             env["TUNER_TEST_POSTGRES_URL"] = url
             env["TUNER_TEST_REQUIRE_POSTGRES"] = "1"
         junit = Path(scratch) / "junit.xml"
-        # The slowest tests listed at the end: where the suite's time goes.
-        pytest_args = ["-n", "2", "--durations=30"]
+        # The slowest tests listed at the end: where the suite's time goes. Each test
+        # process is handed two tests at a time (xdist hands out a quarter of the suite at
+        # first): with the searches collected first (conftest), the two then end together
+        # on quick tests, where one was left with a queue of searches.
+        pytest_args = ["-n", "2", "--maxschedchunk=2", "--durations=30"]
         if names_tests(argv):
             code = run_pytest([*pytest_args, f"--junitxml={junit}", *argv], env)
             report_skips([junit], absent)
