@@ -214,17 +214,19 @@ def scratch_postgres() -> Iterator[str | None]:
         yield url
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def _cpu_ticks(pid: int, *, reaped: bool = False) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    # utime + stime; with `reaped`, + cutime + cstime (its children it has waited for).
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    ticks = _cpu_ticks(pid)
+def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """User + system CPU time a process has used so far; with `reaped`, that of the
+    children it has reaped too."""
+    ticks = _cpu_ticks(pid, reaped=reaped)
     if ticks is None:
         raise ProcessLookupError(pid)
     return ticks / os.sysconf("SC_CLK_TCK")

@@ -12,7 +12,6 @@ ones). Rounds alternate the two settings, so a change in the machine's load fall
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -38,11 +37,9 @@ def _spec(dataset_id: str, seed: int) -> dict[str, Any]:
 
 
 def _worker_cpu(pid: int) -> float:
-    """The worker's CPU and its reaped children's (cutime, cstime), plus its live ones'."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    """The worker's CPU and its reaped children's, plus its live ones'."""
     live = sum(cpu_seconds(child) for child in child_pids(pid))
-    return ticks / os.sysconf("SC_CLK_TCK") + live
+    return cpu_seconds(pid, reaped=True) + live
 
 
 def _round(csv: Path, *, reuse: bool) -> dict[str, float]:
